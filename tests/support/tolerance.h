@@ -1,0 +1,38 @@
+#pragma once
+// The one tolerance policy of the test suite (docs/NUMERICS.md). Every comparison of floats uses
+// |got - want| <= atol + rtol * |want|, with the constants below; integer data (bucket ids,
+// permutations) is compared exactly.
+#include <cstdint>
+#include <string>
+
+namespace reformer::test {
+
+struct Tolerance {
+  double atol;
+  double rtol;
+};
+
+// fp32 fast kernel vs its slow scalar reference (same math, different summation order).
+inline constexpr Tolerance kKernelTol{1e-5, 1e-4};
+// Analytic gradient vs central finite differences in fp32 (step kFdStep): truncation plus
+// rounding error of order eps_fp32 * |f| / step.
+inline constexpr Tolerance kGradCheckTol{2e-3, 2e-2};
+inline constexpr float kFdStep = 1e-2f;
+// Two fp32 computations of the same model quantity along different paths (reversible vs stored
+// activations, chunked vs unchunked): the bound of 1e-5 relative.
+inline constexpr Tolerance kPathTol{1e-6, 1e-5};
+// Hugging Face parity fixtures (fp32): max abs diff 1e-4 on outputs, 1e-4 relative on gradients.
+inline constexpr Tolerance kParityTol{1e-4, 1e-4};
+
+// Compares element by element; on failure returns a message naming the first mismatches and the
+// max abs/rel difference, else an empty string.
+std::string compare(const float* got, const float* want, int64_t n, Tolerance tol, const std::string& name);
+
+}  // namespace reformer::test
+
+// EXPECT_CLOSE(got_ptr, want_ptr, n, tol, "name")
+#define EXPECT_CLOSE(got, want, n, tol, name)                                       \
+  do {                                                                              \
+    const std::string _msg = ::reformer::test::compare((got), (want), (n), (tol), (name)); \
+    EXPECT_TRUE(_msg.empty()) << _msg;                                              \
+  } while (0)
