@@ -1,0 +1,33 @@
+#pragma once
+// Inverted dropout with counter-based masks (reformer/rng.h): element i is kept iff
+// rng_keep(seed, stream, index_base + i, p), and kept values are scaled by 1 / (1 - p). The mask is a
+// pure function of its key, so a recomputation (reversible backward, chunked layers) draws the same
+// mask by passing the same (seed, stream, absolute index). p = 0 is a no-op that draws nothing.
+//
+// Stream key for hidden-state dropout (HF hidden_dropout_prob), built by the caller as
+//   hidden_dropout_stream(step, layer, site) = rng_stream(RngPurpose::HiddenDropout, {step, layer, site})
+// with the sites below; index = row * width + column over the flattened (B * L) rows, so that the
+// mask does not depend on how the rows are chunked. Dropout after the final LayerNorm uses
+// layer = number of layers.
+// Gradients: dx is ASSIGNED.
+#include <cstdint>
+
+namespace reformer {
+
+enum class DropoutSite : uint64_t {
+  AttentionOutput = 0,    // after Wo (reversible block)
+  FeedForwardHidden = 1,  // after the first FF dense, before the activation
+  FeedForwardOutput = 2,  // after the second FF dense
+  FinalNorm = 3,          // after the final LayerNorm (before the LM head)
+};
+
+uint64_t hidden_dropout_stream(uint64_t step, int layer, DropoutSite site);
+
+// y = dropout(x), n elements; y may equal x (in place). p in [0, 1) else reformer::Error.
+void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed, uint64_t stream,
+                     uint64_t index_base);
+// dx = the forward's mask applied to dy (same key, same index_base); dx may equal dy.
+void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed, uint64_t stream,
+                      uint64_t index_base);
+
+}  // namespace reformer

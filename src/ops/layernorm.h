@@ -1,0 +1,17 @@
+#pragma once
+// LayerNorm over the last axis: y = (x - mean) * rstd * w + b, rstd = 1 / sqrt(var + eps), with the
+// biased variance (torch). Gradients: dw, db ACCUMULATE (+=); dx is ASSIGNED.
+#include <cstdint>
+
+namespace reformer {
+
+// y, x: (N, C); w, b: (C). mean, rstd: (N) saved for the backward, or nullptr when none follows.
+// y may alias x.
+void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                       int64_t N, int64_t C, float eps);
+
+// dx: (N, C) (may alias dy); dw, db: (C); mean, rstd: as saved by layernorm_forward for this x.
+void layernorm_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* mean,
+                        const float* rstd, const float* w, int64_t N, int64_t C);
+
+}  // namespace reformer

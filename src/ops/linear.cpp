@@ -1,0 +1,25 @@
+#include "ops/linear.h"
+
+#include <algorithm>
+
+#include "kernels/cpu/gemm.h"
+#include "ops/parallel.h"
+
+namespace reformer {
+
+void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t in, int64_t out) {
+  if (b) {
+#pragma omp parallel for schedule(static) if (N * out >= kOmpMinWork)
+    for (int64_t i = 0; i < N; ++i) std::copy(b, b + out, y + i * out);
+  }
+  gemm(false, true, N, out, in, 1.f, x, in, w, in, b ? 1.f : 0.f, y, out);
+}
+
+void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, int64_t N,
+                     int64_t in, int64_t out) {
+  if (dx) gemm(false, false, N, in, out, 1.f, dy, out, w, in, 0.f, dx, in);
+  gemm(true, false, out, in, N, 1.f, dy, out, x, in, 1.f, dw, in);
+  if (db) add_column_sums(db, dy, N, out, out);
+}
+
+}  // namespace reformer

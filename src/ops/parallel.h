@@ -1,0 +1,26 @@
+#pragma once
+// OpenMP helpers shared by the ops. Reductions over rows (bias and LayerNorm parameter gradients,
+// embedding scatter-adds) are parallelised over blocks of COLUMNS: each column belongs to exactly
+// one thread and its rows are summed in order, so results are deterministic without atomics.
+#include <algorithm>
+#include <cstdint>
+
+namespace reformer {
+
+// Work (in elements) below which a loop stays on one thread: fork/join costs more than it saves.
+inline constexpr int64_t kOmpMinWork = 1 << 15;
+
+// Calls fn(j0, j1) for the column blocks [j0, j1) covering [0, cols), in parallel when work (the
+// total number of elements touched) is large enough.
+template <class Fn>
+void parallel_column_blocks(int64_t cols, int64_t work, Fn&& fn) {
+  constexpr int64_t kBlock = 64;
+  const int64_t nblocks = (cols + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (work >= kOmpMinWork && nblocks > 1)
+  for (int64_t b = 0; b < nblocks; ++b) fn(b * kBlock, std::min(cols, (b + 1) * kBlock));
+}
+
+// out[j] += sum_i x[i * ld + j] for j < cols, accumulated in double.
+void add_column_sums(float* out, const float* x, int64_t rows, int64_t cols, int64_t ld);
+
+}  // namespace reformer
