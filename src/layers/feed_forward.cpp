@@ -1,0 +1,91 @@
+#include "layers/feed_forward.h"
+
+#include <algorithm>
+
+#include "ops/dropout.h"
+#include "ops/layernorm.h"
+#include "ops/linear.h"
+
+namespace reformer {
+
+FeedForward::FeedForward(int64_t D, int64_t F, Activation act, float ln_eps, int64_t chunk, FeedForwardWeights w,
+                         FeedForwardGrads g)
+    : D_(D), F_(F), act_(act), eps_(ln_eps), chunk_(chunk), w_(w), g_(g) {
+  REFORMER_CHECK(D > 0 && F > 0, "feed-forward sizes hidden_size ", D, " and feed_forward_size ", F,
+                 " must be positive");
+  REFORMER_CHECK(chunk >= 0, "chunk_size_feed_forward ", chunk, " must be >= 0 (0 = no chunking)");
+  REFORMER_CHECK(w.ln_w && w.ln_b && w.w1 && w.b1 && w.w2 && w.b2, "feed-forward weights must all be given");
+}
+
+bool FeedForward::prepare(const FeedForwardCall& call, bool backward) {
+  REFORMER_CHECK(call.rows >= 0, "feed-forward row count ", call.rows, " must be >= 0");
+  if (call.rows == 0) return false;
+  const int64_t c = chunk_rows(call.rows);
+  xn_.ensure({c, D_}, MemCategory::Workspace);
+  mean_.ensure({c}, MemCategory::Workspace);
+  rstd_.ensure({c}, MemCategory::Workspace);
+  h_.ensure({c, F_}, MemCategory::Workspace);
+  a_.ensure({c, F_}, MemCategory::Workspace);
+  if (backward) {
+    dout_.ensure({c, D_}, MemCategory::Workspace);
+    dh_.ensure({c, F_}, MemCategory::Workspace);
+  }
+  return true;
+}
+
+void FeedForward::hidden(const float* x, int64_t r0, int64_t n, const FeedForwardCall& call) {
+  layernorm_forward(xn_.data(), mean_.data(), rstd_.data(), x + r0 * D_, w_.ln_w, w_.ln_b, n, D_, eps_);
+  linear_forward(h_.data(), xn_.data(), w_.w1, w_.b1, n, D_, F_);
+  const uint64_t stream = hidden_dropout_stream(call.step, call.layer, DropoutSite::FeedForwardHidden);
+  dropout_forward(h_.data(), h_.data(), n * F_, drop_prob(call), call.seed, stream, r0 * F_);
+  activation_forward(a_.data(), h_.data(), n * F_, act_);
+}
+
+void FeedForward::output(float* out, int64_t r0, int64_t n, const FeedForwardCall& call) {
+  float* o = out + r0 * D_;
+  linear_forward(o, a_.data(), w_.w2, w_.b2, n, F_, D_);
+  const uint64_t stream = hidden_dropout_stream(call.step, call.layer, DropoutSite::FeedForwardOutput);
+  dropout_forward(o, o, n * D_, drop_prob(call), call.seed, stream, r0 * D_);
+}
+
+void FeedForward::forward(float* out, const float* x, const FeedForwardCall& call) {
+  if (!prepare(call, false)) return;
+  const int64_t c = chunk_rows(call.rows);
+  for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
+    const int64_t n = std::min(c, call.rows - r0);
+    hidden(x, r0, n, call);
+    output(out, r0, n, call);
+  }
+}
+
+void FeedForward::backward(float* dx, float* out, const float* dout, const float* x, const FeedForwardCall& call) {
+  REFORMER_CHECK(g_.ln_w && g_.ln_b && g_.w1 && g_.b1 && g_.w2 && g_.b2,
+                 "FeedForward::backward needs gradient buffers; construct the layer with FeedForwardGrads");
+  if (!prepare(call, true)) return;
+  const int64_t c = chunk_rows(call.rows);
+  const float p = drop_prob(call);
+  const uint64_t s_hidden = hidden_dropout_stream(call.step, call.layer, DropoutSite::FeedForwardHidden);
+  const uint64_t s_out = hidden_dropout_stream(call.step, call.layer, DropoutSite::FeedForwardOutput);
+  for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
+    const int64_t n = std::min(c, call.rows - r0);
+    hidden(x, r0, n, call);
+    if (out) output(out, r0, n, call);
+    // Output dropout, then Dense(F -> D).
+    dropout_backward(dout_.data(), dout + r0 * D_, n * D_, p, call.seed, s_out, r0 * D_);
+    linear_backward(dh_.data(), g_.w2, g_.b2, dout_.data(), a_.data(), w_.w2, n, F_, D_);
+    // Activation, hidden dropout (both in place), then Dense(D -> F); dout_ is free to take dxn.
+    activation_backward(dh_.data(), dh_.data(), h_.data(), n * F_, act_);
+    dropout_backward(dh_.data(), dh_.data(), n * F_, p, call.seed, s_hidden, r0 * F_);
+    linear_backward(dout_.data(), g_.w1, g_.b1, dh_.data(), xn_.data(), w_.w1, n, D_, F_);
+    layernorm_backward(dx + r0 * D_, g_.ln_w, g_.ln_b, dout_.data(), x + r0 * D_, mean_.data(), rstd_.data(),
+                       w_.ln_w, n, D_);
+  }
+}
+
+int64_t FeedForward::workspace_bytes() const {
+  int64_t n = 0;
+  for (const Tensor* t : {&xn_, &mean_, &rstd_, &h_, &a_, &dout_, &dh_}) n += t->numel();
+  return n * static_cast<int64_t>(sizeof(float));
+}
+
+}  // namespace reformer

@@ -1,0 +1,72 @@
+#pragma once
+// The feed-forward branch of a Reformer layer, G in Y2 = X2 + G(Y1) (spec 3.4):
+//   LN_f -> Dense(D -> F, bias) -> Dropout -> Activation -> Dense(F -> D, bias) -> Dropout
+// (dropout BEFORE the activation, as HF ReformerFeedForwardDense and trax do).
+//
+// Rows (the flattened B * L positions) are processed in chunks of `chunk` rows (0 = all at once;
+// the last chunk may be shorter), so the F-wide activations never exceed chunk x F. Rows are
+// independent, and dropout masks are keyed by the ABSOLUTE row index, so chunking does not change
+// the result. Dropout is elementwise (HF), keyed by hidden_dropout_stream(step, layer, site).
+//
+// Gradients: weight gradients ACCUMULATE (+=) into the buffers given at construction; dx is
+// ASSIGNED. backward() saves nothing between calls: it recomputes each chunk's forward from x.
+#include <cstdint>
+
+#include "ops/activation.h"
+#include "reformer/tensor.h"
+
+namespace reformer {
+
+// w1 (F, D), w2 (D, F): torch layout; b1 (F), b2 (D), ln_w / ln_b (D).
+struct FeedForwardWeights {
+  const float *ln_w, *ln_b, *w1, *b1, *w2, *b2;
+};
+// Same shapes; all nullptr for an inference-only layer.
+struct FeedForwardGrads {
+  float *ln_w, *ln_b, *w1, *b1, *w2, *b2;
+};
+
+struct FeedForwardCall {
+  int64_t rows = 0;        // B * L
+  bool training = false;   // dropout only when training
+  float dropout = 0.f;     // HF hidden_dropout_prob
+  uint64_t seed = 0;       // dropout key: (seed, step, layer, site)
+  uint64_t step = 0;
+  int layer = 0;
+};
+
+class FeedForward {
+ public:
+  FeedForward(int64_t D, int64_t F, Activation act, float ln_eps, int64_t chunk, FeedForwardWeights w,
+              FeedForwardGrads g);
+
+  // out, x: (rows, D). out = G(x), not the residual sum. out must not alias x.
+  void forward(float* out, const float* x, const FeedForwardCall& call);
+  // Recomputes G(x) chunk by chunk with the forward's dropout masks, writes it to out (nullptr: not
+  // needed) and backpropagates dout: dx = dG/dx^T dout, weight grads +=. dx must not alias x or dout.
+  void backward(float* dx, float* out, const float* dout, const float* x, const FeedForwardCall& call);
+
+  int64_t workspace_bytes() const;
+
+ private:
+  int64_t chunk_rows(int64_t rows) const { return chunk_ > 0 && chunk_ < rows ? chunk_ : rows; }
+  float drop_prob(const FeedForwardCall& call) const { return call.training ? call.dropout : 0.f; }
+  // Validates the call and sizes the workspace for one chunk; false when there are no rows.
+  bool prepare(const FeedForwardCall& call, bool backward);
+  // Rows [r0, r0 + n): xn = LN(x), mean/rstd, h = dropout(xn W1^T + b1), a = act(h).
+  void hidden(const float* x, int64_t r0, int64_t n, const FeedForwardCall& call);
+  // Rows [r0, r0 + n) of out = dropout(a W2^T + b2).
+  void output(float* out, int64_t r0, int64_t n, const FeedForwardCall& call);
+
+  int64_t D_, F_;
+  Activation act_;
+  float eps_;
+  int64_t chunk_;
+  FeedForwardWeights w_;
+  FeedForwardGrads g_;
+  // Per-chunk workspace, reused across chunks and calls.
+  Tensor xn_, mean_, rstd_, h_, a_;  // forward (recomputed in the backward)
+  Tensor dout_, dh_;                 // backward only
+};
+
+}  // namespace reformer
