@@ -84,6 +84,7 @@ class Tensor {
   int ndim() const { return static_cast<int>(shape_.size()); }
   int64_t dim(int i) const { return shape_.at(i < 0 ? i + ndim() : i); }
   int64_t numel() const { return numel_; }
+  int64_t capacity() const { return buffer_.size(); }  // allocated elements (>= numel after ensure)
   Shape strides() const;  // in elements, row-major
   bool empty() const { return buffer_.data() == nullptr; }
   MemCategory category() const { return buffer_.category(); }

@@ -1,0 +1,69 @@
+#pragma once
+// ReformerConfig: Hugging Face `ReformerConfig` names and defaults (spec 6.1), read from and written
+// to config.json. validate() rejects invalid combinations at load time with a message naming the
+// field and the fix. One extension: the layer type "full" (exact blockwise attention, the paper's
+// baseline) besides HF's "lsh" and "local".
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace reformer {
+
+struct ReformerConfig {
+  std::vector<std::string> attn_layers = {"local", "lsh", "local", "lsh", "local", "lsh"};
+  int64_t attention_head_size = 64;
+  double axial_norm_std = 1.0;
+  bool axial_pos_embds = true;
+  std::vector<int64_t> axial_pos_shape = {64, 64};
+  std::vector<int64_t> axial_pos_embds_dim = {64, 192};
+  int64_t chunk_size_lm_head = 0;
+  int64_t chunk_size_feed_forward = 0;
+  int64_t eos_token_id = 2;
+  int64_t feed_forward_size = 512;
+  std::optional<int64_t> hash_seed;
+  std::string hidden_act = "relu";
+  double hidden_dropout_prob = 0.05;
+  int64_t hidden_size = 256;
+  double initializer_range = 0.02;
+  bool is_decoder = false;
+  double layer_norm_eps = 1e-12;
+  double local_attention_probs_dropout_prob = 0.05;
+  int64_t local_attn_chunk_length = 64;
+  int64_t local_num_chunks_before = 1;
+  int64_t local_num_chunks_after = 0;
+  double lsh_attention_probs_dropout_prob = 0.0;
+  int64_t lsh_attn_chunk_length = 64;
+  int64_t lsh_num_chunks_before = 1;
+  int64_t lsh_num_chunks_after = 0;
+  int64_t max_position_embeddings = 4096;
+  int64_t num_attention_heads = 12;
+  std::vector<int64_t> num_buckets;  // empty = unset (HF None): resolved on the first forward
+  int64_t num_hashes = 1;
+  int64_t pad_token_id = 0;
+  int64_t vocab_size = 320;
+  bool tie_word_embeddings = false;
+
+  int64_t num_layers() const { return static_cast<int64_t>(attn_layers.size()); }
+  // Product of the buckets (factorized or not); 0 when unset.
+  int64_t total_buckets() const;
+  // The longest sequence the positional embedding covers (prod(axial_pos_shape) or max_position_embeddings).
+  int64_t max_length() const;
+
+  // Throws reformer::Error naming the field and the fix.
+  void validate() const;
+  // Checks that a batch of length L can be run (training: L must equal prod(axial_pos_shape) as in
+  // HF and be a multiple of the chunk lengths; eval: L <= max_length()).
+  void validate_length(int64_t L, bool training) const;
+  // HF `_set_num_buckets` rule for an unset num_buckets, from the first sequence length (spec 1.2).
+  std::vector<int64_t> auto_num_buckets(int64_t L) const;
+
+  static ReformerConfig from_json(const nlohmann::json& j);
+  nlohmann::json to_json() const;
+  static ReformerConfig load(const std::string& path);  // validates
+  void save(const std::string& path) const;             // atomic (temp file + rename)
+};
+
+}  // namespace reformer
