@@ -1,0 +1,403 @@
+#include "layers/lsh_attention.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/cpu/chunk_attention.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/lsh_hash.h"
+#include "kernels/cpu/lsh_sort.h"
+#include "reformer/rng.h"
+
+namespace reformer {
+
+// Geometry of one call. The short path (L <= c) is the hashed path with one round, the identity
+// permutation and a single chunk of length L that sees only itself.
+struct LshSelfAttention::Plan {
+  int64_t B, L, nh, c, before, after;
+  int64_t n_slots, n_chunks, window, n_pad;
+  bool hashed;
+  bool padding_bucket;  // HF: only if the pad mask actually contains a zero (whole batch)
+  int64_t nb_eff;
+};
+
+// Per-thread working memory for one (batch, head) pair: O(nh * L * d).
+struct LshSelfAttention::HeadScratch {
+  Buffer<int32_t> spos, undo, counts, kpos;  // sorted positions, inverse permutation, sort counts, padded key positions
+  Buffer<uint8_t> kvalid;                    // padded key validity
+  Buffer<float> sq, sk, sv;                  // sorted queries; padded normalised keys and values
+  Buffer<float> o_slot, lse, weight;         // per sorted slot: output, logsumexp, round weight
+  Buffer<float> chunk, hash;                 // chunk-kernel and hashing scratch
+  Buffer<float> do_slot, dlse, dsq, dsk, dsv;  // backward only
+
+  int64_t bytes() const {
+    return static_cast<int64_t>(spos.bytes() + undo.bytes() + counts.bytes() + kpos.bytes() + kvalid.bytes() +
+                                sq.bytes() + sk.bytes() + sv.bytes() + o_slot.bytes() + lse.bytes() +
+                                weight.bytes() + chunk.bytes() + hash.bytes() + do_slot.bytes() + dlse.bytes() +
+                                dsq.bytes() + dsk.bytes() + dsv.bytes());
+  }
+};
+
+namespace {
+
+constexpr float kNormEps = 1e-6f;  // HF _len_norm epsilon
+constexpr MemCategory kWs = MemCategory::Workspace;
+
+// Shared-QK key (spec 1.5): k = q * rsqrt(mean(q^2) + 1e-6) / sqrt(d), two roundings as in HF.
+void normalize_key(float* k, const float* q, int64_t d) {
+  double ss = 0;
+  for (int64_t j = 0; j < d; ++j) ss += static_cast<double>(q[j]) * q[j];
+  const float inv = 1.f / std::sqrt(static_cast<float>(ss / d) + kNormEps);
+  const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(d));
+  for (int64_t j = 0; j < d; ++j) k[j] = (q[j] * inv) * inv_sqrt_d;
+}
+
+// dq += dk^T dk/dq for k = q * s(q), s = rsqrt(m)/sqrt(d), m = mean(q^2) + eps:
+// dq = s dk - s q (dk . q) / (d m).
+void normalize_key_backward(float* dq, const float* dk, const float* q, int64_t d) {
+  double ss = 0, dot = 0;
+  for (int64_t j = 0; j < d; ++j) {
+    ss += static_cast<double>(q[j]) * q[j];
+    dot += static_cast<double>(dk[j]) * q[j];
+  }
+  const double m = ss / d + kNormEps;
+  const double s = 1.0 / std::sqrt(m) / std::sqrt(static_cast<double>(d));
+  const float a = static_cast<float>(s);
+  const float b = static_cast<float>(s * dot / (d * m));
+  for (int64_t j = 0; j < d; ++j) dq[j] += a * dk[j] - b * q[j];
+}
+
+void add_row(float* dst, const float* src, int64_t d) {
+  for (int64_t j = 0; j < d; ++j) dst[j] += src[j];
+}
+
+float dot_row(const float* a, const float* b, int64_t d) {
+  float s = 0.f;
+  for (int64_t j = 0; j < d; ++j) s += a[j] * b[j];
+  return s;
+}
+
+}  // namespace
+
+LshSelfAttention::LshSelfAttention(const LshAttentionConfig& config, LshAttentionWeights weights,
+                                   LshAttentionGrads grads)
+    : cfg_(config), w_(weights), g_(grads), num_hashes_(config.num_hashes) {
+  REFORMER_CHECK(cfg_.hidden > 0 && cfg_.heads > 0 && cfg_.head_size > 0, "LSH attention: hidden ", cfg_.hidden,
+                 ", heads ", cfg_.heads, ", head_size ", cfg_.head_size, " must all be positive");
+  REFORMER_CHECK(cfg_.chunk_length > 0, "LSH attention: chunk_length ", cfg_.chunk_length, " must be positive");
+  REFORMER_CHECK(cfg_.chunks_before >= 0 && cfg_.chunks_after >= 0, "LSH attention: chunks_before ",
+                 cfg_.chunks_before, " and chunks_after ", cfg_.chunks_after, " must be >= 0");
+  REFORMER_CHECK(cfg_.dropout >= 0.f && cfg_.dropout < 1.f, "LSH attention: dropout ", cfg_.dropout,
+                 " must be in [0, 1)");
+  lsh_check_bucket_factors(cfg_.num_buckets);
+  set_num_hashes(config.num_hashes);
+  rot_cols_ = lsh_rotation_columns(cfg_.num_buckets);
+  total_buckets_ = lsh_total_buckets(cfg_.num_buckets);
+}
+
+LshSelfAttention::~LshSelfAttention() = default;
+
+void LshSelfAttention::set_num_hashes(int num_hashes) {
+  REFORMER_CHECK(num_hashes >= 1, "LSH attention: num_hashes ", num_hashes, " must be >= 1");
+  num_hashes_ = num_hashes;
+}
+
+void LshSelfAttention::set_rotations(const float* rotations) {
+  const int64_t n = cfg_.heads * cfg_.head_size * num_hashes_ * rot_cols_;
+  rotations_.ensure(n, kWs);
+  std::memcpy(rotations_.data(), rotations, static_cast<size_t>(n) * sizeof(float));
+  injected_ = true;
+  injected_hashes_ = num_hashes_;
+}
+
+void LshSelfAttention::clear_rotations() { injected_ = false; }
+
+int64_t LshSelfAttention::workspace_bytes() const {
+  int64_t total = static_cast<int64_t>(rotations_.bytes() + buckets_.bytes());
+  for (const Tensor* t : {&qk_, &v_, &o_, &do_, &dqk_, &dv_}) total += t->numel() * static_cast<int64_t>(sizeof(float));
+  for (const HeadScratch& s : scratch_) total += s.bytes();
+  return total;
+}
+
+LshSelfAttention::Plan LshSelfAttention::make_plan(const AttentionCall& call) const {
+  Plan p{};
+  p.B = call.batch;
+  p.L = call.length;
+  REFORMER_CHECK(p.B >= 1 && p.L >= 1, "LSH attention: batch ", p.B, " and length ", p.L, " must be positive");
+  p.hashed = p.L > cfg_.chunk_length;
+  if (p.hashed)
+    REFORMER_CHECK(p.L % cfg_.chunk_length == 0, "LSH attention: sequence length ", p.L,
+                   " is not a multiple of the LSH chunk_length ", cfg_.chunk_length,
+                   "; pad the input to a multiple of the chunk length (Hugging Face pads in eval mode)");
+  p.nh = p.hashed ? num_hashes_ : 1;
+  p.c = p.hashed ? cfg_.chunk_length : p.L;
+  p.before = p.hashed ? cfg_.chunks_before : 0;
+  p.after = p.hashed ? cfg_.chunks_after : 0;
+  p.n_slots = p.nh * p.L;
+  REFORMER_CHECK(p.n_slots < std::numeric_limits<int32_t>::max(), "LSH attention: num_hashes * length = ", p.n_slots,
+                 " exceeds 32-bit slot indices; use fewer hashes or a shorter sequence");
+  p.n_chunks = p.n_slots / p.c;
+  p.window = p.c * (1 + p.before + p.after);
+  p.n_pad = p.n_slots + (p.before + p.after) * p.c;
+  p.padding_bucket = false;
+  if (call.pad_mask)
+    for (int64_t i = 0; i < p.B * p.L && !p.padding_bucket; ++i) p.padding_bucket = call.pad_mask[i] == 0;
+  p.nb_eff = total_buckets_ + (p.padding_bucket ? 1 : 0);
+  REFORMER_CHECK(p.nh * p.nb_eff < std::numeric_limits<int32_t>::max(), "LSH attention: num_hashes * num_buckets = ",
+                 p.nh * p.nb_eff, " exceeds 32-bit bucket ids");
+  return p;
+}
+
+void LshSelfAttention::prepare(const Plan& p, bool backward) {
+  const int64_t d = cfg_.head_size, Hd = cfg_.heads * d;
+  for (Tensor* t : {&qk_, &v_, &o_}) t->ensure({p.B, p.L, Hd}, kWs);
+  if (backward)
+    for (Tensor* t : {&do_, &dqk_, &dv_}) t->ensure({p.B, p.L, Hd}, kWs);
+  const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), p.B * cfg_.heads));
+  if (static_cast<int>(scratch_.size()) < threads) scratch_.resize(threads);
+  for (int i = 0; i < threads; ++i) {
+    HeadScratch& s = scratch_[i];
+    s.spos.ensure(p.n_slots, kWs);
+    s.undo.ensure(p.n_slots, kWs);
+    s.kpos.ensure(p.n_pad, kWs);
+    s.kvalid.ensure(p.n_pad, kWs);
+    s.sq.ensure(p.n_slots * d, kWs);
+    s.sk.ensure(p.n_pad * d, kWs);
+    s.sv.ensure(p.n_pad * d, kWs);
+    s.o_slot.ensure(p.n_slots * d, kWs);
+    s.lse.ensure(p.n_slots, kWs);
+    s.weight.ensure(p.n_slots, kWs);
+    s.chunk.ensure(2 * p.c * p.window, kWs);
+    if (p.hashed) {
+      s.counts.ensure(p.nb_eff, kWs);
+      s.hash.ensure(lsh_hash_scratch_floats(d, static_cast<int>(p.nh), cfg_.num_buckets), kWs);
+    }
+    if (backward) {
+      s.do_slot.ensure(p.n_slots * d, kWs);
+      s.dlse.ensure(p.n_slots, kWs);
+      s.dsq.ensure(p.n_slots * d, kWs);
+      s.dsk.ensure(p.n_pad * d, kWs);
+      s.dsv.ensure(p.n_pad * d, kWs);
+    }
+  }
+}
+
+void LshSelfAttention::prepare_rotations(const AttentionCall& call) {
+  if (injected_) {
+    REFORMER_CHECK(injected_hashes_ == num_hashes_, "LSH attention: injected rotations are for ", injected_hashes_,
+                   " hash rounds but num_hashes is ", num_hashes_, "; call set_rotations() again or clear_rotations()");
+    return;
+  }
+  const int64_t per_head = cfg_.head_size * num_hashes_ * rot_cols_;
+  rotations_.ensure(cfg_.heads * per_head, kWs);
+  for (int64_t h = 0; h < cfg_.heads; ++h)
+    rng_fill_normal(rotations_.data() + h * per_head, per_head, call.seed,
+                    rng_stream(RngPurpose::Rotations, {call.step, static_cast<uint64_t>(call.layer), static_cast<uint64_t>(h)}));
+}
+
+void LshSelfAttention::project(const float* x, const Plan& p) {
+  const int64_t Hd = cfg_.heads * cfg_.head_size, BL = p.B * p.L, D = cfg_.hidden;
+  gemm(false, true, BL, Hd, D, 1.f, x, D, w_.query_key, D, 0.f, qk_.data(), Hd);
+  gemm(false, true, BL, Hd, D, 1.f, x, D, w_.value, D, 0.f, v_.data(), Hd);
+}
+
+void LshSelfAttention::output(float* out, const Plan& p) const {
+  const int64_t Hd = cfg_.heads * cfg_.head_size, BL = p.B * p.L, D = cfg_.hidden;
+  gemm(false, true, BL, D, Hd, 1.f, o_.data(), Hd, w_.output, Hd, 0.f, out, D);
+}
+
+// Masks and dropout of every chunk of (b, h); the caller sets dropout_base per chunk so that
+// forward and backward draw identical masks.
+ChunkAttentionOptions LshSelfAttention::chunk_options(const AttentionCall& call, int64_t b, int64_t h) const {
+  ChunkAttentionOptions opt;
+  opt.causal = cfg_.causal;
+  opt.self_mask = true;  // always in LSH (spec 1.7)
+  opt.dropout = call.training ? cfg_.dropout : 0.f;
+  opt.seed = call.seed;
+  opt.stream = rng_stream(RngPurpose::AttentionDropout, {call.step, static_cast<uint64_t>(call.layer),
+                                                         static_cast<uint64_t>(b), static_cast<uint64_t>(h)});
+  return opt;
+}
+
+void LshSelfAttention::check_saved(const Plan& p) const {
+  if (!p.hashed) return;
+  REFORMER_CHECK(saved_.valid && saved_.batch == p.B && saved_.length == p.L && saved_.num_hashes == p.nh &&
+                     saved_.nb_eff == p.nb_eff,
+                 "LSH attention: no saved buckets for batch ", p.B, ", length ", p.L, ", num_hashes ", p.nh,
+                 ", buckets ", p.nb_eff, "; call forward() with the same call (batch, length, pad mask, num_hashes) first");
+}
+
+// Hash (optionally), sort, gather, attend chunk by chunk, un-sort and combine the rounds into o_.
+// Leaves the per-slot outputs, logsumexps and round weights in s for the backward.
+void LshSelfAttention::head_forward(const Plan& p, const AttentionCall& call, int64_t b, int64_t h, bool rehash,
+                                    HeadScratch& s) {
+  const int64_t d = cfg_.head_size, Hd = cfg_.heads * d, L = p.L;
+  const float* qk = qk_.data() + b * L * Hd + h * d;
+  const float* v = v_.data() + b * L * Hd + h * d;
+  const uint8_t* valid = call.pad_mask ? call.pad_mask + b * L : nullptr;
+
+  if (p.hashed) {
+    int32_t* buckets = buckets_.data() + (b * cfg_.heads + h) * p.nh * L;
+    if (rehash)
+      lsh_hash(buckets, qk, Hd, rotations_.data() + h * d * p.nh * rot_cols_, valid, p.padding_bucket, L, d,
+               static_cast<int>(p.nh), cfg_.num_buckets, s.hash.data());
+    lsh_sort(s.spos.data(), s.undo.data(), buckets, L, static_cast<int>(p.nh), p.nb_eff, s.counts.data());
+  } else {
+    for (int64_t t = 0; t < L; ++t) s.spos[t] = s.undo[t] = static_cast<int32_t>(t);
+  }
+
+  for (int64_t slot = 0; slot < p.n_slots; ++slot)
+    std::memcpy(s.sq.data() + slot * d, qk + s.spos[slot] * Hd, static_cast<size_t>(d) * sizeof(float));
+  for (int64_t row = 0; row < p.n_pad; ++row) {
+    const int32_t pos = s.spos[lsh_window_source(row, p.n_chunks, p.c, p.before)];
+    s.kpos[row] = pos;
+    s.kvalid[row] = valid ? valid[pos] : 1;
+    normalize_key(s.sk.data() + row * d, qk + pos * Hd, d);
+    std::memcpy(s.sv.data() + row * d, v + pos * Hd, static_cast<size_t>(d) * sizeof(float));
+  }
+
+  ChunkAttentionOptions opt = chunk_options(call, b, h);
+  for (int64_t i = 0; i < p.n_chunks; ++i) {
+    opt.dropout_base = static_cast<uint64_t>(i * p.c * p.window);
+    const int64_t q0 = i * p.c;  // first query slot = first padded key row of the window
+    chunk_attention_forward(s.o_slot.data() + q0 * d, d, s.lse.data() + q0, s.sq.data() + q0 * d, d,
+                            s.sk.data() + q0 * d, d, s.sv.data() + q0 * d, d, s.spos.data() + q0,
+                            s.kpos.data() + q0, valid ? s.kvalid.data() + q0 : nullptr, p.c, p.window, d, opt,
+                            s.chunk.data());
+  }
+
+  // o[pos] = sum_r softmax_r(lse_r) o_r (spec 1.9); with one round the weight is exactly 1.
+  float* o = o_.data() + b * L * Hd + h * d;
+  for (int64_t pos = 0; pos < L; ++pos) {
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t r = 0; r < p.nh; ++r) mx = std::max(mx, s.lse[s.undo[r * L + pos]]);
+    float sum = 0.f;
+    for (int64_t r = 0; r < p.nh; ++r) {
+      const int32_t slot = s.undo[r * L + pos];
+      s.weight[slot] = std::exp(s.lse[slot] - mx);
+      sum += s.weight[slot];
+    }
+    float* orow = o + pos * Hd;
+    std::fill(orow, orow + d, 0.f);
+    for (int64_t r = 0; r < p.nh; ++r) {
+      const int32_t slot = s.undo[r * L + pos];
+      s.weight[slot] /= sum;
+      const float w = s.weight[slot];
+      const float* src = s.o_slot.data() + slot * d;
+      for (int64_t j = 0; j < d; ++j) orow[j] += w * src[j];
+    }
+  }
+}
+
+void LshSelfAttention::head_backward(const Plan& p, const AttentionCall& call, int64_t b, int64_t h, HeadScratch& s) {
+  head_forward(p, call, b, h, /*rehash=*/false, s);
+  const int64_t d = cfg_.head_size, Hd = cfg_.heads * d, L = p.L;
+  const int64_t base = b * L * Hd + h * d;
+  const float* qk = qk_.data() + base;
+  const float* o = o_.data() + base;
+  const float* dO = do_.data() + base;
+  const uint8_t* valid = call.pad_mask ? call.pad_mask + b * L : nullptr;
+
+  // Round combination: dO_r = w_r dO, dlse_r = w_r (dO.o_r - dO.o).
+  for (int64_t pos = 0; pos < L; ++pos) {
+    const float* g = dO + pos * Hd;
+    const float go = dot_row(g, o + pos * Hd, d);
+    for (int64_t r = 0; r < p.nh; ++r) {
+      const int32_t slot = s.undo[r * L + pos];
+      const float w = s.weight[slot];
+      float* dst = s.do_slot.data() + slot * d;
+      for (int64_t j = 0; j < d; ++j) dst[j] = w * g[j];
+      s.dlse[slot] = w * (dot_row(g, s.o_slot.data() + slot * d, d) - go);
+    }
+  }
+
+  std::fill(s.dsq.data(), s.dsq.data() + p.n_slots * d, 0.f);
+  std::fill(s.dsk.data(), s.dsk.data() + p.n_pad * d, 0.f);
+  std::fill(s.dsv.data(), s.dsv.data() + p.n_pad * d, 0.f);
+  ChunkAttentionOptions opt = chunk_options(call, b, h);
+  for (int64_t i = 0; i < p.n_chunks; ++i) {
+    opt.dropout_base = static_cast<uint64_t>(i * p.c * p.window);
+    const int64_t q0 = i * p.c;
+    chunk_attention_backward(s.dsq.data() + q0 * d, d, s.dsk.data() + q0 * d, d, s.dsv.data() + q0 * d, d,
+                             s.do_slot.data() + q0 * d, d, s.dlse.data() + q0, s.o_slot.data() + q0 * d, d,
+                             s.lse.data() + q0, s.sq.data() + q0 * d, d, s.sk.data() + q0 * d, d,
+                             s.sv.data() + q0 * d, d, s.spos.data() + q0, s.kpos.data() + q0,
+                             valid ? s.kvalid.data() + q0 : nullptr, p.c, p.window, d, opt, s.chunk.data());
+  }
+
+  // Un-sort: every sorted query slot and every padded key/value row goes back to its position.
+  float* dqk = dqk_.data() + base;
+  float* dv = dv_.data() + base;
+  for (int64_t pos = 0; pos < L; ++pos) {
+    std::fill(dqk + pos * Hd, dqk + pos * Hd + d, 0.f);
+    std::fill(dv + pos * Hd, dv + pos * Hd + d, 0.f);
+  }
+  for (int64_t slot = 0; slot < p.n_slots; ++slot) add_row(dqk + s.spos[slot] * Hd, s.dsq.data() + slot * d, d);
+  for (int64_t row = 0; row < p.n_pad; ++row) {
+    const int64_t pos = s.kpos[row];
+    add_row(dv + pos * Hd, s.dsv.data() + row * d, d);
+    normalize_key_backward(dqk + pos * Hd, s.dsk.data() + row * d, qk + pos * Hd, d);
+  }
+}
+
+// One (batch, head) pair per task; gemm() inside runs single-threaded.
+void LshSelfAttention::attend_all(const Plan& p, const AttentionCall& call, Pass pass) {
+  const int64_t pairs = p.B * cfg_.heads;
+  const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), pairs));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t bh = 0; bh < pairs; ++bh) {
+    HeadScratch& s = scratch_[omp_get_thread_num()];
+    const int64_t b = bh / cfg_.heads, h = bh % cfg_.heads;
+    if (pass == Pass::Backward)
+      head_backward(p, call, b, h, s);
+    else
+      head_forward(p, call, b, h, pass == Pass::Hash, s);
+  }
+}
+
+void LshSelfAttention::forward(float* out, const float* x, const AttentionCall& call) {
+  const Plan p = make_plan(call);
+  prepare(p, /*backward=*/false);
+  saved_.valid = false;
+  if (p.hashed) {
+    prepare_rotations(call);
+    buckets_.ensure(p.B * cfg_.heads * p.nh * p.L, MemCategory::Activations);
+  }
+  project(x, p);
+  attend_all(p, call, Pass::Hash);
+  if (p.hashed) saved_ = Saved{true, p.B, p.L, p.nb_eff, static_cast<int>(p.nh)};
+  output(out, p);
+}
+
+void LshSelfAttention::forward_with_saved_buckets(float* out, const float* x, const AttentionCall& call) {
+  const Plan p = make_plan(call);
+  check_saved(p);
+  prepare(p, /*backward=*/false);
+  project(x, p);
+  attend_all(p, call, Pass::SavedBuckets);
+  output(out, p);
+}
+
+void LshSelfAttention::backward(float* dx, float* out, const float* dout, const float* x, const AttentionCall& call) {
+  const Plan p = make_plan(call);
+  check_saved(p);
+  prepare(p, /*backward=*/true);
+  project(x, p);
+  const int64_t Hd = cfg_.heads * cfg_.head_size, BL = p.B * p.L, D = cfg_.hidden;
+  gemm(false, false, BL, Hd, D, 1.f, dout, D, w_.output, Hd, 0.f, do_.data(), Hd);  // dO = dout Wo
+
+  attend_all(p, call, Pass::Backward);
+
+  if (out) output(out, p);
+  gemm(true, false, D, Hd, BL, 1.f, dout, D, o_.data(), Hd, 1.f, g_.output, Hd);               // dWo += dout^T o
+  gemm(false, false, BL, D, Hd, 1.f, dqk_.data(), Hd, w_.query_key, D, 0.f, dx, D);           // dx = dqk Wqk
+  gemm(false, false, BL, D, Hd, 1.f, dv_.data(), Hd, w_.value, D, 1.f, dx, D);                //    + dv Wv
+  gemm(true, false, Hd, D, BL, 1.f, dqk_.data(), Hd, x, D, 1.f, g_.query_key, D);             // dWqk += dqk^T x
+  gemm(true, false, Hd, D, BL, 1.f, dv_.data(), Hd, x, D, 1.f, g_.value, D);                  // dWv += dv^T x
+}
+
+}  // namespace reformer
