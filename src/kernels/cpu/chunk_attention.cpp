@@ -48,8 +48,11 @@ void chunk_attention_forward(float* o, int64_t ldo, float* lse, const float* q, 
       sum += row[j];
     }
     lse[i] = mx + std::log(sum);
-    const float inv = 1.f / sum;
-    for (int64_t j = 0; j < nk; ++j) row[j] *= inv;
+    // p = exp(s - lse) as Hugging Face computes it (not e / sum): identical for ordinary rows, and
+    // for a row whose keys are all masked (lse rounds to kMaskValue) every p is 1, as in HF. The
+    // backward recomputes p the same way, so both agree on such rows too.
+    const float scale = std::exp(mx - lse[i]);
+    for (int64_t j = 0; j < nk; ++j) row[j] *= scale;
     if (opt.dropout > 0.f) {
       const uint64_t base = opt.dropout_base + static_cast<uint64_t>(i * nk);
       for (int64_t j = 0; j < nk; ++j)

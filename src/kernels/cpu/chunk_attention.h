@@ -5,6 +5,8 @@
 //
 // Masks follow Hugging Face (spec 1.7): values are REPLACED, first causal/padding with kMaskValue,
 // then the self mask with kSelfMaskValue (which overrides), so a masked score has zero gradient.
+// Probabilities are exp(score - lse) as in HF, so a row with no valid key (lse rounds to
+// kMaskValue in fp32) gives p = 1 for every key, o = sum of v, exactly like HF.
 // Gradients: dq, dk, dv ACCUMULATE (+=), because key windows overlap; the caller zeroes them.
 #include <cstdint>
 
