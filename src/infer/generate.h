@@ -1,0 +1,32 @@
+#pragma once
+// Autoregressive byte generation by re-running the forward pass on the growing context (simple and
+// exact; no decoding cache). The context is padded on the right with the pad id up to a length the
+// model accepts; the causal mask hides the padding from the real positions, whose logits are read.
+// When the context outgrows the model's longest sequence, the oldest bytes drop out of it.
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "infer/sampling.h"
+#include "reformer/model.h"
+
+namespace reformer {
+
+// Byte-level models (enwik8 convention): id = byte + 2; ids 0 (padding) and 1 (EOS) are not bytes.
+constexpr int64_t kByteVocab = 258;
+constexpr int32_t kByteOffset = 2;
+
+struct GenerateOptions {
+  int64_t bytes = 200;
+  SamplingOptions sampling;
+  uint64_t seed = 0;
+};
+
+// The shortest length >= n that the model runs in eval mode (ReformerConfig::validate_length).
+int64_t padded_context_length(const ReformerConfig& config, int64_t n);
+
+// Generates options.bytes bytes after `prompt` (non-empty), calling on_byte for each as it is drawn.
+void generate_bytes(ReformerModel& model, const std::string& prompt, const GenerateOptions& options,
+                    const std::function<void(char)>& on_byte);
+
+}  // namespace reformer
