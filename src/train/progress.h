@@ -1,0 +1,41 @@
+#pragma once
+// The training progress display: one line per report with step, loss, bits per byte, learning rate,
+// tokens/s, peak memory and ETA. On a terminal the line is redrawn in place; otherwise (a log file, a
+// pipe, CI) every report is a plain line of its own.
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace reformer {
+
+struct StepReport {
+  int64_t step = 0, total_steps = 0;
+  double loss = 0;         // mean loss of the step (nats per predicted token)
+  double lr = 0, grad_norm = 0;
+  double tokens_per_s = 0;
+  int64_t peak_bytes = 0;  // allocator peak (include/reformer/memory.h)
+  double eta_s = 0;
+};
+
+// "12.3 MiB", "1.50 GiB".
+std::string format_bytes(int64_t bytes);
+// "45s", "3m07s", "2h05m".
+std::string format_duration(double seconds);
+
+class Progress {
+ public:
+  // tty: redraw in place (usually isatty(fileno(out))).
+  Progress(FILE* out, bool tty) : out_(out), tty_(tty) {}
+  ~Progress() { end_line(); }
+  void report(const StepReport& r);
+  // A line of its own (evaluation results, checkpoint notices), not overwritten by the next report.
+  void message(const std::string& text);
+
+ private:
+  void end_line();
+  FILE* out_;
+  bool tty_;
+  bool open_line_ = false;  // a redrawn line is on screen without its newline
+};
+
+}  // namespace reformer
