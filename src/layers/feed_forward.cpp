@@ -7,6 +7,13 @@
 #include "ops/linear.h"
 
 namespace reformer {
+namespace {
+
+uint64_t dropout_stream(const FeedForwardCall& call, DropoutSite site) {
+  return hidden_dropout_stream(call.step, call.layer, site);
+}
+
+}  // namespace
 
 FeedForward::FeedForward(int64_t D, int64_t F, Activation act, float ln_eps, int64_t chunk, FeedForwardWeights w,
                          FeedForwardGrads g)
@@ -36,16 +43,16 @@ bool FeedForward::prepare(const FeedForwardCall& call, bool backward) {
 void FeedForward::hidden(const float* x, int64_t r0, int64_t n, const FeedForwardCall& call) {
   layernorm_forward(xn_.data(), mean_.data(), rstd_.data(), x + r0 * D_, w_.ln_w, w_.ln_b, n, D_, eps_);
   linear_forward(h_.data(), xn_.data(), w_.w1, w_.b1, n, D_, F_);
-  const uint64_t stream = hidden_dropout_stream(call.step, call.layer, DropoutSite::FeedForwardHidden);
-  dropout_forward(h_.data(), h_.data(), n * F_, drop_prob(call), call.seed, stream, r0 * F_);
+  dropout_forward(h_.data(), h_.data(), n * F_, drop_prob(call), call.seed,
+                  dropout_stream(call, DropoutSite::FeedForwardHidden), r0 * F_);
   activation_forward(a_.data(), h_.data(), n * F_, act_);
 }
 
 void FeedForward::output(float* out, int64_t r0, int64_t n, const FeedForwardCall& call) {
   float* o = out + r0 * D_;
   linear_forward(o, a_.data(), w_.w2, w_.b2, n, F_, D_);
-  const uint64_t stream = hidden_dropout_stream(call.step, call.layer, DropoutSite::FeedForwardOutput);
-  dropout_forward(o, o, n * D_, drop_prob(call), call.seed, stream, r0 * D_);
+  dropout_forward(o, o, n * D_, drop_prob(call), call.seed, dropout_stream(call, DropoutSite::FeedForwardOutput),
+                  r0 * D_);
 }
 
 void FeedForward::forward(float* out, const float* x, const FeedForwardCall& call) {
@@ -64,8 +71,8 @@ void FeedForward::backward(float* dx, float* out, const float* dout, const float
   if (!prepare(call, true)) return;
   const int64_t c = chunk_rows(call.rows);
   const float p = drop_prob(call);
-  const uint64_t s_hidden = hidden_dropout_stream(call.step, call.layer, DropoutSite::FeedForwardHidden);
-  const uint64_t s_out = hidden_dropout_stream(call.step, call.layer, DropoutSite::FeedForwardOutput);
+  const uint64_t s_hidden = dropout_stream(call, DropoutSite::FeedForwardHidden);
+  const uint64_t s_out = dropout_stream(call, DropoutSite::FeedForwardOutput);
   for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
     const int64_t n = std::min(c, call.rows - r0);
     hidden(x, r0, n, call);
@@ -84,7 +91,7 @@ void FeedForward::backward(float* dx, float* out, const float* dout, const float
 
 int64_t FeedForward::workspace_bytes() const {
   int64_t n = 0;
-  for (const Tensor* t : {&xn_, &mean_, &rstd_, &h_, &a_, &dout_, &dh_}) n += t->numel();
+  for (const Tensor* t : {&xn_, &mean_, &rstd_, &h_, &a_, &dout_, &dh_}) n += t->capacity();
   return n * static_cast<int64_t>(sizeof(float));
 }
 

@@ -46,6 +46,7 @@ class FeedForward {
   // needed) and backpropagates dout: dx = dG/dx^T dout, weight grads +=. dx must not alias x or dout.
   void backward(float* dx, float* out, const float* dout, const float* x, const FeedForwardCall& call);
 
+  // Bytes held by the per-chunk workspace (for the memory report).
   int64_t workspace_bytes() const;
 
  private:
