@@ -4,8 +4,12 @@
 #include <cmath>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "kernels/cpu/chunk_attention.h"
+#include "reformer/memory.h"
 #include "reformer/rng.h"
+#include "support/gradcheck.h"
 
 namespace reformer::test {
 namespace {
@@ -102,6 +106,52 @@ void reference_qkv_attention(float* out, const float* x, const float* wq, const 
     }
   const std::vector<float> y = linear(o.data(), wo, B * L, HD, D, 1.0);
   std::copy(y.begin(), y.end(), out);
+}
+
+QkvParams::QkvParams(int64_t hidden_, int64_t heads, int64_t head_size, uint64_t seed) : hidden(hidden_) {
+  const int64_t n = hidden * heads * head_size;
+  uint64_t s = seed;
+  for (std::vector<float>* w : {&wq, &wk, &wv, &wo}) {
+    w->resize(n);
+    fill_uniform(w->data(), n, s++, -0.5f, 0.5f);
+  }
+  for (std::vector<float>* g : {&gq, &gk, &gv, &go}) g->assign(n, 0.f);
+}
+
+void expect_qkv_layer_gradients_ok(AttentionLayer& layer, QkvParams& params, std::vector<float>& x,
+                                   const AttentionCall& call) {
+  const int64_t n_out = call.batch * call.length * params.hidden;
+  std::vector<float> out(n_out), w(n_out), dx(n_out), recomputed(n_out);
+  fill_uniform(w.data(), n_out, 99);
+  layer.forward(out.data(), x.data(), call);
+  for (std::vector<float>* g : {&params.gq, &params.gk, &params.gv, &params.go}) std::fill(g->begin(), g->end(), 0.f);
+  layer.backward(dx.data(), recomputed.data(), w.data(), x.data(), call);
+  EXPECT_EQ(recomputed, out) << "backward's recomputed output differs from forward's";
+  auto loss = [&] {
+    layer.forward(out.data(), x.data(), call);
+    return weighted_sum(out.data(), w.data(), n_out);
+  };
+  EXPECT_GRAD_OK(loss, x.data(), n_out, dx.data(), "x");
+  EXPECT_GRAD_OK(loss, params.wq.data(), static_cast<int64_t>(params.wq.size()), params.gq.data(), "Wq");
+  EXPECT_GRAD_OK(loss, params.wk.data(), static_cast<int64_t>(params.wk.size()), params.gk.data(), "Wk");
+  EXPECT_GRAD_OK(loss, params.wv.data(), static_cast<int64_t>(params.wv.size()), params.gv.data(), "Wv");
+  EXPECT_GRAD_OK(loss, params.wo.data(), static_cast<int64_t>(params.wo.size()), params.go.data(), "Wo");
+}
+
+int64_t peak_bytes_forward_backward(const std::function<std::unique_ptr<AttentionLayer>()>& make, int64_t hidden,
+                                    const AttentionCall& call) {
+  const int64_t n = call.batch * call.length * hidden;
+  std::vector<float> x(n), out(n), dout(n), dx(n);
+  fill_uniform(x.data(), n, 5);
+  fill_uniform(dout.data(), n, 6);
+  mem_reset_peaks();
+  const int64_t before = mem_stats().live_total;
+  {
+    std::unique_ptr<AttentionLayer> layer = make();
+    layer->forward(out.data(), x.data(), call);
+    layer->backward(dx.data(), out.data(), dout.data(), x.data(), call);
+  }
+  return mem_stats().peak_total - before;
 }
 
 }  // namespace reformer::test

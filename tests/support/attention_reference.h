@@ -5,6 +5,12 @@
 // modelled the HF way (HF's fp32 lse rounds to the mask value, giving p = 1); tests avoid them
 // here and check that case explicitly against the kernel.
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "layers/attention.h"
+#include "layers/attention_projections.h"
 
 namespace reformer::test {
 
@@ -31,5 +37,26 @@ struct ReferenceAttentionConfig {
 };
 void reference_qkv_attention(float* out, const float* x, const float* wq, const float* wk, const float* wv,
                              const float* wo, const ReferenceAttentionConfig& cfg);
+
+// Harness for layers built on QkvSelfAttention (local, full): random weights in [-0.5, 0.5) and
+// zeroed gradient buffers, torch layout.
+struct QkvParams {
+  QkvParams(int64_t hidden, int64_t heads, int64_t head_size, uint64_t seed);
+  int64_t hidden;
+  std::vector<float> wq, wk, wv, wo, gq, gk, gv, go;
+  QkvAttentionWeights weights() const { return {wq.data(), wk.data(), wv.data(), wo.data()}; }
+  QkvAttentionGrads grads() { return {gq.data(), gk.data(), gv.data(), go.data()}; }
+};
+
+// For loss = sum w * forward(x) (fixed random w): checks backward's dx and the four weight
+// gradients against finite differences, and that backward's recomputed output equals forward's
+// bit for bit (same dropout masks). x: (B, L, hidden) for call.
+void expect_qkv_layer_gradients_ok(AttentionLayer& layer, QkvParams& params, std::vector<float>& x,
+                                   const AttentionCall& call);
+
+// Peak accounted bytes, above what was live before, of building a layer with make() and running
+// one forward and one backward with call.
+int64_t peak_bytes_forward_backward(const std::function<std::unique_ptr<AttentionLayer>()>& make, int64_t hidden,
+                                    const AttentionCall& call);
 
 }  // namespace reformer::test

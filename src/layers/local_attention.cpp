@@ -1,0 +1,161 @@
+#include "layers/local_attention.h"
+
+#include <omp.h>
+
+#include <algorithm>
+
+namespace reformer {
+namespace {
+
+// The chunking of one call: chunks of c positions, n chunks, windows of w chunks (nk keys)
+// starting `before` chunks back.
+struct Plan {
+  int64_t c, n, before, w, nk, d;
+  int64_t floats_per_thread() const { return 4 * nk * d + 2 * c * nk; }
+  int64_t ints_per_thread() const { return c + nk; }
+};
+
+Plan make_plan(const LocalAttentionConfig& cfg, int64_t L) {
+  const int64_t c = cfg.chunk_length, d = cfg.head_size;
+  // HF: a sequence that fits in one chunk gets plain attention over its L positions.
+  if (L <= c) return Plan{L, 1, 0, 1, L, d};
+  REFORMER_CHECK(L % c == 0, "local attention: sequence length ", L, " must be a multiple of chunk_length ", c,
+                 " (or at most chunk_length); pad the sequence to a multiple of ", c);
+  const int64_t w = cfg.chunks_before + 1 + cfg.chunks_after;
+  return Plan{c, L / c, cfg.chunks_before, w, w * c, d};
+}
+
+// One thread's scratch, loaded with one chunk: its window's key/value rows (contiguous, stride d)
+// with their positions and padding flags, the chunk's query positions, and where the chunk's
+// rows start in the (B, L, H*d) and (B, H, L) tensors.
+struct ChunkWork {
+  float *k, *v, *dk, *dv, *scores;  // dk, dv adjacent; scores: 2 * c * nk
+  int32_t *qpos, *kpos;
+  uint8_t* flags;
+  const uint8_t* valid = nullptr;  // flags, or nullptr without a padding mask
+  int64_t head_row0 = 0;           // offset of (b, position 0, head h)
+  int64_t q_off = 0;               // offset of the chunk's first query row
+  int64_t lse_off = 0;
+
+  ChunkWork(const Plan& p, float* f, int32_t* ints, uint8_t* fl)
+      : k(f), v(f + p.nk * p.d), dk(f + 2 * p.nk * p.d), dv(f + 3 * p.nk * p.d), scores(f + 4 * p.nk * p.d),
+        qpos(ints), kpos(ints + p.c), flags(fl) {}
+
+  void load(const Plan& p, const float* kall, const float* vall, const uint8_t* pad_mask, int64_t L, int64_t H,
+            int64_t b, int64_t h, int64_t i) {
+    const int64_t hd = H * p.d;
+    head_row0 = b * L * hd + h * p.d;
+    q_off = head_row0 + i * p.c * hd;
+    lse_off = (b * H + h) * L + i * p.c;
+    const uint8_t* pad = pad_mask ? pad_mask + b * L : nullptr;
+    for (int64_t slot = 0; slot < p.w; ++slot) {
+      const int64_t kc = ((i - p.before + slot) % p.n + p.n) % p.n;  // circular neighbour chunk
+      for (int64_t r = 0; r < p.c; ++r) {
+        const int64_t pos = kc * p.c + r, row = slot * p.c + r;
+        std::copy_n(kall + head_row0 + pos * hd, p.d, k + row * p.d);
+        std::copy_n(vall + head_row0 + pos * hd, p.d, v + row * p.d);
+        kpos[row] = static_cast<int32_t>(pos);
+        if (pad) flags[row] = pad[pos];
+      }
+    }
+    valid = pad ? flags : nullptr;
+    for (int64_t r = 0; r < p.c; ++r) qpos[r] = static_cast<int32_t>(i * p.c + r);
+  }
+};
+
+}  // namespace
+
+LocalSelfAttention::LocalSelfAttention(const LocalAttentionConfig& config, LocalAttentionWeights weights,
+                                       LocalAttentionGrads grads)
+    : QkvSelfAttention(config.hidden, config.heads, config.head_size, config.causal, config.dropout, weights, grads),
+      config_(config) {
+  REFORMER_CHECK(config.chunk_length > 0, "local attention chunk_length must be positive, got ", config.chunk_length);
+  REFORMER_CHECK(config.chunks_before >= 0 && config.chunks_after >= 0,
+                 "local attention chunks_before/chunks_after must be >= 0, got ", config.chunks_before, "/",
+                 config.chunks_after);
+}
+
+void LocalSelfAttention::ensure_scratch(int64_t floats, int64_t ints, int64_t flags) {
+  const int64_t threads = omp_get_max_threads();
+  scratch_.ensure(threads * floats, MemCategory::Workspace);
+  positions_.ensure(threads * ints, MemCategory::Workspace);
+  valid_.ensure(threads * flags, MemCategory::Workspace);
+}
+
+int64_t LocalSelfAttention::core_workspace_bytes() const {
+  return static_cast<int64_t>(scratch_.bytes() + positions_.bytes() + valid_.bytes());
+}
+
+void LocalSelfAttention::attend(float* o, float* lse, const float* q, const float* k, const float* v,
+                                const AttentionCall& call) {
+  const Plan p = make_plan(config_, call.length);
+  ensure_scratch(p.floats_per_thread(), p.ints_per_thread(), p.nk);
+  const int64_t H = heads_, hd = H * p.d;
+#pragma omp parallel
+  {
+    const int tid = omp_get_thread_num();
+    ChunkWork cw(p, scratch_.data() + tid * p.floats_per_thread(), positions_.data() + tid * p.ints_per_thread(),
+                 valid_.data() + tid * p.nk);
+#pragma omp for collapse(3) schedule(static)
+    for (int64_t b = 0; b < call.batch; ++b)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t i = 0; i < p.n; ++i) {
+          cw.load(p, k, v, call.pad_mask, call.length, H, b, h, i);
+          ChunkAttentionOptions opt = chunk_options(call, b, h);
+          opt.dropout_base = static_cast<uint64_t>(i * p.c * p.nk);
+          chunk_attention_forward(o + cw.q_off, hd, lse + cw.lse_off, q + cw.q_off, hd, cw.k, p.d, cw.v, p.d, cw.qpos,
+                                  cw.kpos, cw.valid, p.c, p.nk, p.d, opt, cw.scores);
+        }
+  }
+}
+
+void LocalSelfAttention::attend_backward(float* dq, float* dk, float* dv, const float* dout, const float* o,
+                                         const float* lse, const float* q, const float* k, const float* v,
+                                         const AttentionCall& call) {
+  const Plan p = make_plan(config_, call.length);
+  ensure_scratch(p.floats_per_thread(), p.ints_per_thread(), p.nk);
+  const int64_t H = heads_, hd = H * p.d;
+  const int64_t total = call.batch * call.length * hd;
+  std::fill_n(dq, total, 0.f);
+  std::fill_n(dk, total, 0.f);
+  std::fill_n(dv, total, 0.f);
+  // Windows overlap, so two chunks whose windows share a key chunk must not add into dk/dv at the
+  // same time. Colour r < w holds chunks r, r + w, r + 2w, ... below n_full (pairwise at least w
+  // apart, also around the circle, hence disjoint windows); each chunk from n_full on has a colour
+  // of its own. Colours run one after another, the chunks of a colour in parallel; the sums are
+  // deterministic.
+  const int64_t n_full = p.n / p.w * p.w;
+  const int64_t colours = p.w + (p.n - n_full);
+#pragma omp parallel
+  {
+    const int tid = omp_get_thread_num();
+    ChunkWork cw(p, scratch_.data() + tid * p.floats_per_thread(), positions_.data() + tid * p.ints_per_thread(),
+                 valid_.data() + tid * p.nk);
+    for (int64_t colour = 0; colour < colours; ++colour) {
+      const int64_t members = colour < p.w ? n_full / p.w : 1;
+#pragma omp for collapse(3) schedule(static)
+      for (int64_t b = 0; b < call.batch; ++b)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t m = 0; m < members; ++m) {
+            const int64_t i = colour < p.w ? colour + m * p.w : n_full + (colour - p.w);
+            cw.load(p, k, v, call.pad_mask, call.length, H, b, h, i);
+            ChunkAttentionOptions opt = chunk_options(call, b, h);
+            opt.dropout_base = static_cast<uint64_t>(i * p.c * p.nk);
+            std::fill_n(cw.dk, 2 * p.nk * p.d, 0.f);  // the window's dk and dv
+            chunk_attention_backward(dq + cw.q_off, hd, cw.dk, p.d, cw.dv, p.d, dout + cw.q_off, hd, nullptr,
+                                     o + cw.q_off, hd, lse + cw.lse_off, q + cw.q_off, hd, cw.k, p.d, cw.v, p.d,
+                                     cw.qpos, cw.kpos, cw.valid, p.c, p.nk, p.d, opt, cw.scores);
+            for (int64_t row = 0; row < p.nk; ++row) {
+              float* dk_row = dk + cw.head_row0 + cw.kpos[row] * hd;
+              float* dv_row = dv + cw.head_row0 + cw.kpos[row] * hd;
+              for (int64_t e = 0; e < p.d; ++e) {
+                dk_row[e] += cw.dk[row * p.d + e];
+                dv_row[e] += cw.dv[row * p.d + e];
+              }
+            }
+          }
+    }
+  }
+}
+
+}  // namespace reformer

@@ -1,0 +1,126 @@
+// Local (chunked) self-attention: forward vs a naive per-query double reference over chunk
+// layouts, masks and dropout; gradients vs finite differences; memory linear in L.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <vector>
+
+#include "layers/local_attention.h"
+#include "reformer/memory.h"
+#include "support/attention_reference.h"
+#include "support/gradcheck.h"
+#include "support/tolerance.h"
+
+using namespace reformer;
+using namespace reformer::test;
+
+namespace {
+
+constexpr int64_t kB = 2, kD = 6, kH = 2, kd = 4, kChunk = 4;
+
+LocalAttentionConfig config(int64_t before, int64_t after, bool causal, float dropout) {
+  return LocalAttentionConfig{kD, kH, kd, kChunk, before, after, causal, dropout};
+}
+
+// Batch element 1 has its last two positions padded (never a whole chunk, so every query keeps a
+// valid key).
+std::vector<uint8_t> right_padding(int64_t L) {
+  std::vector<uint8_t> mask(kB * L, 1);
+  for (int64_t t = std::max<int64_t>(1, L - 2); t < L; ++t) mask[L + t] = 0;
+  return mask;
+}
+
+AttentionCall make_call(int64_t L, const uint8_t* pad, bool training) {
+  AttentionCall call;
+  call.batch = kB;
+  call.length = L;
+  call.pad_mask = pad;
+  call.training = training;
+  call.seed = 42;
+  call.step = 3;
+  call.layer = 1;
+  return call;
+}
+
+}  // namespace
+
+TEST(LocalAttention, ForwardMatchesNaiveReference) {
+  const QkvParams params(kD, kH, kd, 1);
+  for (int64_t L : {3, 4, 8, 16})
+    for (int64_t before : {0, 1, 2})
+      for (int64_t after : {0, 1})
+        for (bool causal : {false, true})
+          for (bool padded : {false, true})
+            for (float dropout : {0.f, 0.25f}) {
+              SCOPED_TRACE(testing::Message() << "L " << L << " before " << before << " after " << after << " causal "
+                                              << causal << " padded " << padded << " dropout " << dropout);
+              const std::vector<uint8_t> mask = right_padding(L);
+              const AttentionCall call = make_call(L, padded ? mask.data() : nullptr, dropout > 0.f);
+              std::vector<float> x(kB * L * kD), out(kB * L * kD), want(kB * L * kD);
+              fill_uniform(x.data(), static_cast<int64_t>(x.size()), 7);
+              QkvParams grads_sink(kD, kH, kd, 1);
+              LocalSelfAttention layer(config(before, after, causal, dropout), params.weights(), grads_sink.grads());
+              layer.forward(out.data(), x.data(), call);
+              const ReferenceAttentionConfig ref{kB,     L,          kD,     kH,        kd,        kChunk,
+                                                 before, after,      causal, call.pad_mask, dropout, call.seed,
+                                                 call.step, call.layer};
+              reference_qkv_attention(want.data(), x.data(), params.wq.data(), params.wk.data(), params.wv.data(),
+                                      params.wo.data(), ref);
+              EXPECT_CLOSE(out.data(), want.data(), static_cast<int64_t>(out.size()), kKernelTol, "out");
+            }
+}
+
+TEST(LocalAttention, DropoutOnlyWhenTraining) {
+  QkvParams params(kD, kH, kd, 2);
+  const int64_t L = 8;
+  std::vector<float> x(kB * L * kD), a(x.size()), b(x.size()), c(x.size());
+  fill_uniform(x.data(), static_cast<int64_t>(x.size()), 8);
+  LocalSelfAttention no_dropout(config(1, 0, true, 0.f), params.weights(), params.grads());
+  LocalSelfAttention with_dropout(config(1, 0, true, 0.5f), params.weights(), params.grads());
+  no_dropout.forward(a.data(), x.data(), make_call(L, nullptr, true));
+  with_dropout.forward(b.data(), x.data(), make_call(L, nullptr, false));
+  with_dropout.forward(c.data(), x.data(), make_call(L, nullptr, true));
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+}
+
+TEST(LocalAttention, GradientsMatchFiniteDifferences) {
+  struct Case {
+    int64_t L, before, after;
+    bool causal;
+    float dropout;
+  };
+  for (const Case& cs : {Case{16, 1, 0, true, 0.f}, Case{16, 1, 1, false, 0.3f}, Case{12, 2, 1, false, 0.f},
+                         Case{8, 2, 0, true, 0.3f}, Case{3, 1, 0, true, 0.3f}}) {
+    SCOPED_TRACE(testing::Message() << "L " << cs.L << " before " << cs.before << " after " << cs.after << " causal "
+                                    << cs.causal << " dropout " << cs.dropout);
+    QkvParams params(kD, kH, kd, 3);
+    LocalSelfAttention layer(config(cs.before, cs.after, cs.causal, cs.dropout), params.weights(), params.grads());
+    const std::vector<uint8_t> mask = right_padding(cs.L);
+    std::vector<float> x(kB * cs.L * kD);
+    fill_uniform(x.data(), static_cast<int64_t>(x.size()), 9);
+    expect_qkv_layer_gradients_ok(layer, params, x, make_call(cs.L, mask.data(), cs.dropout > 0.f));
+  }
+}
+
+TEST(LocalAttention, RejectsLengthNotMultipleOfChunk) {
+  QkvParams params(kD, kH, kd, 4);
+  LocalSelfAttention layer(config(1, 0, true, 0.f), params.weights(), params.grads());
+  std::vector<float> x(kB * 6 * kD), out(x.size());
+  EXPECT_THROW(layer.forward(out.data(), x.data(), make_call(6, nullptr, false)), Error);
+}
+
+TEST(LocalAttention, MemoryIsLinearInLength) {
+  const int64_t chunk = 16, hidden = 32, heads = 2, head_size = 16;
+  QkvParams params(hidden, heads, head_size, 5);
+  auto make = [&]() -> std::unique_ptr<AttentionLayer> {
+    return std::make_unique<LocalSelfAttention>(LocalAttentionConfig{hidden, heads, head_size, chunk, 1, 0, true, 0.f},
+                                                params.weights(), params.grads());
+  };
+  AttentionCall call = make_call(8 * chunk, nullptr, false);
+  const int64_t small = peak_bytes_forward_backward(make, hidden, call);
+  call.length *= 4;
+  const int64_t large = peak_bytes_forward_backward(make, hidden, call);
+  EXPECT_GT(small, 0);
+  EXPECT_LE(static_cast<double>(large), 4.4 * static_cast<double>(small)) << "small " << small << " large " << large;
+}
