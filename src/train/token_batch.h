@@ -1,0 +1,34 @@
+#pragma once
+// A batch of token sequences for the language model, as the data sources produce it.
+//
+// ids and labels are (batch, length) int32, row-major. Labels are ALIGNED WITH THE INPUTS:
+// labels[b][t] = ids[b][t] where token t is scored, kIgnoreLabel where it is not. The loss compares
+// logits[b][t] with labels[b][t + 1] (Hugging Face's shift inside the loss), so token 0 of a row is
+// never a target.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace reformer {
+
+inline constexpr int32_t kIgnoreLabel = -100;
+
+// Tags inside the RngPurpose::Data streams, so that different data sources never share numbers.
+enum class DataStream : uint64_t { ByteWindows = 1, CopyTask = 2 };
+
+struct TokenBatch {
+  int64_t batch = 0;
+  int64_t length = 0;
+  std::vector<int32_t> ids;
+  std::vector<int32_t> labels;
+
+  // Keeps the capacity, so a reused batch does not reallocate.
+  void resize(int64_t b, int64_t l) {
+    batch = b;
+    length = l;
+    ids.resize(static_cast<size_t>(b * l));
+    labels.resize(static_cast<size_t>(b * l));
+  }
+};
+
+}  // namespace reformer
