@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "reformer/error.h"
+#include "train/byte_data.h"
 
 namespace reformer {
 
@@ -49,7 +50,7 @@ void generate_bytes(ReformerModel& model, const std::string& prompt, const Gener
   const int64_t max_context = longest_context_length(config);
 
   std::vector<int32_t> context;
-  for (unsigned char b : prompt) context.push_back(static_cast<int32_t>(b) + kByteOffset);
+  for (unsigned char b : prompt) context.push_back(static_cast<int32_t>(b) + kByteIdOffset);
   Sampler sampler(options.sampling, options.seed);
   Tensor logits;
   std::vector<int32_t> ids;
@@ -66,10 +67,10 @@ void generate_bytes(ReformerModel& model, const std::string& prompt, const Gener
     step.seed = options.seed;
     step.step = static_cast<uint64_t>(i);
     model.forward_logits(logits, batch, step);
-    const int64_t id = sampler.sample(logits.data() + (n - 1) * config.vocab_size, config.vocab_size, kByteOffset,
+    const int64_t id = sampler.sample(logits.data() + (n - 1) * config.vocab_size, config.vocab_size, kByteIdOffset,
                                       static_cast<uint64_t>(i));
     context.push_back(static_cast<int32_t>(id));
-    on_byte(static_cast<char>(id - kByteOffset));
+    on_byte(static_cast<char>(id - kByteIdOffset));
   }
 }
 

@@ -12,10 +12,6 @@
 
 namespace reformer {
 
-// Byte-level models (enwik8 convention): id = byte + 2; ids 0 (padding) and 1 (EOS) are not bytes.
-constexpr int64_t kByteVocab = 258;
-constexpr int32_t kByteOffset = 2;
-
 struct GenerateOptions {
   int64_t bytes = 200;
   SamplingOptions sampling;
@@ -25,7 +21,8 @@ struct GenerateOptions {
 // The shortest length >= n that the model runs in eval mode (ReformerConfig::validate_length).
 int64_t padded_context_length(const ReformerConfig& config, int64_t n);
 
-// Generates options.bytes bytes after `prompt` (non-empty), calling on_byte for each as it is drawn.
+// Generates options.bytes bytes after `prompt` (non-empty) with a byte-level model (train/byte_data.h:
+// id = byte + 2), calling on_byte for each as it is drawn. Ids 0 (padding) and 1 (EOS) are never drawn.
 void generate_bytes(ReformerModel& model, const std::string& prompt, const GenerateOptions& options,
                     const std::function<void(char)>& on_byte);
 
