@@ -22,25 +22,10 @@ LocalAttentionConfig config(int64_t before, int64_t after, bool causal, float dr
   return LocalAttentionConfig{kD, kH, kd, kChunk, before, after, causal, dropout};
 }
 
-// Batch element 1 has its last two positions padded (never a whole chunk, so every query keeps a
-// valid key).
-std::vector<uint8_t> right_padding(int64_t L) {
-  std::vector<uint8_t> mask(kB * L, 1);
-  for (int64_t t = std::max<int64_t>(1, L - 2); t < L; ++t) mask[L + t] = 0;
-  return mask;
-}
+// Two padded positions: never a whole chunk, so every query keeps a valid key.
+std::vector<uint8_t> padding(int64_t L) { return right_padding(kB, L, 2); }
 
-AttentionCall make_call(int64_t L, const uint8_t* pad, bool training) {
-  AttentionCall call;
-  call.batch = kB;
-  call.length = L;
-  call.pad_mask = pad;
-  call.training = training;
-  call.seed = 42;
-  call.step = 3;
-  call.layer = 1;
-  return call;
-}
+AttentionCall make_call(int64_t L, const uint8_t* pad, bool training) { return test_call(kB, L, pad, training); }
 
 }  // namespace
 
@@ -54,16 +39,16 @@ TEST(LocalAttention, ForwardMatchesNaiveReference) {
             for (float dropout : {0.f, 0.25f}) {
               SCOPED_TRACE(testing::Message() << "L " << L << " before " << before << " after " << after << " causal "
                                               << causal << " padded " << padded << " dropout " << dropout);
-              const std::vector<uint8_t> mask = right_padding(L);
+              const std::vector<uint8_t> mask = padding(L);
               const AttentionCall call = make_call(L, padded ? mask.data() : nullptr, dropout > 0.f);
               std::vector<float> x(kB * L * kD), out(kB * L * kD), want(kB * L * kD);
               fill_uniform(x.data(), static_cast<int64_t>(x.size()), 7);
               QkvParams grads_sink(kD, kH, kd, 1);
               LocalSelfAttention layer(config(before, after, causal, dropout), params.weights(), grads_sink.grads());
               layer.forward(out.data(), x.data(), call);
-              const ReferenceAttentionConfig ref{kB,     L,          kD,     kH,        kd,        kChunk,
-                                                 before, after,      causal, call.pad_mask, dropout, call.seed,
-                                                 call.step, call.layer};
+              const ReferenceAttentionConfig ref{kB,     L,     kD,     kH,           kd,      kChunk,    before,
+                                                 after,  causal, call.pad_mask, dropout, call.seed, call.step,
+                                                 call.layer};
               reference_qkv_attention(want.data(), x.data(), params.wq.data(), params.wk.data(), params.wv.data(),
                                       params.wo.data(), ref);
               EXPECT_CLOSE(out.data(), want.data(), static_cast<int64_t>(out.size()), kKernelTol, "out");
@@ -96,7 +81,7 @@ TEST(LocalAttention, GradientsMatchFiniteDifferences) {
                                     << cs.causal << " dropout " << cs.dropout);
     QkvParams params(kD, kH, kd, 3);
     LocalSelfAttention layer(config(cs.before, cs.after, cs.causal, cs.dropout), params.weights(), params.grads());
-    const std::vector<uint8_t> mask = right_padding(cs.L);
+    const std::vector<uint8_t> mask = padding(cs.L);
     std::vector<float> x(kB * cs.L * kD);
     fill_uniform(x.data(), static_cast<int64_t>(x.size()), 9);
     expect_qkv_layer_gradients_ok(layer, params, x, make_call(cs.L, mask.data(), cs.dropout > 0.f));

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "ops/parallel.h"
+
 namespace reformer {
 namespace {
 
@@ -91,7 +93,8 @@ void LocalSelfAttention::attend(float* o, float* lse, const float* q, const floa
   const Plan p = make_plan(config_, call.length);
   ensure_scratch(p.floats_per_thread(), p.ints_per_thread(), p.nk);
   const int64_t H = heads_, hd = H * p.d;
-#pragma omp parallel
+  const bool parallel = call.batch * H * p.n * p.c * p.nk * p.d >= kOmpMinWork;  // fork/join only when it pays
+#pragma omp parallel if (parallel)
   {
     const int tid = omp_get_thread_num();
     ChunkWork cw(p, scratch_.data() + tid * p.floats_per_thread(), positions_.data() + tid * p.ints_per_thread(),
@@ -115,6 +118,7 @@ void LocalSelfAttention::attend_backward(float* dq, float* dk, float* dv, const 
   const Plan p = make_plan(config_, call.length);
   ensure_scratch(p.floats_per_thread(), p.ints_per_thread(), p.nk);
   const int64_t H = heads_, hd = H * p.d;
+  const bool parallel = call.batch * H * p.n * p.c * p.nk * p.d >= kOmpMinWork;  // fork/join only when it pays
   const int64_t total = call.batch * call.length * hd;
   std::fill_n(dq, total, 0.f);
   std::fill_n(dk, total, 0.f);
@@ -126,7 +130,7 @@ void LocalSelfAttention::attend_backward(float* dq, float* dk, float* dv, const 
   // deterministic.
   const int64_t n_full = p.n / p.w * p.w;
   const int64_t colours = p.w + (p.n - n_full);
-#pragma omp parallel
+#pragma omp parallel if (parallel)
   {
     const int tid = omp_get_thread_num();
     ChunkWork cw(p, scratch_.data() + tid * p.floats_per_thread(), positions_.data() + tid * p.ints_per_thread(),

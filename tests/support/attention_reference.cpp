@@ -108,6 +108,24 @@ void reference_qkv_attention(float* out, const float* x, const float* wq, const 
   std::copy(y.begin(), y.end(), out);
 }
 
+AttentionCall test_call(int64_t batch, int64_t length, const uint8_t* pad_mask, bool training) {
+  AttentionCall call;
+  call.batch = batch;
+  call.length = length;
+  call.pad_mask = pad_mask;
+  call.training = training;
+  call.seed = 42;
+  call.step = 3;
+  call.layer = 1;
+  return call;
+}
+
+std::vector<uint8_t> right_padding(int64_t batch, int64_t length, int64_t padded) {
+  std::vector<uint8_t> mask(batch * length, 1);
+  for (int64_t t = std::max<int64_t>(1, length - padded); t < length; ++t) mask[(batch - 1) * length + t] = 0;
+  return mask;
+}
+
 QkvParams::QkvParams(int64_t hidden_, int64_t heads, int64_t head_size, uint64_t seed) : hidden(hidden_) {
   const int64_t n = hidden * heads * head_size;
   uint64_t s = seed;

@@ -38,6 +38,12 @@ struct ReferenceAttentionConfig {
 void reference_qkv_attention(float* out, const float* x, const float* wq, const float* wk, const float* wv,
                              const float* wo, const ReferenceAttentionConfig& cfg);
 
+// A call with fixed seed/step/layer (so dropout streams are reproducible).
+AttentionCall test_call(int64_t batch, int64_t length, const uint8_t* pad_mask, bool training);
+// (batch, length) mask where the last batch element has its last `padded` positions padded
+// (never position 0).
+std::vector<uint8_t> right_padding(int64_t batch, int64_t length, int64_t padded);
+
 // Harness for layers built on QkvSelfAttention (local, full): random weights in [-0.5, 0.5) and
 // zeroed gradient buffers, torch layout.
 struct QkvParams {
