@@ -270,23 +270,21 @@ void LshSelfAttention::head_forward(const Plan& p, const AttentionCall& call, in
                             s.chunk.data());
   }
 
-  // o[pos] = sum_r softmax_r(lse_r) o_r (spec 1.9); with one round the weight is exactly 1.
+  // o[pos] = sum_r w_r o_r, w_r = exp(lse_r - logsumexp_r'(lse_r')) (spec 1.9), computed like HF's
+  // fp32 exp(logits - logsumexp) rather than normalised by the sum: the two differ only when every
+  // round is self-only (lse near -1e5, where the fp32 ulp is 0.0078). One round: w = exp(0) = 1.
   float* o = o_.data() + b * L * Hd + h * d;
   for (int64_t pos = 0; pos < L; ++pos) {
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t r = 0; r < p.nh; ++r) mx = std::max(mx, s.lse[s.undo[r * L + pos]]);
     float sum = 0.f;
-    for (int64_t r = 0; r < p.nh; ++r) {
-      const int32_t slot = s.undo[r * L + pos];
-      s.weight[slot] = std::exp(s.lse[slot] - mx);
-      sum += s.weight[slot];
-    }
+    for (int64_t r = 0; r < p.nh; ++r) sum += std::exp(s.lse[s.undo[r * L + pos]] - mx);
+    const float lse_all = mx + std::log(sum);
     float* orow = o + pos * Hd;
     std::fill(orow, orow + d, 0.f);
     for (int64_t r = 0; r < p.nh; ++r) {
       const int32_t slot = s.undo[r * L + pos];
-      s.weight[slot] /= sum;
-      const float w = s.weight[slot];
+      const float w = s.weight[slot] = std::exp(s.lse[slot] - lse_all);
       const float* src = s.o_slot.data() + slot * d;
       for (int64_t j = 0; j < d; ++j) orow[j] += w * src[j];
     }
