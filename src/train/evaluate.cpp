@@ -1,0 +1,65 @@
+#include "train/evaluate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace reformer {
+namespace {
+
+// Copy-task evaluation sequences use step numbers no training run reaches.
+constexpr int64_t kHeldOutSteps = int64_t{1} << 62;
+
+void accumulate(LossStats& total, const LossStats& s) {
+  total.loss_sum += s.loss_sum;
+  total.count += s.count;
+  total.correct += s.correct;
+}
+
+}  // namespace
+
+LossStats evaluate_bytes(ReformerModel& model, const ByteDataset& data, Split split, int64_t length, int64_t batch,
+                         int64_t max_windows, uint64_t seed) {
+  REFORMER_CHECK(batch >= 1, "evaluation batch ", batch, " must be at least 1");
+  REFORMER_CHECK(max_windows >= 0, "number of evaluation windows ", max_windows, " must be >= 0 (0 = the whole split)");
+  model.config().validate_length(length, /*training=*/false);
+  int64_t windows = data.eval_windows(split, length);
+  if (max_windows > 0) windows = std::min(windows, max_windows);
+  TokenBatch tokens;
+  std::vector<uint8_t> mask;
+  LossStats total;
+  for (int64_t first = 0; first < windows; first += batch) {
+    const int64_t b = std::min(batch, windows - first);
+    data.eval_batch(tokens, split, first, b, length);
+    mask.resize(tokens.ids.size());
+    std::transform(tokens.ids.begin(), tokens.ids.end(), mask.begin(), [](int32_t id) { return id != kBytePadId; });
+    const bool padded = std::find(mask.begin(), mask.end(), 0) != mask.end();
+    Batch in{tokens.ids.data(), b, length, padded ? mask.data() : nullptr, tokens.labels.data()};
+    StepOptions opt;
+    opt.training = false;
+    opt.seed = seed;
+    opt.step = static_cast<uint64_t>(first);
+    accumulate(total, model.evaluate(in, opt));
+  }
+  return total;
+}
+
+LossStats evaluate_copy(ReformerModel& model, const CopyTask& task, int64_t batch, int64_t batches, uint64_t seed) {
+  REFORMER_CHECK(batches >= 1, "number of evaluation batches ", batches, " must be at least 1");
+  TokenBatch tokens;
+  LossStats total;
+  for (int64_t i = 0; i < batches; ++i) {
+    copy_task_batch(tokens, task, batch, seed, kHeldOutSteps + i);
+    Batch in{tokens.ids.data(), batch, task.length, nullptr, tokens.labels.data()};
+    StepOptions opt;
+    opt.training = false;
+    opt.seed = seed;
+    opt.step = static_cast<uint64_t>(i);
+    accumulate(total, model.evaluate(in, opt));
+  }
+  return total;
+}
+
+double bits_per_byte(double mean_loss) { return mean_loss / std::log(2.0); }
+
+}  // namespace reformer

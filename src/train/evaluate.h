@@ -1,0 +1,24 @@
+#pragma once
+// Evaluation: mean loss and next-token accuracy of a model over data it is not trained on.
+//   bytes: consecutive windows covering a split (train/byte_data.h), `batch` windows per forward;
+//          the last window's right padding is masked out and not scored.
+//   copy:  fresh copy-task sequences keyed apart from every training step.
+// Dropout is off; LSH rotations are drawn from (seed, window index), so a result is reproducible.
+#include <cstdint>
+
+#include "reformer/model.h"
+#include "train/byte_data.h"
+#include "train/copy_task.h"
+
+namespace reformer {
+
+// max_windows 0 = the whole split.
+LossStats evaluate_bytes(ReformerModel& model, const ByteDataset& data, Split split, int64_t length, int64_t batch,
+                         int64_t max_windows, uint64_t seed);
+
+LossStats evaluate_copy(ReformerModel& model, const CopyTask& task, int64_t batch, int64_t batches, uint64_t seed);
+
+// Bits per byte of a byte-level mean loss in nats.
+double bits_per_byte(double mean_loss);
+
+}  // namespace reformer

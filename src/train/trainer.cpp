@@ -1,0 +1,134 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "reformer/error.h"
+#include "reformer/memory.h"
+#include "train/evaluate.h"
+#include "train/grad_clip.h"
+#include "train/make_optimizer.h"
+#include "train/trainer_state.h"
+
+namespace reformer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Predicted tokens of a batch: labels t + 1 that are scored (train/token_batch.h).
+int64_t scored_tokens(const TokenBatch& t) {
+  int64_t n = 0;
+  for (int64_t b = 0; b < t.batch; ++b)
+    for (int64_t i = 1; i < t.length; ++i) n += t.labels[b * t.length + i] != kIgnoreLabel;
+  return n;
+}
+
+}  // namespace
+
+Trainer::Trainer(ReformerModel& model, TrainerOptions options, TrainerHooks hooks)
+    : model_(model), options_(std::move(options)), hooks_(std::move(hooks)), schedule_(parse_schedule(options_.schedule)) {
+  REFORMER_CHECK(options_.steps >= 0, "--steps ", options_.steps, " must be >= 0");
+  REFORMER_CHECK(options_.grad_accum >= 1, "--grad-accum ", options_.grad_accum, " must be at least 1");
+  REFORMER_CHECK(std::isfinite(options_.clip_norm) && options_.clip_norm >= 0, "--clip-norm ", options_.clip_norm,
+                 " must be >= 0 (0 = no clipping)");
+  REFORMER_CHECK(options_.log_interval >= 1, "--log-interval ", options_.log_interval, " must be at least 1");
+  REFORMER_CHECK(options_.eval_interval >= 0, "--eval-interval ", options_.eval_interval, " must be >= 0");
+  REFORMER_CHECK(options_.save_interval >= 0, "--save-interval ", options_.save_interval, " must be >= 0");
+  REFORMER_CHECK(hooks_.batch, "trainer needs a batch source");
+  for (NamedParameter& p : model_.parameters()) params_.push_back({p.name, p.param->data(), p.grad->data(), p.param->shape()});
+  optimizer_ = make_optimizer(options_.optimizer, params_);
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::resume() { step_ = load_checkpoint(options_.out_dir, model_, *optimizer_).step; }
+
+double Trainer::train_step(double& grad_norm, double& lr) {
+  model_.zero_grad();
+  double loss = 0;
+  for (int64_t m = 0; m < options_.grad_accum; ++m) {
+    hooks_.batch(tokens_, step_ * options_.grad_accum + m);
+    const int64_t scored = scored_tokens(tokens_);
+    REFORMER_CHECK(scored > 0, "training batch ", step_, " has no scored tokens");
+    Batch in{tokens_.ids.data(), tokens_.batch, tokens_.length, nullptr, tokens_.labels.data()};
+    StepOptions opt;
+    opt.training = true;
+    opt.seed = options_.seed;
+    opt.step = static_cast<uint64_t>(step_ * options_.grad_accum + m);
+    // Each micro-batch's mean loss weighs 1 / grad_accum in the step's gradient.
+    opt.loss_scale = static_cast<float>(1.0 / (static_cast<double>(scored) * static_cast<double>(options_.grad_accum)));
+    loss += model_.forward_backward(in, opt).mean() / static_cast<double>(options_.grad_accum);
+  }
+  grad_norm = options_.clip_norm > 0 ? clip_grad_norm(params_, options_.clip_norm) : reformer::grad_norm(params_);
+  REFORMER_CHECK(std::isfinite(loss) && std::isfinite(grad_norm), "training diverged at step ", step_ + 1, ": loss ", loss,
+                 ", gradient norm ", grad_norm, "; lower the learning rate (--lr) or clip gradients (--clip-norm)");
+  lr = learning_rate(schedule_, step_ + 1);
+  optimizer_->step(params_, static_cast<float>(lr));
+  ++step_;
+  return loss;
+}
+
+void Trainer::evaluate(Progress& progress) {
+  if (!hooks_.evaluate) return;
+  const LossStats s = hooks_.evaluate();
+  const double accuracy = s.count > 0 ? s.correct / s.count : 0.0;
+  char line[160];
+  std::snprintf(line, sizeof line, "eval step %lld: loss %.4f  bpb %.4f  accuracy %.4f  (%.0f tokens)",
+                static_cast<long long>(step_), s.mean(), bits_per_byte(s.mean()), accuracy, s.count);
+  progress.message(line);
+  if (hooks_.metrics)
+    hooks_.metrics({{"type", "eval"}, {"step", step_}, {"loss", s.mean()}, {"bpb", bits_per_byte(s.mean())},
+                    {"accuracy", accuracy}, {"tokens", s.count}});
+}
+
+void Trainer::save(Progress& progress) {
+  save_checkpoint(options_.out_dir, model_, *optimizer_, step_, options_.checkpoint_metadata);
+  progress.message("checkpoint at step " + std::to_string(step_) + " saved to " + options_.out_dir);
+}
+
+TrainResult Trainer::run(Progress& progress) {
+  const int64_t first_step = step_;
+  const Clock::time_point start = Clock::now();
+  Clock::time_point interval_start = start;
+  double interval_loss = 0, interval_tokens = 0;
+  int64_t interval_steps = 0;
+  while (step_ < options_.steps) {
+    if (hooks_.stop_requested && hooks_.stop_requested()) {
+      progress.message("interrupted at step " + std::to_string(step_));
+      save(progress);
+      return TrainResult::Interrupted;
+    }
+    double grad_norm = 0, lr = 0;
+    const double loss = train_step(grad_norm, lr);
+    interval_loss += loss;
+    interval_tokens += static_cast<double>(tokens_.batch * tokens_.length * options_.grad_accum);
+    ++interval_steps;
+    if (hooks_.metrics)
+      hooks_.metrics({{"type", "train"}, {"step", step_}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
+                      {"elapsed_s", seconds_since(start)}});
+    if (step_ % options_.log_interval == 0 || step_ == options_.steps) {
+      StepReport r;
+      r.step = step_;
+      r.total_steps = options_.steps;
+      r.loss = interval_loss / static_cast<double>(interval_steps);
+      r.lr = lr;
+      r.grad_norm = grad_norm;
+      r.tokens_per_s = interval_tokens / std::max(seconds_since(interval_start), 1e-9);
+      r.peak_bytes = mem_stats().peak_total;
+      r.eta_s = seconds_since(start) / static_cast<double>(step_ - first_step) * static_cast<double>(options_.steps - step_);
+      progress.report(r);
+      interval_start = Clock::now();
+      interval_loss = interval_tokens = 0;
+      interval_steps = 0;
+    }
+    if (options_.eval_interval > 0 && step_ % options_.eval_interval == 0 && step_ < options_.steps) evaluate(progress);
+    if (options_.save_interval > 0 && step_ % options_.save_interval == 0 && step_ < options_.steps) save(progress);
+  }
+  evaluate(progress);
+  save(progress);
+  return TrainResult::Finished;
+}
+
+}  // namespace reformer

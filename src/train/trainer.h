@@ -1,0 +1,75 @@
+#pragma once
+// The training loop: micro-batches -> forward/backward with gradient accumulation -> global-norm
+// clipping -> learning rate from the schedule -> optimizer step; progress reports, a metrics record
+// per step, periodic evaluation and checkpoints (train/trainer_state.h).
+//
+// Determinism: batch i is a pure function of (seed, i) (the data sources), dropout masks and LSH
+// rotations of step s are keyed by (seed, s), and the optimizer state and step are checkpointed, so
+// a resumed run computes the same losses as an uninterrupted one (same machine, same thread count).
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "reformer/model.h"
+#include "train/optimizer.h"
+#include "train/progress.h"
+#include "train/schedule.h"
+#include "train/token_batch.h"
+
+namespace reformer {
+
+struct TrainerOptions {
+  int64_t steps = 1000;        // total optimizer steps of the run (a resumed run continues to this)
+  int64_t grad_accum = 1;      // micro-batches per step
+  double clip_norm = 1.0;      // global gradient-norm clipping; 0 = off
+  uint64_t seed = 0;           // dropout and LSH rotations (data sources take theirs separately)
+  int64_t log_interval = 10;   // steps between progress lines
+  int64_t eval_interval = 0;   // steps between evaluations; 0 = only at the end
+  int64_t save_interval = 0;   // steps between checkpoints; 0 = only at the end
+  std::string out_dir;
+  std::string optimizer = "adam";
+  std::string schedule = "rsqrt";
+  std::map<std::string, std::string> checkpoint_metadata;  // stored with every checkpoint
+};
+
+struct TrainerHooks {
+  std::function<void(TokenBatch& out, int64_t index)> batch;  // training micro-batch number `index`
+  std::function<LossStats()> evaluate;                        // held-out loss; may be empty
+  std::function<void(const nlohmann::json&)> metrics;         // one record per step and per evaluation
+  std::function<bool()> stop_requested;                       // polled before every step (Ctrl-C)
+};
+
+enum class TrainResult { Finished, Interrupted };
+
+class Trainer {
+ public:
+  Trainer(ReformerModel& model, TrainerOptions options, TrainerHooks hooks);
+  ~Trainer();
+
+  // Continues from the checkpoint in options.out_dir (weights, optimizer state, step).
+  void resume();
+  int64_t step() const { return step_; }
+  // Trains up to options.steps; saves a checkpoint at the end and when stopped.
+  TrainResult run(Progress& progress);
+
+ private:
+  // One optimizer step; returns the mean loss of its micro-batches.
+  double train_step(double& grad_norm, double& lr);
+  void evaluate(Progress& progress);
+  void save(Progress& progress);
+
+  ReformerModel& model_;
+  TrainerOptions options_;
+  TrainerHooks hooks_;
+  Schedule schedule_;
+  std::vector<ParamRef> params_;
+  std::unique_ptr<Optimizer> optimizer_;
+  TokenBatch tokens_;
+  int64_t step_ = 0;
+};
+
+}  // namespace reformer
