@@ -8,6 +8,7 @@
 #include "train/evaluate.h"
 #include "train/grad_clip.h"
 #include "train/make_optimizer.h"
+#include "train/metrics_log.h"
 #include "train/trainer_state.h"
 
 namespace reformer {
@@ -79,7 +80,7 @@ void Trainer::evaluate(Progress& progress) {
                 static_cast<long long>(step_), s.mean(), bits_per_byte(s.mean()), accuracy, s.count);
   progress.message(line);
   if (hooks_.metrics)
-    hooks_.metrics({{"type", "eval"}, {"step", step_}, {"loss", s.mean()}, {"bpb", bits_per_byte(s.mean())},
+    hooks_.metrics({{"split", "validation"}, {"step", step_}, {"loss", s.mean()}, {"bits_per_byte", bits_per_byte(s.mean())},
                     {"accuracy", accuracy}, {"tokens", s.count}});
 }
 
@@ -101,13 +102,19 @@ TrainResult Trainer::run(Progress& progress) {
       return TrainResult::Interrupted;
     }
     double grad_norm = 0, lr = 0;
+    const Clock::time_point step_start = Clock::now();
     const double loss = train_step(grad_norm, lr);
+    const auto tokens = static_cast<double>(tokens_.batch * tokens_.length * options_.grad_accum);
     interval_loss += loss;
-    interval_tokens += static_cast<double>(tokens_.batch * tokens_.length * options_.grad_accum);
+    interval_tokens += tokens;
     ++interval_steps;
-    if (hooks_.metrics)
-      hooks_.metrics({{"type", "train"}, {"step", step_}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
-                      {"elapsed_s", seconds_since(start)}});
+    if (hooks_.metrics) {
+      nlohmann::json record = step_record(step_, loss, lr, tokens / std::max(seconds_since(step_start), 1e-9),
+                                          seconds_since(start));
+      record["split"] = "train";
+      record["grad_norm"] = grad_norm;
+      hooks_.metrics(record);
+    }
     if (step_ % options_.log_interval == 0 || step_ == options_.steps) {
       StepReport r;
       r.step = step_;
