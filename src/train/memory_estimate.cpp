@@ -1,0 +1,145 @@
+#include "train/memory_estimate.h"
+
+#include <algorithm>
+
+#include "reformer/error.h"
+#include "train/option_spec.h"
+
+namespace reformer {
+namespace {
+
+constexpr int64_t kFloat = sizeof(float);
+
+// The bucket factors an LSH layer uses at length L (HF's automatic choice when the config has none).
+std::vector<int64_t> bucket_factors(const ReformerConfig& c, int64_t L) {
+  return c.num_buckets.empty() ? c.auto_num_buckets(L) : c.num_buckets;
+}
+
+// Bytes of the per-layer attention buffers for a training step (forward and backward).
+int64_t attention_bytes(const ReformerConfig& c, const std::string& type, int64_t B, int64_t L, int threads) {
+  const int64_t H = c.num_attention_heads, d = c.attention_head_size, Hd = H * d;
+  if (type != "lsh") {
+    // q, k, v, o and their gradients (B, L, H*d), the (B, H, L) logsumexp, per-thread chunk scratch.
+    const int64_t chunk = type == "local" ? c.local_attn_chunk_length : 128;
+    const int64_t keys = type == "local" ? chunk * (1 + c.local_num_chunks_before + c.local_num_chunks_after) : chunk;
+    const int64_t rows = std::min(chunk, L), cols = std::min(keys, L);
+    const int64_t scratch = threads * (2 * cols * d + 2 * rows * cols + 2 * cols);
+    return (8 * B * L * Hd + B * H * L + scratch) * kFloat;
+  }
+  const bool hashed = L > c.lsh_attn_chunk_length;
+  const int64_t nh = hashed ? c.num_hashes : 1;
+  const int64_t chunk = hashed ? c.lsh_attn_chunk_length : L;
+  const int64_t extra = hashed ? c.lsh_num_chunks_before + c.lsh_num_chunks_after : 0;
+  const int64_t slots = nh * L, padded = slots + extra * chunk, window = chunk * (1 + extra);
+  int64_t buckets = 1, rotation_columns = 0;
+  for (int64_t f : bucket_factors(c, L)) {
+    buckets *= f;
+    rotation_columns += f / 2;
+  }
+  // Per thread: sorted q/k/v, the slot outputs and their gradients, positions, lse, chunk scores.
+  const int64_t per_thread = 4 * slots * d + 4 * padded * d + 6 * slots + 2 * padded + 2 * chunk * window + buckets;
+  const int64_t t = std::min<int64_t>(threads, B * H);
+  const int64_t rotations = H * d * nh * rotation_columns;
+  return (6 * B * L * Hd + B * H * nh * L + t * per_thread + rotations) * kFloat;
+}
+
+int64_t feed_forward_bytes(const ReformerConfig& c, int64_t B, int64_t L) {
+  const int64_t rows = c.chunk_size_feed_forward > 0 ? std::min(c.chunk_size_feed_forward, B * L) : B * L;
+  return rows * (3 * c.feed_forward_size + 2 * c.hidden_size + 2) * kFloat;
+}
+
+int64_t optimizer_floats(const std::vector<ParameterShape>& shapes, const std::string& spec) {
+  OptionSpec o(spec, "optimizer");
+  int64_t total = 0;
+  if (o.kind() == "adam") {
+    for (const auto& p : shapes) total += 2 * shape_numel(p.shape);
+    return total;
+  }
+  REFORMER_CHECK(o.kind() == "adafactor", "unknown optimizer \"", o.kind(), "\"; use adam or adafactor");
+  const bool factored = o.flag("factored", true);
+  const bool momentum = o.number("beta1", 0.0) > 0;
+  for (const auto& p : shapes) {
+    const int64_t n = shape_numel(p.shape);
+    if (factored && p.shape.size() >= 2) total += n / p.shape.back() + n / p.shape[p.shape.size() - 2];
+    else total += n;
+    if (momentum) total += n;
+  }
+  return total;
+}
+
+}  // namespace
+
+std::vector<ParameterShape> parameter_shapes(const ReformerConfig& c) {
+  const int64_t D = c.hidden_size, F = c.feed_forward_size, V = c.vocab_size;
+  const int64_t Hd = c.num_attention_heads * c.attention_head_size;
+  std::vector<ParameterShape> out;
+  out.push_back({"reformer.embeddings.word_embeddings.weight", "embeddings", {V, D}});
+  if (c.axial_pos_embds) {
+    const size_t n = c.axial_pos_shape.size();
+    for (size_t a = 0; a < n; ++a) {
+      Shape s(n + 1, 1);
+      s[a] = c.axial_pos_shape[a];
+      s[n] = c.axial_pos_embds_dim.at(a);
+      out.push_back({"reformer.embeddings.position_embeddings.weights." + std::to_string(a), "embeddings", s});
+    }
+  } else {
+    out.push_back({"reformer.embeddings.position_embeddings.embedding.weight", "embeddings", {c.max_position_embeddings, D}});
+  }
+  for (int64_t i = 0; i < c.num_layers(); ++i) {
+    const std::string prefix = "reformer.encoder.layers." + std::to_string(i) + ".";
+    const std::string& type = c.attn_layers[static_cast<size_t>(i)];
+    const std::string attn = "layer " + std::to_string(i) + " attention (" + type + ")";
+    const std::string ff = "layer " + std::to_string(i) + " feed-forward";
+    out.push_back({prefix + "attention.layer_norm.weight", attn, {D}});
+    out.push_back({prefix + "attention.layer_norm.bias", attn, {D}});
+    const std::vector<std::string> projections =
+        type == "lsh" ? std::vector<std::string>{"query_key", "value"} : std::vector<std::string>{"query", "key", "value"};
+    for (const auto& p : projections) out.push_back({prefix + "attention.self_attention." + p + ".weight", attn, {Hd, D}});
+    out.push_back({prefix + "attention.output.dense.weight", attn, {D, Hd}});
+    out.push_back({prefix + "feed_forward.layer_norm.weight", ff, {D}});
+    out.push_back({prefix + "feed_forward.layer_norm.bias", ff, {D}});
+    out.push_back({prefix + "feed_forward.dense.dense.weight", ff, {F, D}});
+    out.push_back({prefix + "feed_forward.dense.dense.bias", ff, {F}});
+    out.push_back({prefix + "feed_forward.output.dense.weight", ff, {D, F}});
+    out.push_back({prefix + "feed_forward.output.dense.bias", ff, {D}});
+  }
+  out.push_back({"reformer.encoder.layer_norm.weight", "final layer norm", {2 * D}});
+  out.push_back({"reformer.encoder.layer_norm.bias", "final layer norm", {2 * D}});
+  out.push_back({"lm_head.decoder.weight", "lm head", {V, 2 * D}});
+  out.push_back({"lm_head.decoder.bias", "lm head", {V}});
+  return out;
+}
+
+std::vector<PartCount> parameter_counts(const ReformerConfig& config) {
+  std::vector<PartCount> parts;
+  for (const auto& p : parameter_shapes(config)) {
+    if (parts.empty() || parts.back().part != p.part) parts.push_back({p.part, 0});
+    parts.back().parameters += shape_numel(p.shape);
+  }
+  return parts;
+}
+
+MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer,
+                                        int threads) {
+  REFORMER_CHECK(B >= 1, "batch ", B, " must be at least 1");
+  c.validate_length(L, /*training=*/true);
+  const auto shapes = parameter_shapes(c);
+  MemoryEstimate m;
+  int64_t params = 0, largest = 0;
+  for (const auto& p : shapes) {
+    params += shape_numel(p.shape);
+    largest = std::max(largest, shape_numel(p.shape));
+  }
+  m.parameters = m.gradients = params * kFloat;
+  m.optimizer_state = optimizer_floats(shapes, optimizer) * kFloat;
+  const int64_t D = c.hidden_size, rows = B * L;
+  // The two streams, their gradients and four branch buffers (B, L, D), layer-norm statistics.
+  m.activations = (8 * rows * D + 2 * rows) * kFloat;
+  // The LM head's row chunk: concat, normalized, its gradient (2D wide) and the logits.
+  const int64_t head_rows = c.chunk_size_lm_head > 0 ? std::min(c.chunk_size_lm_head, rows) : std::min<int64_t>(rows, 1024);
+  m.workspace = head_rows * (3 * 2 * D + c.vocab_size + 2) * kFloat + largest * kFloat;
+  for (const auto& type : c.attn_layers) m.workspace += attention_bytes(c, type, B, L, threads) + feed_forward_bytes(c, B, L);
+  return m;
+}
+
+}  // namespace reformer

@@ -1,0 +1,44 @@
+#pragma once
+// What a model and a training step will need, computed from the config alone, before anything is
+// allocated (`reformer info`, and a check before training starts).
+//   parameters: the HF state dict's names and shapes (spec 6.2), grouped into parts;
+//   memory: parameters, gradients, optimizer state, and the activations and workspaces that the
+//   model and every layer size on their first step (layers keep their own workspaces; the
+//   reversible backward keeps only the last layer's two streams).
+// The activation/workspace formula mirrors the buffers the model and layers allocate; it is tested
+// against the allocator's measured peak (tests/test_memory_estimate.cpp).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "reformer/config.h"
+#include "reformer/tensor.h"
+
+namespace reformer {
+
+struct ParameterShape {
+  std::string name;  // HF state-dict name
+  std::string part;  // "embeddings", "layer 0 attention (lsh)", "layer 0 feed-forward", "final layer norm", "lm head"
+  Shape shape;
+};
+
+std::vector<ParameterShape> parameter_shapes(const ReformerConfig& config);
+
+struct PartCount {
+  std::string part;
+  int64_t parameters = 0;
+};
+// In model order; parts with the same name are summed.
+std::vector<PartCount> parameter_counts(const ReformerConfig& config);
+
+struct MemoryEstimate {
+  int64_t parameters = 0, gradients = 0, optimizer_state = 0, activations = 0, workspace = 0;
+  int64_t total() const { return parameters + gradients + optimizer_state + activations + workspace; }
+};
+
+// A training step of `batch` sequences of `length` tokens with the optimizer spec (train/make_optimizer.h)
+// on `threads` OpenMP threads (per-thread attention scratch).
+MemoryEstimate estimate_training_memory(const ReformerConfig& config, int64_t batch, int64_t length,
+                                        const std::string& optimizer, int threads);
+
+}  // namespace reformer
