@@ -53,7 +53,7 @@ std::vector<int32_t> naive_buckets(const std::vector<float>& qk, const std::vect
 std::vector<int32_t> hash(const std::vector<float>& qk, const std::vector<float>& rot, const uint8_t* valid,
                           bool padding_bucket, int64_t L, int64_t d, int nh, const std::vector<int64_t>& factors) {
   std::vector<int32_t> buckets(nh * L);
-  std::vector<float> scratch(lsh_hash_scratch_floats(d, nh, factors));
+  std::vector<float> scratch(lsh_hash_scratch_floats(nh, factors));
   lsh_hash(buckets.data(), qk.data(), d, rot.data(), valid, padding_bucket, L, d, nh, factors, scratch.data());
   return buckets;
 }

@@ -174,7 +174,7 @@ void LshSelfAttention::prepare(const Plan& p, bool backward) {
     s.chunk.ensure(2 * p.c * p.window, kWs);
     if (p.hashed) {
       s.counts.ensure(p.nb_eff, kWs);
-      s.hash.ensure(lsh_hash_scratch_floats(d, static_cast<int>(p.nh), cfg_.num_buckets), kWs);
+      s.hash.ensure(lsh_hash_scratch_floats(static_cast<int>(p.nh), cfg_.num_buckets), kWs);
     }
     if (backward) {
       s.do_slot.ensure(p.n_slots * d, kWs);

@@ -44,7 +44,7 @@ void lsh_check_bucket_factors(const std::vector<int64_t>& factors) {
                  "LSH num_buckets product ", lsh_total_buckets(factors), " is too large for 32-bit bucket ids");
 }
 
-int64_t lsh_hash_scratch_floats(int64_t /*d*/, int num_hashes, const std::vector<int64_t>& factors) {
+int64_t lsh_hash_scratch_floats(int num_hashes, const std::vector<int64_t>& factors) {
   return kHashRows * num_hashes * lsh_rotation_columns(factors);
 }
 

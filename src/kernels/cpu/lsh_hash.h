@@ -14,7 +14,7 @@ int64_t lsh_rotation_columns(const std::vector<int64_t>& factors);
 void lsh_check_bucket_factors(const std::vector<int64_t>& factors);
 
 // Floats of scratch lsh_hash needs.
-int64_t lsh_hash_scratch_floats(int64_t d, int num_hashes, const std::vector<int64_t>& factors);
+int64_t lsh_hash_scratch_floats(int num_hashes, const std::vector<int64_t>& factors);
 
 // buckets[r * L + t] = bucket of position t in round r, plus the round offset r * nb_eff, where
 // nb_eff = total buckets (+1 with padding_bucket). qk: L x d (row stride ldqk). rotations: one
