@@ -1,0 +1,128 @@
+#pragma once
+// ReformerModel: the language model of the spec (sections 3-5) with Hugging Face's weight names.
+//   ids -> word embedding (+dropout) + positional embedding -> (X1, X2) = (e, e)
+//   -> N reversible layers  Y1 = X1 + Attn(LN_a(X2)),  Y2 = X2 + FF(Y1)
+//   -> LN(concat[Y1, Y2]) -> dropout -> LM head -> logits; loss as HF (logits[t] vs labels[t+1]).
+// Training keeps only the last layer's two streams: the backward reconstructs each layer's inputs
+// from its outputs (reversible mode, the default), so activation memory does not grow with depth.
+// Stored-activation mode keeps every layer's inputs instead (for comparison and tests).
+// The LM head and loss run in row chunks, so (B*L, vocab) logits are never held during training.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "reformer/config.h"
+#include "reformer/tensor.h"
+#include "reformer/workspace.h"
+
+namespace reformer {
+
+class AttentionLayer;
+class FeedForward;
+struct AttentionCall;
+struct FeedForwardCall;
+
+struct NamedParameter {
+  std::string name;  // HF state-dict name (spec 6.2)
+  Tensor* param;
+  Tensor* grad;
+};
+
+struct Batch {
+  const int32_t* ids = nullptr;              // (B, L)
+  int64_t batch = 1, length = 0;
+  const uint8_t* attention_mask = nullptr;   // (B, L) 1 = token, 0 = padding; nullptr = none
+  const int32_t* labels = nullptr;           // (B, L), -100 = ignore; nullptr = ids (HF default)
+};
+
+struct StepOptions {
+  bool training = true;      // dropout on
+  uint64_t seed = 0;         // keys dropout masks and rotations
+  uint64_t step = 0;
+  float loss_scale = 0.f;    // gradient of (loss_scale * summed loss); 0 = 1 / count (mean loss)
+};
+
+struct LossStats {
+  double loss_sum = 0, count = 0, correct = 0;
+  double mean() const { return count > 0 ? loss_sum / count : 0.0; }
+};
+
+// Called with (name, data, shape) for named intermediates (e.g. "layer.3.attn_input"): for
+// narrowing down parity failures layer by layer.
+using DumpHook = std::function<void(const std::string&, const float*, const Shape&)>;
+
+class ReformerModel {
+ public:
+  // Random initialisation as in HF (spec 3.6), deterministic for a seed.
+  explicit ReformerModel(const ReformerConfig& config, uint64_t init_seed = 0);
+  ~ReformerModel();
+  ReformerModel(const ReformerModel&) = delete;
+  ReformerModel& operator=(const ReformerModel&) = delete;
+
+  const ReformerConfig& config() const { return config_; }
+  std::vector<NamedParameter>& parameters() { return params_; }
+  NamedParameter* find_parameter(const std::string& name);
+  int64_t num_parameters() const;
+  void zero_grad();
+
+  // Forward + loss + backward: gradients accumulate into the parameters' grad tensors.
+  LossStats forward_backward(const Batch& batch, const StepOptions& opt);
+  // Forward + loss only (no gradients); the LM head runs in chunks.
+  LossStats evaluate(const Batch& batch, const StepOptions& opt);
+  // Forward to logits (B, L, vocab) for generation and parity checks.
+  void forward_logits(Tensor& logits, const Batch& batch, const StepOptions& opt);
+
+  void set_reversible(bool on) { reversible_ = on; }
+  bool reversible() const { return reversible_; }
+  // Overrides num_hashes of every LSH layer (the paper evaluates with more hashes than it trains with).
+  void set_num_hashes(int64_t n);
+  // Injects rotations for LSH layer `layer` in HF layout (H, d, num_hashes, rot_cols); nullptr clears.
+  void set_rotations(int layer, const float* rotations);
+  void set_dump_hook(DumpHook hook) { dump_ = std::move(hook); }
+
+  // Activation and workspace bytes the model holds now (streams, layer workspaces).
+  int64_t activation_bytes() const;
+
+ private:
+  struct Layer;
+  void build_layers(const std::vector<int64_t>& buckets);
+  void prepare(int64_t B, int64_t L, bool training);
+  AttentionCall attention_call(const Batch& batch, const StepOptions& opt, int layer) const;
+  FeedForwardCall ff_call(const Batch& batch, const StepOptions& opt, int layer) const;
+  float hidden_dropout(const StepOptions& opt) const;
+  void add_positions(float* x, int64_t B, int64_t L) const;
+  void position_dropout(float* pos, int64_t B, int64_t L, const StepOptions& opt) const;
+  void embed(const Batch& batch, const StepOptions& opt);
+  void embed_backward(const Batch& batch, const StepOptions& opt);
+  void run_layers(const Batch& batch, const StepOptions& opt, bool keep_inputs);
+  void backward_layers(const Batch& batch, const StepOptions& opt);
+  // Final LN + dropout + LM head + loss over row chunks; with grads, also d(streams) into dx1_/dx2_.
+  // logits_out: optional (B*L, vocab) output.
+  LossStats head(const Batch& batch, const StepOptions& opt, bool grads, float* logits_out);
+  void dump(const std::string& name, const float* data, const Shape& shape) const;
+
+  ReformerConfig config_;
+  bool reversible_ = true;
+  int64_t num_hashes_override_ = 0;       // 0 = config num_hashes
+  std::vector<int64_t> built_buckets_;    // num_buckets the layers were built with
+  Workspace workspace_;                   // scratch shared by all layers (does not grow with depth)
+  std::vector<NamedParameter> params_;
+  std::vector<std::unique_ptr<Tensor>> storage_;  // owns params and grads
+  std::vector<std::unique_ptr<Layer>> layers_;
+  // Parameters outside the layers.
+  Tensor *word_emb_ = nullptr, *word_emb_g_ = nullptr;
+  std::vector<Tensor*> pos_w_, pos_g_;
+  Tensor *final_ln_w_, *final_ln_b_, *final_ln_wg_, *final_ln_bg_;
+  Tensor *head_w_, *head_b_, *head_wg_, *head_bg_;
+  // Activations (sized by the batch, reused): the two streams and their gradients, plus scratch.
+  Tensor x1_, x2_, dx1_, dx2_, branch_in_, branch_out_, dbranch_, dtmp_, ln_mean_, ln_rstd_;
+  std::vector<Tensor> saved_x2_, saved_y1_;  // stored-activation mode only: each layer's X2 and Y1
+  // Head workspace (chunk rows): concat, normalized, logits.
+  Tensor head_cat_, head_norm_, head_logits_, head_mean_, head_rstd_, head_dcat_;
+  std::vector<int32_t> targets_;
+  DumpHook dump_;
+};
+
+}  // namespace reformer

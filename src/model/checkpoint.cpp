@@ -1,0 +1,77 @@
+#include "reformer/checkpoint.h"
+
+#include <filesystem>
+#include <set>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "reformer/error.h"
+
+namespace reformer {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Scalar buffers that old HF checkpoints stored per attention layer (spec 6.2); not parameters.
+bool is_legacy_buffer(const std::string& name) {
+  for (const char* suffix : {"self_mask_value_float16", "self_mask_value_float32", "mask_value_float16", "mask_value_float32"})
+    if (name.size() > std::string(suffix).size() && name.ends_with(suffix)) return true;
+  return false;
+}
+
+constexpr const char* kTiedHeadBias = "lm_head.bias";  // HF ties it to lm_head.decoder.bias
+
+}  // namespace
+
+void save_model(const std::string& dir, ReformerModel& model, const std::map<std::string, std::string>& metadata) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  REFORMER_CHECK(!ec, "cannot create model directory ", dir, ": ", ec.message());
+  std::vector<NamedTensorView> views;
+  for (const auto& p : model.parameters()) {
+    views.emplace_back(p.name, *p.param);
+    if (p.name == "lm_head.decoder.bias") views.emplace_back(kTiedHeadBias, *p.param);
+  }
+  std::map<std::string, std::string> meta = metadata;
+  meta.emplace("format", "pt");
+  write_safetensors((fs::path(dir) / "model.safetensors").string(), views, meta);
+  model.config().save((fs::path(dir) / "config.json").string());
+}
+
+void load_weights(ReformerModel& model, const std::string& path) {
+  const SafetensorsFile file = SafetensorsFile::open(path);
+  std::set<std::string> expected;
+  for (auto& p : model.parameters()) {
+    expected.insert(p.name);
+    REFORMER_CHECK(file.contains(p.name), path, ": missing weight \"", p.name, "\" of shape ", shape_str(p.param->shape()),
+                   "; is this a checkpoint of the same architecture as its config.json?");
+    const Shape& s = file.shape(p.name);
+    REFORMER_CHECK(s == p.param->shape(), path, ": weight \"", p.name, "\" has shape ", shape_str(s),
+                   " but config.json needs ", shape_str(p.param->shape()), "; the checkpoint and its config disagree");
+    file.read_f32_into(p.name, p.param->data(), p.param->numel());
+  }
+  for (const auto& name : file.names()) {
+    if (expected.count(name) || is_legacy_buffer(name)) continue;
+    if (name == kTiedHeadBias) {
+      REFORMER_CHECK(file.shape(name) == model.find_parameter("lm_head.decoder.bias")->param->shape(), path,
+                     ": lm_head.bias has shape ", shape_str(file.shape(name)), ", expected (vocab_size)");
+      continue;
+    }
+    fail(path, ": unexpected tensor \"", name, "\" (shape ", shape_str(file.shape(name)),
+         "); this checkpoint does not match a ReformerModelWithLMHead with this config.json");
+  }
+}
+
+std::unique_ptr<ReformerModel> load_model(const std::string& dir) {
+  REFORMER_CHECK(fs::is_directory(dir), "model directory ", dir, " does not exist; pass a directory with config.json and model.safetensors");
+  const fs::path weights = fs::path(dir) / "model.safetensors";
+  REFORMER_CHECK(fs::exists(weights), "no model.safetensors in ", dir,
+                 (fs::exists(fs::path(dir) / "pytorch_model.bin")
+                      ? "; convert pytorch_model.bin first with scripts/convert_pytorch_bin.py"
+                      : "; pass a directory written by `reformer train` or Hugging Face save_pretrained"));
+  auto model = std::make_unique<ReformerModel>(ReformerConfig::load((fs::path(dir) / "config.json").string()));
+  load_weights(*model, weights.string());
+  return model;
+}
+
+}  // namespace reformer

@@ -1,0 +1,496 @@
+#include "reformer/model.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "layers/feed_forward.h"
+#include "layers/full_attention.h"
+#include "layers/local_attention.h"
+#include "layers/lsh_attention.h"
+#include "ops/activation.h"
+#include "ops/axial_position.h"
+#include "ops/cross_entropy.h"
+#include "ops/dropout.h"
+#include "ops/embedding.h"
+#include "ops/layernorm.h"
+#include "ops/linear.h"
+#include "reformer/rng.h"
+
+namespace reformer {
+namespace {
+
+constexpr int64_t kDefaultHeadChunk = 2048;  // LM-head rows per chunk when chunk_size_lm_head = 0
+
+uint64_t name_hash(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+void add_into(float* y, const float* x, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+void sub_into(float* y, const float* x, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) y[i] -= x[i];
+}
+
+void copy(float* y, const float* x, int64_t n) { std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float)); }
+
+}  // namespace
+
+struct ReformerModel::Layer {
+  std::string type;
+  Tensor *ln_w, *ln_b, *ln_wg, *ln_bg;
+  std::vector<Tensor*> attn_w, attn_g;  // lsh: qk, v, o; local/full: q, k, v, o
+  Tensor *ff_ln_w, *ff_ln_b, *ff_w1, *ff_b1, *ff_w2, *ff_b2;
+  Tensor *ff_ln_wg, *ff_ln_bg, *ff_w1g, *ff_b1g, *ff_w2g, *ff_b2g;
+  std::unique_ptr<AttentionLayer> attn;
+  LshSelfAttention* lsh = nullptr;
+  std::unique_ptr<FeedForward> ff;
+  std::vector<float> rotations;  // injected (HF layout); empty = drawn from the generator
+};
+
+ReformerModel::ReformerModel(const ReformerConfig& config, uint64_t init_seed) : config_(config) {
+  config_.validate();
+  const int64_t D = config_.hidden_size, H = config_.num_attention_heads, d = config_.attention_head_size;
+  const int64_t F = config_.feed_forward_size, V = config_.vocab_size, Hd = H * d;
+  const float std_init = static_cast<float>(config_.initializer_range);
+
+  enum class Init { Normal, Zeros, Ones };
+  auto add = [&](const std::string& name, Shape shape, Init init, float std = 0.f) {
+    auto p = std::make_unique<Tensor>(shape, MemCategory::Parameters);
+    auto g = std::make_unique<Tensor>(Tensor::zeros(shape, MemCategory::Gradients));
+    if (init == Init::Normal)
+      rng_fill_normal(p->data(), p->numel(), init_seed, rng_stream(RngPurpose::Init, {name_hash(name)}), 0.f, std);
+    else
+      p->fill(init == Init::Ones ? 1.f : 0.f);
+    params_.push_back({name, p.get(), g.get()});
+    storage_.push_back(std::move(p));
+    storage_.push_back(std::move(g));
+    return std::pair{params_.back().param, params_.back().grad};
+  };
+
+  std::tie(word_emb_, word_emb_g_) = add("reformer.embeddings.word_embeddings.weight", {V, D}, Init::Normal, std_init);
+  if (config_.axial_pos_embds) {
+    const size_t k = config_.axial_pos_shape.size();
+    for (size_t a = 0; a < k; ++a) {
+      Shape s(k + 1, 1);
+      s[a] = config_.axial_pos_shape[a];
+      s[k] = config_.axial_pos_embds_dim[a];
+      auto [w, g] = add("reformer.embeddings.position_embeddings.weights." + std::to_string(a), s, Init::Normal,
+                        static_cast<float>(config_.axial_norm_std));
+      pos_w_.push_back(w);
+      pos_g_.push_back(g);
+    }
+  } else {
+    auto [w, g] = add("reformer.embeddings.position_embeddings.embedding.weight", {config_.max_position_embeddings, D},
+                      Init::Normal, std_init);
+    pos_w_.push_back(w);
+    pos_g_.push_back(g);
+  }
+  for (int64_t i = 0; i < config_.num_layers(); ++i) {
+    auto L = std::make_unique<Layer>();
+    L->type = config_.attn_layers[i];
+    const std::string p = "reformer.encoder.layers." + std::to_string(i) + ".";
+    std::tie(L->ln_w, L->ln_wg) = add(p + "attention.layer_norm.weight", {D}, Init::Ones);
+    std::tie(L->ln_b, L->ln_bg) = add(p + "attention.layer_norm.bias", {D}, Init::Zeros);
+    const std::vector<std::string> proj = L->type == "lsh" ? std::vector<std::string>{"query_key", "value"}
+                                                            : std::vector<std::string>{"query", "key", "value"};
+    for (const auto& n : proj) {
+      auto [w, g] = add(p + "attention.self_attention." + n + ".weight", {Hd, D}, Init::Normal, std_init);
+      L->attn_w.push_back(w);
+      L->attn_g.push_back(g);
+    }
+    auto [wo, go] = add(p + "attention.output.dense.weight", {D, Hd}, Init::Normal, std_init);
+    L->attn_w.push_back(wo);
+    L->attn_g.push_back(go);
+    std::tie(L->ff_ln_w, L->ff_ln_wg) = add(p + "feed_forward.layer_norm.weight", {D}, Init::Ones);
+    std::tie(L->ff_ln_b, L->ff_ln_bg) = add(p + "feed_forward.layer_norm.bias", {D}, Init::Zeros);
+    std::tie(L->ff_w1, L->ff_w1g) = add(p + "feed_forward.dense.dense.weight", {F, D}, Init::Normal, std_init);
+    std::tie(L->ff_b1, L->ff_b1g) = add(p + "feed_forward.dense.dense.bias", {F}, Init::Zeros);
+    std::tie(L->ff_w2, L->ff_w2g) = add(p + "feed_forward.output.dense.weight", {D, F}, Init::Normal, std_init);
+    std::tie(L->ff_b2, L->ff_b2g) = add(p + "feed_forward.output.dense.bias", {D}, Init::Zeros);
+    layers_.push_back(std::move(L));
+  }
+  std::tie(final_ln_w_, final_ln_wg_) = add("reformer.encoder.layer_norm.weight", {2 * D}, Init::Ones);
+  std::tie(final_ln_b_, final_ln_bg_) = add("reformer.encoder.layer_norm.bias", {2 * D}, Init::Zeros);
+  std::tie(head_w_, head_wg_) = add("lm_head.decoder.weight", {V, 2 * D}, Init::Normal, std_init);
+  // HF ties lm_head.bias to lm_head.decoder.bias: one tensor, saved under both names.
+  std::tie(head_b_, head_bg_) = add("lm_head.decoder.bias", {V}, Init::Zeros);
+  if (!config_.num_buckets.empty()) build_layers(config_.num_buckets);
+}
+
+ReformerModel::~ReformerModel() = default;
+
+void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
+  const ReformerConfig& c = config_;
+  const int64_t D = c.hidden_size, H = c.num_attention_heads, d = c.attention_head_size;
+  const Activation act = parse_activation(c.hidden_act);
+  for (int64_t i = 0; i < c.num_layers(); ++i) {
+    Layer& L = *layers_[i];
+    if (L.type == "lsh") {
+      LshAttentionConfig a;
+      a.hidden = D; a.heads = H; a.head_size = d;
+      a.chunk_length = c.lsh_attn_chunk_length;
+      a.chunks_before = c.lsh_num_chunks_before;
+      a.chunks_after = c.lsh_num_chunks_after;
+      a.num_hashes = static_cast<int>(num_hashes_override_ ? num_hashes_override_ : c.num_hashes);
+      a.num_buckets = buckets;
+      a.causal = c.is_decoder;
+      a.dropout = static_cast<float>(c.lsh_attention_probs_dropout_prob);
+      auto lsh = std::make_unique<LshSelfAttention>(
+          a, LshAttentionWeights{L.attn_w[0]->data(), L.attn_w[1]->data(), L.attn_w[2]->data()},
+          LshAttentionGrads{L.attn_g[0]->data(), L.attn_g[1]->data(), L.attn_g[2]->data()});
+      L.lsh = lsh.get();
+      if (!L.rotations.empty()) L.lsh->set_rotations(L.rotations.data());
+      L.attn = std::move(lsh);
+    } else {
+      const QkvAttentionWeights w{L.attn_w[0]->data(), L.attn_w[1]->data(), L.attn_w[2]->data(), L.attn_w[3]->data()};
+      const QkvAttentionGrads g{L.attn_g[0]->data(), L.attn_g[1]->data(), L.attn_g[2]->data(), L.attn_g[3]->data()};
+      if (L.type == "local") {
+        LocalAttentionConfig a;
+        a.hidden = D; a.heads = H; a.head_size = d;
+        a.chunk_length = c.local_attn_chunk_length;
+        a.chunks_before = c.local_num_chunks_before;
+        a.chunks_after = c.local_num_chunks_after;
+        a.causal = c.is_decoder;
+        a.dropout = static_cast<float>(c.local_attention_probs_dropout_prob);
+        L.attn = std::make_unique<LocalSelfAttention>(a, w, g);
+      } else {
+        // "full" (our extension): exact blockwise attention with local attention's weights and
+        // dropout probability.
+        FullAttentionConfig a;
+        a.hidden = D; a.heads = H; a.head_size = d;
+        a.causal = c.is_decoder;
+        a.dropout = static_cast<float>(c.local_attention_probs_dropout_prob);
+        L.attn = std::make_unique<FullSelfAttention>(a, w, g);
+      }
+    }
+    L.ff = std::make_unique<FeedForward>(
+        D, c.feed_forward_size, act, static_cast<float>(c.layer_norm_eps), c.chunk_size_feed_forward,
+        FeedForwardWeights{L.ff_ln_w->data(), L.ff_ln_b->data(), L.ff_w1->data(), L.ff_b1->data(), L.ff_w2->data(), L.ff_b2->data()},
+        FeedForwardGrads{L.ff_ln_wg->data(), L.ff_ln_bg->data(), L.ff_w1g->data(), L.ff_b1g->data(), L.ff_w2g->data(), L.ff_b2g->data()});
+  }
+  built_buckets_ = buckets;
+}
+
+void ReformerModel::prepare(int64_t B, int64_t L, bool training) {
+  config_.validate_length(L, training);
+  // HF resolves an unset num_buckets once, from the first sequence that is hashed (longer than a
+  // chunk), and writes it into the config (spec 1.2, 9.7); shorter sequences never hash.
+  std::vector<int64_t> buckets = config_.num_buckets;
+  if (buckets.empty()) {
+    buckets = config_.auto_num_buckets(std::max(L, config_.lsh_attn_chunk_length));
+    if (L > config_.lsh_attn_chunk_length) config_.num_buckets = buckets;
+  }
+  if (layers_.empty() || !layers_[0]->ff || buckets != built_buckets_) build_layers(buckets);
+  const int64_t D = config_.hidden_size;
+  const Shape s{B, L, D};
+  for (Tensor* t : {&x1_, &x2_, &dx1_, &dx2_, &branch_in_, &branch_out_, &dbranch_, &dtmp_})
+    t->ensure(s, MemCategory::Activations);
+  ln_mean_.ensure({B * L}, MemCategory::Activations);
+  ln_rstd_.ensure({B * L}, MemCategory::Activations);
+}
+
+NamedParameter* ReformerModel::find_parameter(const std::string& name) {
+  for (auto& p : params_)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+int64_t ReformerModel::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& p : params_) n += p.param->numel();
+  return n;
+}
+
+void ReformerModel::zero_grad() {
+  for (auto& p : params_) p.grad->zero();
+}
+
+void ReformerModel::set_num_hashes(int64_t n) {
+  REFORMER_CHECK(n > 0, "num_hashes = ", n, " must be positive");
+  num_hashes_override_ = n;
+  for (auto& L : layers_)
+    if (L->lsh) L->lsh->set_num_hashes(static_cast<int>(n));
+}
+
+void ReformerModel::set_rotations(int layer, const float* rotations) {
+  REFORMER_CHECK(layer >= 0 && layer < config_.num_layers() && layers_[layer]->type == "lsh", "set_rotations: layer ",
+                 layer, " is not an LSH layer");
+  Layer& L = *layers_[layer];
+  if (!rotations) {
+    L.rotations.clear();
+    if (L.lsh) L.lsh->clear_rotations();
+    return;
+  }
+  std::vector<int64_t> buckets = config_.num_buckets.empty() ? built_buckets_ : config_.num_buckets;
+  REFORMER_CHECK(!buckets.empty(), "set_rotations: num_buckets is unset; set it in the config first");
+  int64_t cols = 0;
+  for (int64_t f : buckets) cols += f / 2;
+  const int64_t nh = num_hashes_override_ ? num_hashes_override_ : config_.num_hashes;
+  L.rotations.assign(rotations, rotations + config_.num_attention_heads * config_.attention_head_size * nh * cols);
+  if (L.lsh) L.lsh->set_rotations(L.rotations.data());
+}
+
+AttentionCall ReformerModel::attention_call(const Batch& batch, const StepOptions& opt, int layer) const {
+  AttentionCall call;
+  call.batch = batch.batch;
+  call.length = batch.length;
+  call.pad_mask = batch.attention_mask;
+  call.training = opt.training;
+  call.seed = opt.seed;
+  call.step = opt.step;
+  call.layer = layer;
+  return call;
+}
+
+FeedForwardCall ReformerModel::ff_call(const Batch& batch, const StepOptions& opt, int layer) const {
+  FeedForwardCall call;
+  call.rows = batch.batch * batch.length;
+  call.training = opt.training;
+  call.dropout = static_cast<float>(config_.hidden_dropout_prob);
+  call.seed = opt.seed;
+  call.step = opt.step;
+  call.layer = layer;
+  return call;
+}
+
+float ReformerModel::hidden_dropout(const StepOptions& opt) const {
+  return opt.training ? static_cast<float>(config_.hidden_dropout_prob) : 0.f;
+}
+
+// Position-embedding dropout mask (training only). HF applies dropout2d to the axial table viewed
+// as (B, n_last, ..., D): per (batch, index along the last axis) the whole slab is dropped
+// (spec 4). For the learned table HF drops elementwise.
+void ReformerModel::position_dropout(float* pos, int64_t B, int64_t L, const StepOptions& opt) const {
+  const float p = hidden_dropout(opt);
+  if (p == 0.f) return;
+  const int64_t D = config_.hidden_size;
+  const uint64_t stream = rng_stream(RngPurpose::EmbeddingDropout, {opt.step, 1});
+  if (!config_.axial_pos_embds) {
+    dropout_forward(pos, pos, B * L * D, p, opt.seed, stream, 0);
+    return;
+  }
+  const int64_t n_last = config_.axial_pos_shape.back();
+  const float scale = 1.f / (1.f - p);
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < B * L; ++r) {
+    const int64_t b = r / L, t = r % L;
+    const bool keep = rng_keep(opt.seed, stream, static_cast<uint64_t>(b * n_last + t % n_last), p);
+    float* row = pos + r * D;
+    for (int64_t j = 0; j < D; ++j) row[j] = keep ? row[j] * scale : 0.f;
+  }
+}
+
+void ReformerModel::embed(const Batch& batch, const StepOptions& opt) {
+  const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, n = B * L * D;
+  embedding_forward(x1_.data(), batch.ids, word_emb_->data(), B * L, config_.vocab_size, D);
+  dropout_forward(x1_.data(), x1_.data(), n, hidden_dropout(opt), opt.seed,
+                  rng_stream(RngPurpose::EmbeddingDropout, {opt.step, 0}), 0);
+  float* pos = branch_out_.data();
+  std::memset(pos, 0, static_cast<size_t>(n) * sizeof(float));
+  add_positions(pos, B, L);
+  position_dropout(pos, B, L, opt);
+  add_into(x1_.data(), pos, n);
+  copy(x2_.data(), x1_.data(), n);
+  dump("embeddings", x1_.data(), {B, L, D});
+}
+
+void ReformerModel::add_positions(float* x, int64_t B, int64_t L) const {
+  const int64_t D = config_.hidden_size;
+  if (config_.axial_pos_embds) {
+    std::vector<const float*> w;
+    for (Tensor* t : pos_w_) w.push_back(t->data());
+    axial_position_forward(x, w.data(), AxialShape{config_.axial_pos_shape, config_.axial_pos_embds_dim}, B, L);
+  } else {
+    learned_position_forward(x, pos_w_[0]->data(), B, L, D, config_.max_position_embeddings);
+  }
+}
+
+void ReformerModel::embed_backward(const Batch& batch, const StepOptions& opt) {
+  const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, n = B * L * D;
+  // dE = dX1 + dX2, through the position dropout mask into the position weights, and through the
+  // word-embedding dropout mask into the word embedding.
+  add_into(dx1_.data(), dx2_.data(), n);
+  float* dpos = dtmp_.data();
+  copy(dpos, dx1_.data(), n);
+  const float p = hidden_dropout(opt);
+  if (p > 0.f) {
+    // Apply the position mask to the gradient: the mask is what position_dropout does to ones.
+    float* mask = dbranch_.data();
+    std::fill(mask, mask + n, 1.f);
+    position_dropout(mask, B, L, opt);
+    for (int64_t i = 0; i < n; ++i) dpos[i] *= mask[i];
+  }
+  if (config_.axial_pos_embds) {
+    std::vector<float*> g;
+    for (Tensor* t : pos_g_) g.push_back(t->data());
+    axial_position_backward(g.data(), dpos, AxialShape{config_.axial_pos_shape, config_.axial_pos_embds_dim}, B, L);
+  } else {
+    learned_position_backward(pos_g_[0]->data(), dpos, B, L, D, config_.max_position_embeddings);
+  }
+  dropout_backward(dx1_.data(), dx1_.data(), n, p, opt.seed, rng_stream(RngPurpose::EmbeddingDropout, {opt.step, 0}), 0);
+  embedding_backward(word_emb_g_->data(), dx1_.data(), batch.ids, B * L, config_.vocab_size, D);
+}
+
+void ReformerModel::run_layers(const Batch& batch, const StepOptions& opt, bool keep_inputs) {
+  const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, n = B * L * D;
+  const float eps = static_cast<float>(config_.layer_norm_eps);
+  if (keep_inputs) {
+    saved_x2_.resize(layers_.size());
+    saved_y1_.resize(layers_.size());
+  }
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    Layer& layer = *layers_[l];
+    const int li = static_cast<int>(l);
+    if (keep_inputs) {
+      saved_x2_[l].ensure({B, L, D}, MemCategory::Activations);
+      copy(saved_x2_[l].data(), x2_.data(), n);
+    }
+    // Y1 = X1 + dropout(Attn(LN_a(X2)))
+    layernorm_forward(branch_in_.data(), nullptr, nullptr, x2_.data(), layer.ln_w->data(), layer.ln_b->data(), B * L, D, eps);
+    dump("layer." + std::to_string(l) + ".attn_input", branch_in_.data(), {B, L, D});
+    layer.attn->forward(branch_out_.data(), branch_in_.data(), attention_call(batch, opt, li));
+    dropout_forward(branch_out_.data(), branch_out_.data(), n, hidden_dropout(opt), opt.seed,
+                    hidden_dropout_stream(opt.step, li, DropoutSite::AttentionOutput), 0);
+    dump("layer." + std::to_string(l) + ".attn_output", branch_out_.data(), {B, L, D});
+    add_into(x1_.data(), branch_out_.data(), n);
+    if (keep_inputs) {
+      saved_y1_[l].ensure({B, L, D}, MemCategory::Activations);
+      copy(saved_y1_[l].data(), x1_.data(), n);
+    }
+    // Y2 = X2 + FF(Y1)
+    layer.ff->forward(branch_out_.data(), x1_.data(), ff_call(batch, opt, li));
+    add_into(x2_.data(), branch_out_.data(), n);
+    dump("layer." + std::to_string(l) + ".y1", x1_.data(), {B, L, D});
+    dump("layer." + std::to_string(l) + ".y2", x2_.data(), {B, L, D});
+  }
+}
+
+void ReformerModel::backward_layers(const Batch& batch, const StepOptions& opt) {
+  const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, n = B * L * D;
+  const float eps = static_cast<float>(config_.layer_norm_eps);
+  const bool stored = !reversible_;
+  for (size_t l = layers_.size(); l-- > 0;) {
+    Layer& layer = *layers_[l];
+    const int li = static_cast<int>(l);
+    // FF half: (x1_ holds Y1, x2_ holds Y2). dY1' = dY1 + dFF/dY1^T dY2; X2 = Y2 - FF(Y1).
+    const float* y1 = stored ? saved_y1_[l].data() : x1_.data();
+    layer.ff->backward(dtmp_.data(), stored ? nullptr : branch_out_.data(), dx2_.data(), y1, ff_call(batch, opt, li));
+    add_into(dx1_.data(), dtmp_.data(), n);
+    if (stored) copy(x2_.data(), saved_x2_[l].data(), n);
+    else sub_into(x2_.data(), branch_out_.data(), n);
+    // Attention half: recompute F = dropout(Attn(LN_a(X2))) with the forward's buckets and masks.
+    layernorm_forward(branch_in_.data(), ln_mean_.data(), ln_rstd_.data(), x2_.data(), layer.ln_w->data(),
+                      layer.ln_b->data(), B * L, D, eps);
+    const float p = hidden_dropout(opt);
+    const uint64_t stream = hidden_dropout_stream(opt.step, li, DropoutSite::AttentionOutput);
+    dropout_backward(dbranch_.data(), dx1_.data(), n, p, opt.seed, stream, 0);
+    layer.attn->backward(dtmp_.data(), stored ? nullptr : branch_out_.data(), dbranch_.data(), branch_in_.data(),
+                         attention_call(batch, opt, li));
+    if (!stored) {
+      dropout_forward(branch_out_.data(), branch_out_.data(), n, p, opt.seed, stream, 0);
+      sub_into(x1_.data(), branch_out_.data(), n);  // X1 = Y1 - F
+    }
+    // dX2 = dY2 + LN_a^T(dA); dX1 = dY1'.
+    layernorm_backward(dbranch_.data(), layer.ln_wg->data(), layer.ln_bg->data(), dtmp_.data(), x2_.data(),
+                       ln_mean_.data(), ln_rstd_.data(), layer.ln_w->data(), B * L, D);
+    add_into(dx2_.data(), dbranch_.data(), n);
+  }
+}
+
+LossStats ReformerModel::head(const Batch& batch, const StepOptions& opt, bool grads, float* logits_out) {
+  const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, V = config_.vocab_size;
+  const int64_t rows = B * L, D2 = 2 * D;
+  const float eps = static_cast<float>(config_.layer_norm_eps);
+  const int64_t chunk = std::min(rows, config_.chunk_size_lm_head > 0 ? config_.chunk_size_lm_head : kDefaultHeadChunk);
+  // HF's loss: logits[:, t] predicts labels[:, t + 1]; the last position predicts nothing.
+  targets_.resize(rows);
+  const int32_t* labels = batch.labels ? batch.labels : batch.ids;
+  double count = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t t = r % L;
+    targets_[r] = t + 1 < L ? labels[r + 1] : kIgnoreIndex;
+    count += targets_[r] != kIgnoreIndex;
+  }
+  const float scale = opt.loss_scale > 0.f ? opt.loss_scale : (count > 0 ? static_cast<float>(1.0 / count) : 0.f);
+  head_cat_.ensure({chunk, D2}, MemCategory::Workspace);
+  head_norm_.ensure({chunk, D2}, MemCategory::Workspace);
+  head_dcat_.ensure({chunk, D2}, MemCategory::Workspace);
+  head_logits_.ensure({chunk, V}, MemCategory::Workspace);
+  head_mean_.ensure({chunk}, MemCategory::Workspace);
+  head_rstd_.ensure({chunk}, MemCategory::Workspace);
+  const float p = hidden_dropout(opt);
+  const uint64_t stream = hidden_dropout_stream(opt.step, static_cast<int>(layers_.size()), DropoutSite::FinalNorm);
+  LossStats stats;
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t nr = std::min(chunk, rows - r0);
+    float* cat = head_cat_.data();
+    for (int64_t i = 0; i < nr; ++i) {
+      copy(cat + i * D2, x1_.data() + (r0 + i) * D, D);
+      copy(cat + i * D2 + D, x2_.data() + (r0 + i) * D, D);
+    }
+    float* norm = head_norm_.data();
+    layernorm_forward(norm, head_mean_.data(), head_rstd_.data(), cat, final_ln_w_->data(), final_ln_b_->data(), nr, D2, eps);
+    dropout_forward(norm, norm, nr * D2, p, opt.seed, stream, static_cast<uint64_t>(r0 * D2));
+    float* logits = logits_out ? logits_out + r0 * V : head_logits_.data();
+    linear_forward(logits, norm, head_w_->data(), head_b_->data(), nr, D2, V);
+    const CrossEntropyStats ce = cross_entropy_forward(logits, targets_.data() + r0, nr, V);
+    stats.loss_sum += ce.loss_sum;
+    stats.count += ce.count;
+    stats.correct += ce.correct;
+    if (!grads) continue;
+    float* dlogits = head_logits_.data();
+    cross_entropy_backward(dlogits, logits, targets_.data() + r0, nr, V, scale);
+    float* dnorm = head_dcat_.data();
+    linear_backward(dnorm, head_wg_->data(), head_bg_->data(), dlogits, norm, head_w_->data(), nr, D2, V);
+    dropout_backward(dnorm, dnorm, nr * D2, p, opt.seed, stream, static_cast<uint64_t>(r0 * D2));
+    layernorm_backward(dnorm, final_ln_wg_->data(), final_ln_bg_->data(), dnorm, cat, head_mean_.data(),
+                       head_rstd_.data(), final_ln_w_->data(), nr, D2);
+    for (int64_t i = 0; i < nr; ++i) {
+      copy(dx1_.data() + (r0 + i) * D, dnorm + i * D2, D);
+      copy(dx2_.data() + (r0 + i) * D, dnorm + i * D2 + D, D);
+    }
+  }
+  return stats;
+}
+
+LossStats ReformerModel::forward_backward(const Batch& batch, const StepOptions& opt) {
+  prepare(batch.batch, batch.length, opt.training);
+  embed(batch, opt);
+  run_layers(batch, opt, !reversible_);
+  const LossStats stats = head(batch, opt, /*grads=*/true, nullptr);
+  backward_layers(batch, opt);
+  embed_backward(batch, opt);
+  return stats;
+}
+
+LossStats ReformerModel::evaluate(const Batch& batch, const StepOptions& opt) {
+  prepare(batch.batch, batch.length, false);
+  embed(batch, opt);
+  run_layers(batch, opt, false);
+  return head(batch, opt, false, nullptr);
+}
+
+void ReformerModel::forward_logits(Tensor& logits, const Batch& batch, const StepOptions& opt) {
+  prepare(batch.batch, batch.length, false);
+  logits.ensure({batch.batch, batch.length, config_.vocab_size}, MemCategory::Activations);
+  embed(batch, opt);
+  run_layers(batch, opt, false);
+  head(batch, opt, false, logits.data());
+}
+
+int64_t ReformerModel::activation_bytes() const {
+  const MemStats s = mem_stats();
+  return s.live_of(MemCategory::Activations) + s.live_of(MemCategory::Workspace);
+}
+
+void ReformerModel::dump(const std::string& name, const float* data, const Shape& shape) const {
+  if (dump_) dump_(name, data, shape);
+}
+
+}  // namespace reformer

@@ -1,0 +1,227 @@
+// Model level: reversible vs stored-activation gradients, memory that does not grow with depth,
+// finite-difference checks through the whole model, config validation.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "reformer/config.h"
+#include "reformer/memory.h"
+#include "reformer/model.h"
+#include "reformer/rng.h"
+#include "support/gradcheck.h"
+#include "support/tolerance.h"
+
+using namespace reformer;
+
+namespace {
+
+ReformerConfig tiny_config(std::vector<std::string> layers, int64_t L = 32) {
+  ReformerConfig c;
+  c.attn_layers = std::move(layers);
+  c.hidden_size = 16;
+  c.feed_forward_size = 24;
+  c.num_attention_heads = 2;
+  c.attention_head_size = 8;
+  c.vocab_size = 11;
+  c.axial_pos_shape = {4, L / 4};
+  c.axial_pos_embds_dim = {6, 10};
+  c.max_position_embeddings = L;
+  c.lsh_attn_chunk_length = 8;
+  c.local_attn_chunk_length = 8;
+  c.num_buckets = {4};
+  c.num_hashes = 2;
+  c.is_decoder = true;
+  c.hidden_dropout_prob = 0.0;
+  c.local_attention_probs_dropout_prob = 0.0;
+  c.lsh_attention_probs_dropout_prob = 0.0;
+  return c;
+}
+
+std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
+  std::vector<int32_t> ids(n);
+  for (int64_t i = 0; i < n; ++i)
+    ids[i] = static_cast<int32_t>(rng_uniform(seed, 99, i) * vocab) % static_cast<int32_t>(vocab);
+  return ids;
+}
+
+std::vector<std::vector<float>> grads_of(ReformerModel& m) {
+  std::vector<std::vector<float>> g;
+  for (auto& p : m.parameters()) g.emplace_back(p.grad->data(), p.grad->data() + p.grad->numel());
+  return g;
+}
+
+}  // namespace
+
+TEST(Model, ReversibleMatchesStoredActivationsWithDropout) {
+  ReformerConfig c = tiny_config({"local", "lsh", "local", "lsh", "local", "lsh"});
+  c.hidden_dropout_prob = 0.1;
+  c.local_attention_probs_dropout_prob = 0.1;
+  c.lsh_attention_probs_dropout_prob = 0.1;
+  ReformerModel model(c, 7);
+  const int64_t B = 2, L = 32;
+  const auto ids = random_ids(B * L, c.vocab_size, 1);
+  Batch batch{ids.data(), B, L};
+  StepOptions opt;
+  opt.seed = 5;
+  opt.step = 3;
+  model.set_reversible(false);
+  model.zero_grad();
+  const LossStats stored = model.forward_backward(batch, opt);
+  const auto g_stored = grads_of(model);
+  model.set_reversible(true);
+  model.zero_grad();
+  const LossStats rev = model.forward_backward(batch, opt);
+  const auto g_rev = grads_of(model);
+  EXPECT_NEAR(rev.mean(), stored.mean(), test::kPathTol.atol + test::kPathTol.rtol * std::fabs(stored.mean()));
+  auto& params = model.parameters();
+  for (size_t i = 0; i < params.size(); ++i)
+    EXPECT_CLOSE(g_rev[i].data(), g_stored[i].data(), static_cast<int64_t>(g_rev[i].size()), test::kPathTol, params[i].name);
+  // Dropout is really on: the same batch without dropout gives another loss.
+  opt.training = false;
+  EXPECT_NE(model.evaluate(batch, opt).mean(), rev.mean());
+}
+
+TEST(Model, GradientsMatchFiniteDifferences) {
+  // Local and full layers only: LSH buckets would move under perturbation of upstream weights
+  // (the LSH layer's own finite-difference checks freeze buckets instead).
+  ReformerConfig c = tiny_config({"local", "full"});
+  ReformerModel model(c, 3);
+  const int64_t B = 1, L = 32;
+  const auto ids = random_ids(B * L, c.vocab_size, 2);
+  Batch batch{ids.data(), B, L};
+  StepOptions opt;
+  opt.training = false;
+  model.zero_grad();
+  model.forward_backward(batch, opt);
+  auto loss = [&] { return model.evaluate(batch, opt).mean(); };
+  for (auto& p : model.parameters())
+    EXPECT_GRAD_OK(loss, p.param->data(), p.param->numel(), p.grad->data(), p.name, 6);
+}
+
+TEST(Model, LastLayersGradientsMatchFiniteDifferencesWithLsh) {
+  ReformerConfig c = tiny_config({"lsh", "local"});
+  ReformerModel model(c, 4);
+  const int64_t B = 1, L = 32;
+  const auto ids = random_ids(B * L, c.vocab_size, 3);
+  Batch batch{ids.data(), B, L};
+  StepOptions opt;
+  opt.training = false;
+  model.zero_grad();
+  model.forward_backward(batch, opt);
+  auto loss = [&] { return model.evaluate(batch, opt).mean(); };
+  // Parameters downstream of the LSH layer's hashing: its Wo (hashing uses Wqk only), the FF and
+  // everything after.
+  for (auto& p : model.parameters()) {
+    const bool downstream = p.name.find("layers.1.") != std::string::npos || p.name.find("lm_head") != std::string::npos ||
+                            p.name.find("encoder.layer_norm") != std::string::npos ||
+                            p.name.find("layers.0.feed_forward") != std::string::npos ||
+                            p.name.find("layers.0.attention.output") != std::string::npos ||
+                            p.name.find("self_attention.value") != std::string::npos;
+    if (downstream) EXPECT_GRAD_OK(loss, p.param->data(), p.param->numel(), p.grad->data(), p.name, 6);
+  }
+}
+
+TEST(Model, ChunkedFeedForwardAndHeadGiveTheSameLoss) {
+  ReformerConfig c = tiny_config({"local", "lsh"});
+  const int64_t B = 2, L = 32;
+  const auto ids = random_ids(B * L, c.vocab_size, 4);
+  Batch batch{ids.data(), B, L};
+  StepOptions opt;
+  opt.training = false;
+  ReformerModel plain(c, 9);
+  const double want = plain.evaluate(batch, opt).mean();
+  c.chunk_size_feed_forward = 8;
+  c.chunk_size_lm_head = 5;
+  ReformerModel chunked(c, 9);
+  EXPECT_NEAR(chunked.evaluate(batch, opt).mean(), want, test::kPathTol.atol + test::kPathTol.rtol * want);
+}
+
+// Activation + workspace peak of one training step, parameters/gradients aside.
+static int64_t activation_peak(int layers, int64_t L) {
+  std::vector<std::string> types;
+  for (int i = 0; i < layers; ++i) types.push_back(i % 2 ? "lsh" : "local");
+  ReformerConfig c = tiny_config(types, L);
+  c.hidden_size = 64;
+  c.axial_pos_embds_dim = {32, 32};
+  c.feed_forward_size = 128;
+  c.lsh_attn_chunk_length = 32;
+  c.local_attn_chunk_length = 32;
+  c.num_buckets = {16};
+  ReformerModel model(c, 1);
+  const auto ids = random_ids(L, c.vocab_size, 5);
+  Batch batch{ids.data(), 1, L};
+  StepOptions opt;
+  model.forward_backward(batch, opt);  // first step sizes every buffer
+  mem_reset_peaks();
+  const MemStats before = mem_stats();
+  model.forward_backward(batch, opt);
+  const MemStats after = mem_stats();
+  EXPECT_EQ(after.allocations, 0) << "a training step allocated after the first one";
+  return after.peak_total - before.live_of(MemCategory::Parameters) - before.live_of(MemCategory::Gradients) -
+         before.live_of(MemCategory::OptimizerState) + 0 * after.live_total;
+}
+
+TEST(Model, ActivationMemoryDoesNotGrowWithDepth) {
+  const int64_t L = 1024;
+  const int64_t two = activation_peak(2, L);
+  const int64_t twelve = activation_peak(12, L);
+  EXPECT_LE(static_cast<double>(twelve), 1.1 * static_cast<double>(two)) << "2 layers: " << two << " B, 12 layers: " << twelve << " B";
+}
+
+TEST(Config, JsonRoundTripAndHfFields) {
+  ReformerConfig c = tiny_config({"local", "lsh"});
+  c.num_buckets = {4, 8};
+  const ReformerConfig back = ReformerConfig::from_json(c.to_json());
+  EXPECT_EQ(back.to_json(), c.to_json());
+  EXPECT_EQ(back.num_buckets, (std::vector<int64_t>{4, 8}));
+  nlohmann::json j = c.to_json();
+  j["num_buckets"] = 32;
+  EXPECT_EQ(ReformerConfig::from_json(j).num_buckets, (std::vector<int64_t>{32}));
+  j["num_buckets"] = nullptr;
+  EXPECT_TRUE(ReformerConfig::from_json(j).num_buckets.empty());
+}
+
+TEST(Config, AutoNumBucketsFollowsHuggingFace) {
+  ReformerConfig c;
+  c.lsh_attn_chunk_length = 64;
+  c.max_position_embeddings = 4096;
+  EXPECT_EQ(c.auto_num_buckets(4096), (std::vector<int64_t>{128}));  // 2*64 = 128 <= limit 2*max(8, 64)
+  c.max_position_embeddings = 524288;
+  EXPECT_EQ(c.auto_num_buckets(524288), (std::vector<int64_t>{128, 128}));  // 2^14 > limit 2*max(90, 64)
+}
+
+static std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, BadConfigsFailWithClearMessages) {
+  auto with = [](auto change) {
+    ReformerConfig c = tiny_config({"local", "lsh"});
+    change(c);
+    return error_of([&] { c.validate(); });
+  };
+  EXPECT_NE(with([](ReformerConfig& c) { c.num_buckets = {7}; }).find("num_buckets = 7"), std::string::npos);
+  EXPECT_NE(with([](ReformerConfig& c) { c.num_buckets = {4, 6, 3}; }).find("num_buckets[2] = 3"), std::string::npos);
+  EXPECT_NE(with([](ReformerConfig& c) { c.axial_pos_embds_dim = {6, 6}; }).find("sums to 12 but hidden_size is 16"), std::string::npos);
+  EXPECT_NE(with([](ReformerConfig& c) { c.attn_layers = {"local", "lhs"}; }).find("attn_layers[1] = \"lhs\""), std::string::npos);
+  EXPECT_NE(with([](ReformerConfig& c) { c.lsh_num_chunks_after = 1; }).find("lsh_num_chunks_after"), std::string::npos);
+  EXPECT_NE(with([](ReformerConfig& c) { c.hidden_act = "tanh"; }).find("hidden_act"), std::string::npos);
+  EXPECT_NE(with([](ReformerConfig& c) { c.hidden_dropout_prob = 1.5; }).find("hidden_dropout_prob"), std::string::npos);
+  ReformerConfig c = tiny_config({"local", "lsh"});
+  EXPECT_NE(error_of([&] { c.validate_length(28, false); }).find("not a multiple of 8"), std::string::npos);
+  EXPECT_NE(error_of([&] { c.validate_length(16, true); }).find("must equal the product of axial_pos_shape"), std::string::npos);
+  EXPECT_NE(error_of([&] { c.validate_length(64, false); }).find("exceeds"), std::string::npos);
+  nlohmann::json j = c.to_json();
+  j["model_type"] = "bert";
+  EXPECT_NE(error_of([&] { ReformerConfig::from_json(j); }).find("different model"), std::string::npos);
+  j = c.to_json();
+  j["hidden_size"] = "big";
+  EXPECT_NE(error_of([&] { ReformerConfig::from_json(j); }).find("\"hidden_size\""), std::string::npos);
+}
