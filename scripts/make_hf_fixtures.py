@@ -12,8 +12,10 @@ Usage: python scripts/make_hf_fixtures.py [--out tests/fixtures/hf] [--only CASE
 Needs: torch, transformers 4.x (4.57.6 used; 5.x ignores lm_head.bias in ReformerOnlyLMHead), safetensors.
 """
 import argparse
+import json
 import os
 import shutil
+import struct
 import zlib
 
 import torch
@@ -137,6 +139,19 @@ class RotationInjector:
         return hash_vectors
 
 
+def save_canonical(tensors, path, metadata):
+    """safetensors.save_file, then rewrite the header with sorted keys: the library writes the
+    metadata map in hash order, which would make every regeneration differ byte-wise."""
+    save_file(tensors, path, metadata=metadata)
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.dumps(json.loads(raw[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-(8 + len(header)) % 8)  # the data buffer stays 8-byte aligned
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header + raw[8 + n:])
+
+
 def causal_lm_loss(logits, labels):
     """HF ReformerModelWithLMHead's loss: predict token t+1 from position t, mean over labels != -100."""
     v = logits.shape[-1]
@@ -236,7 +251,7 @@ def make_case(name, out_dir, seed):
         f.write(config.to_json_string(use_diff=False))
 
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+    save_canonical(state, os.path.join(out_dir, "model.safetensors"), {"format": "pt"})
 
     data = {"input_ids": input_ids, "labels": labels, "logits": out.logits.detach(), "loss": loss.detach(),
             "last_hidden_state": captured["last_hidden_state"].detach()}
@@ -253,7 +268,7 @@ def make_case(name, out_dir, seed):
     meta = {"case": name, "covers": CASES[name][4], "model_class": type(model).__name__,
             "transformers_version": transformers.__version__, "torch_version": torch.__version__,
             "loss": "causal LM: cross_entropy(logits[:, :-1], labels[:, 1:]), mean over labels != -100"}
-    save_file(data, os.path.join(out_dir, "data.safetensors"), metadata=meta)
+    save_canonical(data, os.path.join(out_dir, "data.safetensors"), meta)
     margin = min(inj.margins.values()) if inj.rotations else float("nan")
     grads = {k[len("grad."):]: v for k, v in data.items() if k.startswith("grad.")}
     fd_err = check_gradients_fd(model, input_ids, mask, labels, grads, torch.Generator().manual_seed(seed + 3))
