@@ -85,7 +85,10 @@ void Trainer::evaluate(Progress& progress) {
 }
 
 void Trainer::save(Progress& progress) {
-  save_checkpoint(options_.out_dir, model_, *optimizer_, step_, options_.checkpoint_metadata);
+  auto metadata = options_.checkpoint_metadata;
+  metadata["seed"] = std::to_string(options_.seed);
+  metadata["data_position"] = std::to_string(step_ * options_.grad_accum);  // the next micro-batch's index
+  save_checkpoint(options_.out_dir, model_, *optimizer_, step_, metadata);
   progress.message("checkpoint at step " + std::to_string(step_) + " saved to " + options_.out_dir);
 }
 

@@ -1,0 +1,66 @@
+// reformer info: parameters per part and the memory a training step will need, from the config alone.
+#include <omp.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+
+#include "commands.h"
+#include "common.h"
+#include "model_flags.h"
+#include "reformer/error.h"
+#include "train/byte_data.h"
+#include "train/memory_estimate.h"
+#include "train/progress.h"
+
+namespace reformer::cli {
+namespace {
+
+struct InfoCommand {
+  ModelFlags model;
+  std::optional<std::string> model_dir;
+  int64_t batch = 1, copy_vocab = 0;
+  std::string optimizer = "adam";
+  std::optional<int> threads;
+};
+
+void run_info(const CLI::App& cmd, const InfoCommand& c) {
+  set_threads(c.threads);
+  REFORMER_CHECK(!(c.model_dir && c.model.any_given(cmd)), "give either --model or model flags, not both");
+  const ReformerConfig config = c.model_dir ? ReformerConfig::load((std::filesystem::path(*c.model_dir) / "config.json").string())
+                                            : c.model.build(c.copy_vocab > 0 ? c.copy_vocab : kByteVocab);
+  const int64_t L = config.max_length();
+  std::printf("%-36s %14s\n", "part", "parameters");
+  int64_t total = 0;
+  for (const PartCount& p : parameter_counts(config)) {
+    std::printf("%-36s %14lld\n", p.part.c_str(), static_cast<long long>(p.parameters));
+    total += p.parameters;
+  }
+  std::printf("%-36s %14lld\n\n", "total", static_cast<long long>(total));
+  const MemoryEstimate m = estimate_training_memory(config, c.batch, L, c.optimizer, omp_get_max_threads());
+  std::printf("training step memory (batch %lld x seq len %lld, %s, %d threads):\n", static_cast<long long>(c.batch),
+              static_cast<long long>(L), c.optimizer.c_str(), omp_get_max_threads());
+  for (auto [name, bytes] : {std::pair{"parameters", m.parameters}, {"gradients", m.gradients},
+                             {"optimizer state", m.optimizer_state}, {"activations", m.activations},
+                             {"workspace", m.workspace}, {"total", m.total()}})
+    std::printf("  %-18s %12s  (%lld bytes)\n", name, format_bytes(bytes).c_str(), static_cast<long long>(bytes));
+}
+
+}  // namespace
+
+void add_info_command(CLI::App& app, int& exit_code) {
+  auto c = std::make_shared<InfoCommand>();
+  CLI::App* cmd = app.add_subcommand("info", "Parameters per part and the memory a training step needs, before allocating anything");
+  c->model.add_to(*cmd);
+  cmd->add_option("--model", c->model_dir, "model directory instead of model flags");
+  cmd->add_option("--batch", c->batch, "sequences per step")->capture_default_str();
+  cmd->add_option("--optimizer", c->optimizer, "adam or adafactor (its state size)")->capture_default_str();
+  cmd->add_option("--copy-vocab", c->copy_vocab, "vocabulary for a copy-task model (default: bytes, 258)");
+  cmd->add_option("--threads", c->threads, "OpenMP threads (per-thread attention scratch)");
+  cmd->callback([cmd, c, &exit_code] {
+    run_info(*cmd, *c);
+    exit_code = 0;
+  });
+}
+
+}  // namespace reformer::cli

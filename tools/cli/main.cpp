@@ -1,0 +1,29 @@
+// reformer: train, evaluate, sample from and inspect Reformer language models.
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+#include "reformer/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Reformer language models on long byte sequences: train, eval, generate, info.\n"
+               "Run `reformer COMMAND --help` for a command's options."};
+  app.require_subcommand(1);
+  int exit_code = 0;
+  reformer::cli::add_train_command(app, exit_code);
+  reformer::cli::add_eval_command(app, exit_code);
+  reformer::cli::add_generate_command(app, exit_code);
+  reformer::cli::add_info_command(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return exit_code;
+}

@@ -1,0 +1,127 @@
+#include "model_flags.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "reformer/error.h"
+
+namespace reformer::cli {
+namespace {
+
+const char* const kModelFlags[] = {"--config", "--hidden-size", "--ff-size", "--heads", "--head-size", "--layers",
+                                   "--attn-layers", "--seq-len", "--hashes", "--buckets", "--lsh-chunk",
+                                   "--local-chunk", "--ff-chunk", "--dropout"};
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream s(text);
+  for (std::string item; std::getline(s, item, ',');) out.push_back(item);
+  return out;
+}
+
+void check_positive(const char* flag, const std::optional<int64_t>& v) {
+  if (v) REFORMER_CHECK(*v > 0, flag, " ", *v, " must be positive");
+}
+
+}  // namespace
+
+std::vector<int64_t> axial_shape_for(int64_t length) {
+  int64_t n1 = static_cast<int64_t>(std::sqrt(static_cast<double>(length)));
+  while (n1 > 1 && length % n1 != 0) --n1;
+  return {n1, length / n1};
+}
+
+void ModelFlags::add_to(CLI::App& app) {
+  app.add_option("--config", config_file, "Hugging Face config.json to start from (flags below override it)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--hidden-size", hidden_size, "model width D (default 256)");
+  app.add_option("--ff-size", ff_size, "feed-forward width (default 2 x hidden size)");
+  app.add_option("--heads", heads, "attention heads (default 4)");
+  app.add_option("--head-size", head_size, "size of each head (default 64)");
+  app.add_option("--attn-layers", attn_layers, "attention layer pattern, e.g. local,lsh or lsh (types: lsh, local, full; default local,lsh)");
+  app.add_option("--layers", layers, "number of layers; the pattern is repeated to this length (default: the pattern's length)");
+  app.add_option("--seq-len", seq_len, "training sequence length; sets the axial positional shape (default 1024)");
+  app.add_option("--hashes", hashes, "LSH hash rounds (default 1)");
+  app.add_option("--buckets", buckets, "LSH buckets, e.g. 32 or 16,16 (factorized; default: Hugging Face's rule for --seq-len)");
+  app.add_option("--lsh-chunk", lsh_chunk, "LSH chunk length (default 64)");
+  app.add_option("--local-chunk", local_chunk, "local attention chunk length (default 64)");
+  app.add_option("--ff-chunk", ff_chunk, "feed-forward rows per chunk, 0 = all at once (default 0)");
+  app.add_option("--dropout", dropout, "hidden and local-attention dropout probability (default 0.05)");
+}
+
+bool ModelFlags::any_given(const CLI::App& app) const {
+  for (const char* flag : kModelFlags)
+    if (app.count(flag) > 0) return true;
+  return false;
+}
+
+ReformerConfig ModelFlags::build(int64_t vocab) const {
+  for (auto [flag, v] : {std::pair{"--hidden-size", hidden_size}, {"--ff-size", ff_size}, {"--heads", heads},
+                         {"--head-size", head_size}, {"--layers", layers}, {"--seq-len", seq_len}, {"--hashes", hashes},
+                         {"--lsh-chunk", lsh_chunk}, {"--local-chunk", local_chunk}})
+    check_positive(flag, v);
+  if (ff_chunk) REFORMER_CHECK(*ff_chunk >= 0, "--ff-chunk ", *ff_chunk, " must be >= 0 (0 = no chunking)");
+  if (dropout) REFORMER_CHECK(*dropout >= 0 && *dropout < 1, "--dropout ", *dropout, " must be in [0, 1)");
+
+  ReformerConfig c;
+  if (config_file) {
+    c = ReformerConfig::load(*config_file);
+    REFORMER_CHECK(c.vocab_size == vocab, *config_file, " has vocab_size ", c.vocab_size, " but the data needs ", vocab,
+                   " (", vocab == 258 ? "bytes + 2" : "the copy task's symbols", "); set \"vocab_size\": ", vocab);
+  } else {
+    c.hidden_size = 256;
+    c.feed_forward_size = 512;
+    c.num_attention_heads = 4;
+    c.attention_head_size = 64;
+    c.attn_layers = {"local", "lsh"};
+    c.vocab_size = vocab;
+    c.is_decoder = true;
+    c.axial_pos_shape = axial_shape_for(1024);
+    c.max_position_embeddings = 1024;
+  }
+  if (hidden_size) c.hidden_size = *hidden_size;
+  if (ff_size) c.feed_forward_size = *ff_size;
+  else if (!config_file) c.feed_forward_size = 2 * c.hidden_size;
+  if (heads) c.num_attention_heads = *heads;
+  if (head_size) c.attention_head_size = *head_size;
+  if (hashes) c.num_hashes = *hashes;
+  if (lsh_chunk) c.lsh_attn_chunk_length = *lsh_chunk;
+  if (local_chunk) c.local_attn_chunk_length = *local_chunk;
+  if (ff_chunk) c.chunk_size_feed_forward = *ff_chunk;
+  if (dropout) c.hidden_dropout_prob = c.local_attention_probs_dropout_prob = *dropout;
+  if (attn_layers || layers) {
+    const std::vector<std::string> pattern = attn_layers ? split_list(*attn_layers) : c.attn_layers;
+    REFORMER_CHECK(!pattern.empty(), "--attn-layers is empty; give e.g. local,lsh");
+    const size_t n = layers ? static_cast<size_t>(*layers) : pattern.size();
+    c.attn_layers.clear();
+    for (size_t i = 0; i < n; ++i) c.attn_layers.push_back(pattern[i % pattern.size()]);
+  }
+  if (seq_len) {
+    c.axial_pos_shape = axial_shape_for(*seq_len);
+    c.max_position_embeddings = *seq_len;
+  }
+  // Axial dims: a quarter of the width on the first axis, as HF's default (64, 192) for 256.
+  if (!config_file || hidden_size || seq_len) {
+    const int64_t d1 = c.hidden_size / 4;
+    c.axial_pos_embds_dim = {d1, c.hidden_size - d1};
+  }
+  if (buckets) {
+    c.num_buckets.clear();
+    for (const auto& b : split_list(*buckets)) {
+      try {
+        c.num_buckets.push_back(std::stoll(b));
+      } catch (const std::exception&) {
+        fail("--buckets \"", *buckets, "\" is not a number or a comma-separated pair of numbers, e.g. 32 or 16,16");
+      }
+    }
+  }
+  c.validate();
+  c.validate_length(c.max_length(), /*training=*/true);
+  // Fix the buckets in the config, so the saved model evaluates with the buckets it was trained with.
+  if (c.num_buckets.empty() && std::find(c.attn_layers.begin(), c.attn_layers.end(), "lsh") != c.attn_layers.end())
+    c.num_buckets = c.auto_num_buckets(c.max_length());
+  return c;
+}
+
+}  // namespace reformer::cli

@@ -1,0 +1,250 @@
+// reformer train: a byte-level language model on a file, or the copy task, with checkpoints.
+#include <omp.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cmath>
+#include <filesystem>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "common.h"
+#include "model_flags.h"
+#include "reformer/error.h"
+#include "train/byte_data.h"
+#include "train/copy_task.h"
+#include "train/evaluate.h"
+#include "train/memory_estimate.h"
+#include "train/metrics_log.h"
+#include "train/progress.h"
+#include "train/trainer.h"
+#include "train/trainer_state.h"
+
+namespace reformer::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+volatile std::sig_atomic_t g_interrupted = 0;
+
+void on_sigint(int) {
+  g_interrupted = 1;
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
+}
+
+// Training options; a checkpoint stores them (as JSON with the flag names) so --resume continues
+// the same run.
+struct TrainArgs {
+  std::string data = kDefaultData, valid_data, test_data, task = "lm";
+  int64_t copy_vocab = 128, batch = 4, steps = 1000, grad_accum = 1, warmup = -1;
+  int64_t eval_interval = 0, eval_windows = 16, save_interval = 0, log_interval = 10;
+  double lr = 1e-3, clip_norm = 1.0;
+  std::string schedule = "cosine", optimizer = "adam";
+  uint64_t seed = 0;
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(TrainArgs, data, valid_data, test_data, task, copy_vocab, batch, steps, grad_accum,
+                                 warmup, eval_interval, eval_windows, save_interval, log_interval, lr, clip_norm,
+                                 schedule, optimizer, seed)
+};
+
+// Options a resumed run may change; the others must stay as the checkpoint has them.
+const char* const kChangeableOnResume[] = {"steps", "log_interval", "eval_interval", "save_interval", "eval_windows"};
+
+struct TrainCommand {
+  TrainArgs args;
+  ModelFlags model;
+  std::string out;
+  bool resume = false;
+  std::optional<int> threads;
+};
+
+std::string json_key(const CLI::Option& opt) {
+  std::string key = opt.get_single_name();
+  std::replace(key.begin(), key.end(), '-', '_');
+  return key;
+}
+
+// Flags not given take the checkpoint's values; a flag given with a different value is an error
+// unless it may change.
+TrainArgs merge_resumed_args(const CLI::App& cmd, const TrainArgs& given, const nlohmann::json& stored, const std::string& out) {
+  nlohmann::json merged = given;
+  for (const CLI::Option* opt : cmd.get_options()) {
+    const std::string key = json_key(*opt);
+    if (!stored.contains(key)) continue;
+    if (opt->count() == 0) {
+      merged[key] = stored[key];
+    } else if (merged[key] != stored[key] &&
+               std::find(std::begin(kChangeableOnResume), std::end(kChangeableOnResume), key) == std::end(kChangeableOnResume)) {
+      fail("--", opt->get_single_name(), " ", merged[key].dump(), " differs from ", stored[key].dump(), " of the run in ", out,
+           "; a resumed run keeps its training options (only --steps and the log/eval/save intervals may change): drop "
+           "the flag, or start a new run in another --out directory");
+    }
+  }
+  return merged.get<TrainArgs>();
+}
+
+// The first config field where two configs differ, for the "different model" message.
+std::string first_difference(const nlohmann::json& a, const nlohmann::json& b) {
+  for (const auto& [key, value] : a.items())
+    if (!b.contains(key) || b[key] != value) return key + " = " + value.dump() + " vs " + (b.contains(key) ? b[key].dump() : "missing");
+  return "?";
+}
+
+std::string schedule_spec(const CLI::App& cmd, const TrainArgs& a) {
+  if (a.schedule.find(':') != std::string::npos) {
+    REFORMER_CHECK(cmd.count("--lr") == 0 && cmd.count("--warmup") == 0, "--schedule '", a.schedule,
+                   "' gives the full schedule; drop --lr and --warmup or give --schedule as a bare kind (rsqrt, cosine, constant)");
+    return a.schedule;
+  }
+  REFORMER_CHECK(std::isfinite(a.lr) && a.lr > 0, "--lr ", a.lr, " must be > 0 (e.g. 1e-3)");
+  const int64_t warmup = a.warmup >= 0 ? a.warmup : std::min<int64_t>(1000, a.steps / 10);
+  char buf[160];
+  if (a.schedule == "rsqrt") {  // peak lr at step == warmup
+    REFORMER_CHECK(warmup > 0, "the rsqrt schedule needs --warmup > 0");
+    std::snprintf(buf, sizeof buf, "rsqrt:constant=%.9g,warmup=%lld", a.lr * std::sqrt(static_cast<double>(warmup)),
+                  static_cast<long long>(warmup));
+  } else if (a.schedule == "cosine") {
+    std::snprintf(buf, sizeof buf, "cosine:constant=%.9g,warmup=%lld,steps=%lld,final=0.1", a.lr,
+                  static_cast<long long>(warmup), static_cast<long long>(std::max<int64_t>(a.steps, warmup + 1)));
+  } else if (a.schedule == "constant") {
+    std::snprintf(buf, sizeof buf, "constant:constant=%.9g,warmup=%lld", a.lr, static_cast<long long>(warmup));
+  } else {
+    fail("--schedule '", a.schedule, "' is not a schedule; use rsqrt, cosine or constant (or a full spec like rsqrt:constant=0.03125,warmup=2000)");
+  }
+  return buf;
+}
+
+void check_args(const TrainArgs& a) {
+  REFORMER_CHECK(a.steps >= 0, "--steps ", a.steps, " must be >= 0");
+  REFORMER_CHECK(a.batch >= 1, "--batch ", a.batch, " must be at least 1");
+  REFORMER_CHECK(a.eval_windows >= 1, "--eval-windows ", a.eval_windows, " must be at least 1");
+  REFORMER_CHECK(a.task == "lm" || a.task == "copy", "--task '", a.task, "' is not a task; use lm (bytes of --data) or copy");
+  REFORMER_CHECK(a.valid_data.empty() == a.test_data.empty(), "give both --valid-data and --test-data, or neither (then --data is split 90/5/5)");
+}
+
+void run_train(CLI::App& cmd, TrainCommand& c, int& exit_code) {
+  set_threads(c.threads);
+  TrainArgs args = c.args;
+  std::optional<int64_t> resume_step;
+  if (c.resume) {
+    const TrainerState state = read_trainer_state(c.out);
+    const auto it = state.metadata.find("train_args");
+    REFORMER_CHECK(it != state.metadata.end(), c.out, "/", kTrainerStateFile, " has no training options; it was not written by `reformer train`");
+    args = merge_resumed_args(cmd, args, nlohmann::json::parse(it->second), c.out);
+    resume_step = state.step;
+  } else {
+    REFORMER_CHECK(!has_checkpoint(c.out), c.out, " already holds a checkpoint; continue it with --resume or choose another --out");
+  }
+  check_args(args);
+  const std::string schedule = schedule_spec(cmd, args);
+  ensure_writable_dir(c.out);
+
+  const bool copy = args.task == "copy";
+  const int64_t vocab = copy ? args.copy_vocab : kByteVocab;
+  ReformerConfig config;
+  if (c.resume) {
+    config = ReformerConfig::load((fs::path(c.out) / "config.json").string());
+    if (c.model.any_given(cmd)) {
+      const ReformerConfig requested = c.model.build(vocab);
+      REFORMER_CHECK(requested.to_json() == config.to_json(), "the model flags describe a different model than the checkpoint in ",
+                     c.out, " (", first_difference(requested.to_json(), config.to_json()), "); drop the model flags when resuming");
+    }
+  } else {
+    config = c.model.build(vocab);
+  }
+  const int64_t L = config.max_length();
+
+  // Data first: a missing or too small file fails before anything big is allocated.
+  std::optional<ByteDataset> data;
+  CopyTask task{L, static_cast<int32_t>(vocab)};
+  if (copy) {
+    validate(task);
+  } else {
+    data = args.valid_data.empty() ? ByteDataset::from_file(args.data) : ByteDataset::from_files(args.data, args.valid_data, args.test_data);
+    data->check_fits(Split::Train, L);
+    data->check_fits(Split::Validation, L);
+  }
+
+  const MemoryEstimate mem = estimate_training_memory(config, args.batch, L, args.optimizer, omp_get_max_threads());
+  std::printf("model: %zu layers (%s), hidden %lld, %lld heads x %lld, seq len %lld; training needs about %s\n",
+              config.attn_layers.size(), nlohmann::json(config.attn_layers).dump().c_str(), static_cast<long long>(config.hidden_size),
+              static_cast<long long>(config.num_attention_heads), static_cast<long long>(config.attention_head_size),
+              static_cast<long long>(L), format_bytes(mem.total()).c_str());
+
+  ReformerModel model(config, args.seed);
+  TrainerOptions options;
+  options.steps = args.steps;
+  options.grad_accum = args.grad_accum;
+  options.clip_norm = args.clip_norm;
+  options.seed = args.seed;
+  options.log_interval = args.log_interval;
+  options.eval_interval = args.eval_interval;
+  options.save_interval = args.save_interval;
+  options.out_dir = c.out;
+  options.optimizer = args.optimizer;
+  options.schedule = schedule;
+  options.checkpoint_metadata = {{"train_args", nlohmann::json(args).dump()},
+                                 {"threads", std::to_string(omp_get_max_threads())}};
+
+  MetricsLog log((fs::path(c.out) / "metrics.jsonl").string(), resume_step);
+  TrainerHooks hooks;
+  const int64_t B = args.batch;
+  if (copy) {
+    hooks.batch = [&, B](TokenBatch& out, int64_t i) { copy_task_batch(out, task, B, args.seed, i); };
+    hooks.evaluate = [&, B] { return evaluate_copy(model, task, B, (args.eval_windows + B - 1) / B, args.seed); };
+  } else {
+    hooks.batch = [&, B, L](TokenBatch& out, int64_t i) { data->train_batch(out, B, L, args.seed, i); };
+    hooks.evaluate = [&, B, L] { return evaluate_bytes(model, *data, Split::Validation, L, B, args.eval_windows, args.seed); };
+  }
+  hooks.metrics = [&](const nlohmann::json& record) { log.write(record); };
+  hooks.stop_requested = [] { return g_interrupted != 0; };
+
+  Trainer trainer(model, options, hooks);
+  if (c.resume) {
+    trainer.resume();
+    std::printf("resuming from step %lld\n", static_cast<long long>(trainer.step()));
+  }
+  g_interrupted = 0;
+  std::signal(SIGINT, on_sigint);
+  Progress progress(stdout, isatty(fileno(stdout)) != 0);
+  const TrainResult result = trainer.run(progress);
+  std::signal(SIGINT, SIG_DFL);
+  if (result == TrainResult::Interrupted) {
+    progress.message("stopped by Ctrl-C; continue with: reformer train --out " + c.out + " --resume");
+    exit_code = kInterruptedExit;
+  }
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app, int& exit_code) {
+  auto c = std::make_shared<TrainCommand>();
+  CLI::App* cmd = app.add_subcommand("train", "Train a byte-level language model on a file (or the copy task)");
+  c->model.add_to(*cmd);
+  TrainArgs& a = c->args;
+  cmd->add_option("--out", c->out, "output directory: config.json, model.safetensors, trainer_state.safetensors, metrics.jsonl")->required();
+  cmd->add_flag("--resume", c->resume, "continue the run in --out from its last checkpoint");
+  cmd->add_option("--task", a.task, "lm (bytes of --data) or copy (the paper's duplication task)")->capture_default_str();
+  cmd->add_option("--data", a.data, "text or byte file (plain, gzip or dictzip), split 90/5/5 into train/validation/test")->capture_default_str();
+  cmd->add_option("--valid-data", a.valid_data, "separate validation file (then --data is the training file)");
+  cmd->add_option("--test-data", a.test_data, "separate test file (with --valid-data)");
+  cmd->add_option("--copy-vocab", a.copy_vocab, "copy task: vocabulary (symbols 1..N-1)")->capture_default_str();
+  cmd->add_option("--batch", a.batch, "sequences per micro-batch")->capture_default_str();
+  cmd->add_option("--steps", a.steps, "optimizer steps")->capture_default_str();
+  cmd->add_option("--grad-accum", a.grad_accum, "micro-batches per step (gradient accumulation)")->capture_default_str();
+  cmd->add_option("--lr", a.lr, "peak learning rate")->capture_default_str();
+  cmd->add_option("--warmup", a.warmup, "linear warm-up steps (default: steps / 10, at most 1000)");
+  cmd->add_option("--schedule", a.schedule, "rsqrt (trax: warm-up then 1/sqrt(step)), cosine (to 0.1 x peak), constant, or a full spec like rsqrt:constant=0.03125,warmup=2000")->capture_default_str();
+  cmd->add_option("--optimizer", a.optimizer, "adam (trax enwik8: b1 0.9, b2 0.98, eps 1e-9) or adafactor (the paper's); options as adam:b2=0.999")->capture_default_str();
+  cmd->add_option("--clip-norm", a.clip_norm, "global gradient-norm clipping, 0 = off")->capture_default_str();
+  cmd->add_option("--seed", a.seed, "seed for initialization, data windows, dropout and hashing")->capture_default_str();
+  cmd->add_option("--log-interval", a.log_interval, "steps between progress lines")->capture_default_str();
+  cmd->add_option("--eval-interval", a.eval_interval, "steps between validation runs, 0 = only at the end")->capture_default_str();
+  cmd->add_option("--eval-windows", a.eval_windows, "validation windows (copy task: sequences) per evaluation")->capture_default_str();
+  cmd->add_option("--save-interval", a.save_interval, "steps between checkpoints, 0 = only at the end (and on Ctrl-C)")->capture_default_str();
+  cmd->add_option("--threads", c->threads, "OpenMP threads (default: OMP_NUM_THREADS or all cores); same seed + same threads = same losses");
+  cmd->callback([cmd, c, &exit_code] { run_train(*cmd, *c, exit_code); });
+}
+
+}  // namespace reformer::cli
