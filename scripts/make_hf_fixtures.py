@@ -180,8 +180,9 @@ def build(name, seed):
 
 
 def check_gradients_fd(model, input_ids, mask, labels, grads, gen, per_tensor=2, h=1e-6):
-    """Returns (worst error / tolerance, where). HF's reversible fp32 gradients vs central differences of the float64 eval-mode loss (same
-    rotations; the hash margins keep the buckets fixed under a 1e-6 step). Converts model in place."""
+    """HF's reversible fp32 gradients vs central differences of the float64 eval-mode loss (same
+    rotations; the hash margins keep the buckets fixed under a 1e-6 step). Returns (worst error /
+    tolerance, where). Converts the model to float64 in place."""
     model.double().eval()
 
     def loss():
