@@ -15,12 +15,14 @@
 
 #include "reformer/config.h"
 #include "reformer/tensor.h"
-#include "reformer/workspace.h"
 
 namespace reformer {
 
 class AttentionLayer;
 class FeedForward;
+struct LshWorkspace;
+struct QkvWorkspace;
+struct FeedForwardWorkspace;
 struct AttentionCall;
 struct FeedForwardCall;
 
@@ -107,7 +109,10 @@ class ReformerModel {
   bool reversible_ = true;
   int64_t num_hashes_override_ = 0;       // 0 = config num_hashes
   std::vector<int64_t> built_buckets_;    // num_buckets the layers were built with
-  Workspace workspace_;                   // scratch shared by all layers (does not grow with depth)
+  // Scratch shared by all layers of a kind, so workspace memory does not grow with depth.
+  std::shared_ptr<LshWorkspace> lsh_ws_;
+  std::shared_ptr<QkvWorkspace> qkv_ws_;
+  std::shared_ptr<FeedForwardWorkspace> ff_ws_;
   std::vector<NamedParameter> params_;
   std::vector<std::unique_ptr<Tensor>> storage_;  // owns params and grads
   std::vector<std::unique_ptr<Layer>> layers_;

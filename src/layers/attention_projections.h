@@ -10,6 +10,7 @@
 // Working memory: eight (B, L, H*d) workspaces and the (B, H, L) lse, O(L * d) per head, reused
 // across calls.
 #include <cstdint>
+#include <memory>
 
 #include "kernels/cpu/chunk_attention.h"
 #include "layers/attention.h"
@@ -31,6 +32,13 @@ struct QkvAttentionGrads {
   float* output;
 };
 
+// Projections and gradients, (B, L, H*d) each, plus the per-row lse (B, H, L). Layers run one at a
+// time, so a model gives all its local/full layers one shared workspace and workspace memory does
+// not grow with depth.
+struct QkvWorkspace {
+  Tensor q, k, v, o, lse, dq, dk, dv, dO;
+};
+
 class QkvSelfAttention : public AttentionLayer {
  public:
   void forward(float* out, const float* x, const AttentionCall& call) override;
@@ -39,7 +47,7 @@ class QkvSelfAttention : public AttentionLayer {
 
  protected:
   QkvSelfAttention(int64_t hidden, int64_t heads, int64_t head_size, bool causal, float dropout,
-                   QkvAttentionWeights weights, QkvAttentionGrads grads);
+                   QkvAttentionWeights weights, QkvAttentionGrads grads, std::shared_ptr<QkvWorkspace> ws);
 
   // The attention core. q, k, v, o: (B, L, H*d), k already scaled; lse: (B, H, L), saved for the
   // backward. attend_backward ASSIGNS dq, dk, dv (B, L, H*d) from dout (B, L, H*d), given the
@@ -65,7 +73,7 @@ class QkvSelfAttention : public AttentionLayer {
 
   QkvAttentionWeights w_;
   QkvAttentionGrads g_;
-  Tensor q_, k_, v_, o_, lse_, dq_, dk_, dv_, do_;
+  std::shared_ptr<QkvWorkspace> ws_;
 };
 
 }  // namespace reformer

@@ -16,8 +16,9 @@ uint64_t dropout_stream(const FeedForwardCall& call, DropoutSite site) {
 }  // namespace
 
 FeedForward::FeedForward(int64_t D, int64_t F, Activation act, float ln_eps, int64_t chunk, FeedForwardWeights w,
-                         FeedForwardGrads g)
-    : D_(D), F_(F), act_(act), eps_(ln_eps), chunk_(chunk), w_(w), g_(g) {
+                         FeedForwardGrads g, std::shared_ptr<FeedForwardWorkspace> ws)
+    : D_(D), F_(F), act_(act), eps_(ln_eps), chunk_(chunk), w_(w), g_(g),
+      ws_(ws ? std::move(ws) : std::make_shared<FeedForwardWorkspace>()) {
   REFORMER_CHECK(D > 0 && F > 0, "feed-forward sizes hidden_size ", D, " and feed_forward_size ", F,
                  " must be positive");
   REFORMER_CHECK(chunk >= 0, "chunk_size_feed_forward ", chunk, " must be >= 0 (0 = no chunking)");
@@ -28,29 +29,29 @@ bool FeedForward::prepare(const FeedForwardCall& call, bool backward) {
   REFORMER_CHECK(call.rows >= 0, "feed-forward row count ", call.rows, " must be >= 0");
   if (call.rows == 0) return false;
   const int64_t c = chunk_rows(call.rows);
-  xn_.ensure({c, D_}, MemCategory::Workspace);
-  mean_.ensure({c}, MemCategory::Workspace);
-  rstd_.ensure({c}, MemCategory::Workspace);
-  h_.ensure({c, F_}, MemCategory::Workspace);
-  a_.ensure({c, F_}, MemCategory::Workspace);
+  ws_->xn.ensure({c, D_}, MemCategory::Workspace);
+  ws_->mean.ensure({c}, MemCategory::Workspace);
+  ws_->rstd.ensure({c}, MemCategory::Workspace);
+  ws_->h.ensure({c, F_}, MemCategory::Workspace);
+  ws_->a.ensure({c, F_}, MemCategory::Workspace);
   if (backward) {
-    dout_.ensure({c, D_}, MemCategory::Workspace);
-    dh_.ensure({c, F_}, MemCategory::Workspace);
+    ws_->dout.ensure({c, D_}, MemCategory::Workspace);
+    ws_->dh.ensure({c, F_}, MemCategory::Workspace);
   }
   return true;
 }
 
 void FeedForward::hidden(const float* x, int64_t r0, int64_t n, const FeedForwardCall& call) {
-  layernorm_forward(xn_.data(), mean_.data(), rstd_.data(), x + r0 * D_, w_.ln_w, w_.ln_b, n, D_, eps_);
-  linear_forward(h_.data(), xn_.data(), w_.w1, w_.b1, n, D_, F_);
-  dropout_forward(h_.data(), h_.data(), n * F_, drop_prob(call), call.seed,
+  layernorm_forward(ws_->xn.data(), ws_->mean.data(), ws_->rstd.data(), x + r0 * D_, w_.ln_w, w_.ln_b, n, D_, eps_);
+  linear_forward(ws_->h.data(), ws_->xn.data(), w_.w1, w_.b1, n, D_, F_);
+  dropout_forward(ws_->h.data(), ws_->h.data(), n * F_, drop_prob(call), call.seed,
                   dropout_stream(call, DropoutSite::FeedForwardHidden), r0 * F_);
-  activation_forward(a_.data(), h_.data(), n * F_, act_);
+  activation_forward(ws_->a.data(), ws_->h.data(), n * F_, act_);
 }
 
 void FeedForward::output(float* out, int64_t r0, int64_t n, const FeedForwardCall& call) {
   float* o = out + r0 * D_;
-  linear_forward(o, a_.data(), w_.w2, w_.b2, n, F_, D_);
+  linear_forward(o, ws_->a.data(), w_.w2, w_.b2, n, F_, D_);
   dropout_forward(o, o, n * D_, drop_prob(call), call.seed, dropout_stream(call, DropoutSite::FeedForwardOutput),
                   r0 * D_);
 }
@@ -78,20 +79,20 @@ void FeedForward::backward(float* dx, float* out, const float* dout, const float
     hidden(x, r0, n, call);
     if (out) output(out, r0, n, call);
     // Output dropout, then Dense(F -> D).
-    dropout_backward(dout_.data(), dout + r0 * D_, n * D_, p, call.seed, s_out, r0 * D_);
-    linear_backward(dh_.data(), g_.w2, g_.b2, dout_.data(), a_.data(), w_.w2, n, F_, D_);
-    // Activation, hidden dropout (both in place), then Dense(D -> F); dout_ is free to take dxn.
-    activation_backward(dh_.data(), dh_.data(), h_.data(), n * F_, act_);
-    dropout_backward(dh_.data(), dh_.data(), n * F_, p, call.seed, s_hidden, r0 * F_);
-    linear_backward(dout_.data(), g_.w1, g_.b1, dh_.data(), xn_.data(), w_.w1, n, D_, F_);
-    layernorm_backward(dx + r0 * D_, g_.ln_w, g_.ln_b, dout_.data(), x + r0 * D_, mean_.data(), rstd_.data(),
+    dropout_backward(ws_->dout.data(), dout + r0 * D_, n * D_, p, call.seed, s_out, r0 * D_);
+    linear_backward(ws_->dh.data(), g_.w2, g_.b2, ws_->dout.data(), ws_->a.data(), w_.w2, n, F_, D_);
+    // Activation, hidden dropout (both in place), then Dense(D -> F); ws_->dout is free to take dxn.
+    activation_backward(ws_->dh.data(), ws_->dh.data(), ws_->h.data(), n * F_, act_);
+    dropout_backward(ws_->dh.data(), ws_->dh.data(), n * F_, p, call.seed, s_hidden, r0 * F_);
+    linear_backward(ws_->dout.data(), g_.w1, g_.b1, ws_->dh.data(), ws_->xn.data(), w_.w1, n, D_, F_);
+    layernorm_backward(dx + r0 * D_, g_.ln_w, g_.ln_b, ws_->dout.data(), x + r0 * D_, ws_->mean.data(), ws_->rstd.data(),
                        w_.ln_w, n, D_);
   }
 }
 
 int64_t FeedForward::workspace_bytes() const {
   int64_t n = 0;
-  for (const Tensor* t : {&xn_, &mean_, &rstd_, &h_, &a_, &dout_, &dh_}) n += t->capacity();
+  for (const Tensor* t : {&ws_->xn, &ws_->mean, &ws_->rstd, &ws_->h, &ws_->a, &ws_->dout, &ws_->dh}) n += t->capacity();
   return n * static_cast<int64_t>(sizeof(float));
 }
 

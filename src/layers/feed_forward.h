@@ -11,6 +11,7 @@
 // Gradients: weight gradients ACCUMULATE (+=) into the buffers given at construction; dx is
 // ASSIGNED. backward() saves nothing between calls: it recomputes each chunk's forward from x.
 #include <cstdint>
+#include <memory>
 
 #include "ops/activation.h"
 #include "reformer/tensor.h"
@@ -35,10 +36,17 @@ struct FeedForwardCall {
   int layer = 0;
 };
 
+// Per-chunk working memory. Layers run one at a time, so a model gives all its feed-forward layers
+// one shared workspace and workspace memory does not grow with depth.
+struct FeedForwardWorkspace {
+  Tensor xn, mean, rstd, h, a;  // forward (recomputed in the backward)
+  Tensor dout, dh;              // backward only
+};
+
 class FeedForward {
  public:
   FeedForward(int64_t D, int64_t F, Activation act, float ln_eps, int64_t chunk, FeedForwardWeights w,
-              FeedForwardGrads g);
+              FeedForwardGrads g, std::shared_ptr<FeedForwardWorkspace> ws = nullptr);
 
   // out, x: (rows, D). out = G(x), not the residual sum. out must not alias x.
   void forward(float* out, const float* x, const FeedForwardCall& call);
@@ -65,9 +73,7 @@ class FeedForward {
   int64_t chunk_;
   FeedForwardWeights w_;
   FeedForwardGrads g_;
-  // Per-chunk workspace, reused across chunks and calls.
-  Tensor xn_, mean_, rstd_, h_, a_;  // forward (recomputed in the backward)
-  Tensor dout_, dh_;                 // backward only
+  std::shared_ptr<FeedForwardWorkspace> ws_;  // per-chunk workspace, reused across chunks, calls and layers
 };
 
 }  // namespace reformer

@@ -11,8 +11,9 @@
 namespace reformer {
 
 FullSelfAttention::FullSelfAttention(const FullAttentionConfig& config, FullAttentionWeights weights,
-                                     FullAttentionGrads grads)
-    : QkvSelfAttention(config.hidden, config.heads, config.head_size, config.causal, config.dropout, weights, grads),
+                                     FullAttentionGrads grads, std::shared_ptr<QkvWorkspace> ws)
+    : QkvSelfAttention(config.hidden, config.heads, config.head_size, config.causal, config.dropout, weights, grads,
+                       std::move(ws)),
       block_(config.block_length) {
   REFORMER_CHECK(block_ > 0, "full attention block_length must be positive, got ", block_);
 }

@@ -32,7 +32,9 @@ using FullAttentionGrads = QkvAttentionGrads;
 
 class FullSelfAttention : public QkvSelfAttention {
  public:
-  FullSelfAttention(const FullAttentionConfig& config, FullAttentionWeights weights, FullAttentionGrads grads);
+  // ws: workspace shared with the model's other local/full layers; nullptr = a private one.
+  FullSelfAttention(const FullAttentionConfig& config, FullAttentionWeights weights, FullAttentionGrads grads,
+                   std::shared_ptr<QkvWorkspace> ws = nullptr);
 
  protected:
   void attend(float* o, float* lse, const float* q, const float* k, const float* v, const AttentionCall& call) override;

@@ -68,8 +68,9 @@ struct ChunkWork {
 }  // namespace
 
 LocalSelfAttention::LocalSelfAttention(const LocalAttentionConfig& config, LocalAttentionWeights weights,
-                                       LocalAttentionGrads grads)
-    : QkvSelfAttention(config.hidden, config.heads, config.head_size, config.causal, config.dropout, weights, grads),
+                                       LocalAttentionGrads grads, std::shared_ptr<QkvWorkspace> ws)
+    : QkvSelfAttention(config.hidden, config.heads, config.head_size, config.causal, config.dropout, weights, grads,
+                       std::move(ws)),
       config_(config) {
   REFORMER_CHECK(config.chunk_length > 0, "local attention chunk_length must be positive, got ", config.chunk_length);
   REFORMER_CHECK(config.chunks_before >= 0 && config.chunks_after >= 0,

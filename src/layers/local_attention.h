@@ -33,7 +33,9 @@ using LocalAttentionGrads = QkvAttentionGrads;
 
 class LocalSelfAttention : public QkvSelfAttention {
  public:
-  LocalSelfAttention(const LocalAttentionConfig& config, LocalAttentionWeights weights, LocalAttentionGrads grads);
+  // ws: workspace shared with the model's other local/full layers; nullptr = a private one.
+  LocalSelfAttention(const LocalAttentionConfig& config, LocalAttentionWeights weights, LocalAttentionGrads grads,
+                    std::shared_ptr<QkvWorkspace> ws = nullptr);
 
  protected:
   void attend(float* o, float* lse, const float* q, const float* k, const float* v, const AttentionCall& call) override;

@@ -26,7 +26,7 @@ struct LshSelfAttention::Plan {
 };
 
 // Per-thread working memory for one (batch, head) pair: O(nh * L * d).
-struct LshSelfAttention::HeadScratch {
+struct LshHeadScratch {
   Buffer<int32_t> spos, undo, counts, kpos;  // sorted positions, inverse permutation, sort counts, padded key positions
   Buffer<uint8_t> kvalid;                    // padded key validity
   Buffer<float> sq, sk, sv;                  // sorted queries; padded normalised keys and values
@@ -41,6 +41,14 @@ struct LshSelfAttention::HeadScratch {
                                 dsq.bytes() + dsk.bytes() + dsv.bytes());
   }
 };
+
+struct LshWorkspace {
+  Tensor qk, v, o;      // (B, L, H*d) projections and merged attention output
+  Tensor dO, dqk, dv;   // (B, L, H*d) backward only
+  std::vector<LshHeadScratch> scratch;  // one per thread
+};
+
+std::shared_ptr<LshWorkspace> LshSelfAttention::make_workspace() { return std::make_shared<LshWorkspace>(); }
 
 namespace {
 
@@ -84,8 +92,8 @@ float dot_row(const float* a, const float* b, int64_t d) {
 }  // namespace
 
 LshSelfAttention::LshSelfAttention(const LshAttentionConfig& config, LshAttentionWeights weights,
-                                   LshAttentionGrads grads)
-    : cfg_(config), w_(weights), g_(grads), num_hashes_(config.num_hashes) {
+                                   LshAttentionGrads grads, std::shared_ptr<LshWorkspace> ws)
+    : cfg_(config), w_(weights), g_(grads), num_hashes_(config.num_hashes), ws_(ws ? std::move(ws) : make_workspace()) {
   REFORMER_CHECK(cfg_.hidden > 0 && cfg_.heads > 0 && cfg_.head_size > 0, "LSH attention: hidden ", cfg_.hidden,
                  ", heads ", cfg_.heads, ", head_size ", cfg_.head_size, " must all be positive");
   REFORMER_CHECK(cfg_.chunk_length > 0, "LSH attention: chunk_length ", cfg_.chunk_length, " must be positive");
@@ -118,8 +126,8 @@ void LshSelfAttention::clear_rotations() { injected_ = false; }
 
 int64_t LshSelfAttention::workspace_bytes() const {
   int64_t total = static_cast<int64_t>(rotations_.bytes() + buckets_.bytes());
-  for (const Tensor* t : {&qk_, &v_, &o_, &do_, &dqk_, &dv_}) total += t->numel() * static_cast<int64_t>(sizeof(float));
-  for (const HeadScratch& s : scratch_) total += s.bytes();
+  for (const Tensor* t : {&ws_->qk, &ws_->v, &ws_->o, &ws_->dO, &ws_->dqk, &ws_->dv}) total += t->numel() * static_cast<int64_t>(sizeof(float));
+  for (const LshHeadScratch& s : ws_->scratch) total += s.bytes();
   return total;
 }
 
@@ -154,13 +162,13 @@ LshSelfAttention::Plan LshSelfAttention::make_plan(const AttentionCall& call) co
 
 void LshSelfAttention::prepare(const Plan& p, bool backward) {
   const int64_t d = cfg_.head_size, Hd = cfg_.heads * d;
-  for (Tensor* t : {&qk_, &v_, &o_}) t->ensure({p.B, p.L, Hd}, kWs);
+  for (Tensor* t : {&ws_->qk, &ws_->v, &ws_->o}) t->ensure({p.B, p.L, Hd}, kWs);
   if (backward)
-    for (Tensor* t : {&do_, &dqk_, &dv_}) t->ensure({p.B, p.L, Hd}, kWs);
+    for (Tensor* t : {&ws_->dO, &ws_->dqk, &ws_->dv}) t->ensure({p.B, p.L, Hd}, kWs);
   const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), p.B * cfg_.heads));
-  if (static_cast<int>(scratch_.size()) < threads) scratch_.resize(threads);
+  if (static_cast<int>(ws_->scratch.size()) < threads) ws_->scratch.resize(threads);
   for (int i = 0; i < threads; ++i) {
-    HeadScratch& s = scratch_[i];
+    LshHeadScratch& s = ws_->scratch[i];
     s.spos.ensure(p.n_slots, kWs);
     s.undo.ensure(p.n_slots, kWs);
     s.kpos.ensure(p.n_pad, kWs);
@@ -201,13 +209,13 @@ void LshSelfAttention::prepare_rotations(const AttentionCall& call) {
 
 void LshSelfAttention::project(const float* x, const Plan& p) {
   const int64_t Hd = cfg_.heads * cfg_.head_size, BL = p.B * p.L, D = cfg_.hidden;
-  gemm(false, true, BL, Hd, D, 1.f, x, D, w_.query_key, D, 0.f, qk_.data(), Hd);
-  gemm(false, true, BL, Hd, D, 1.f, x, D, w_.value, D, 0.f, v_.data(), Hd);
+  gemm(false, true, BL, Hd, D, 1.f, x, D, w_.query_key, D, 0.f, ws_->qk.data(), Hd);
+  gemm(false, true, BL, Hd, D, 1.f, x, D, w_.value, D, 0.f, ws_->v.data(), Hd);
 }
 
 void LshSelfAttention::output(float* out, const Plan& p) const {
   const int64_t Hd = cfg_.heads * cfg_.head_size, BL = p.B * p.L, D = cfg_.hidden;
-  gemm(false, true, BL, D, Hd, 1.f, o_.data(), Hd, w_.output, Hd, 0.f, out, D);
+  gemm(false, true, BL, D, Hd, 1.f, ws_->o.data(), Hd, w_.output, Hd, 0.f, out, D);
 }
 
 // Masks and dropout of every chunk of (b, h); the caller sets dropout_base per chunk so that
@@ -231,13 +239,13 @@ void LshSelfAttention::check_saved(const Plan& p) const {
                  ", buckets ", p.nb_eff, "; call forward() with the same call (batch, length, pad mask, num_hashes) first");
 }
 
-// Hash (optionally), sort, gather, attend chunk by chunk, un-sort and combine the rounds into o_.
+// Hash (optionally), sort, gather, attend chunk by chunk, un-sort and combine the rounds into ws_->o.
 // Leaves the per-slot outputs, logsumexps and round weights in s for the backward.
 void LshSelfAttention::head_forward(const Plan& p, const AttentionCall& call, int64_t b, int64_t h, bool rehash,
-                                    HeadScratch& s) {
+                                    LshHeadScratch& s) {
   const int64_t d = cfg_.head_size, Hd = cfg_.heads * d, L = p.L;
-  const float* qk = qk_.data() + b * L * Hd + h * d;
-  const float* v = v_.data() + b * L * Hd + h * d;
+  const float* qk = ws_->qk.data() + b * L * Hd + h * d;
+  const float* v = ws_->v.data() + b * L * Hd + h * d;
   const uint8_t* valid = call.pad_mask ? call.pad_mask + b * L : nullptr;
 
   if (p.hashed) {
@@ -273,7 +281,7 @@ void LshSelfAttention::head_forward(const Plan& p, const AttentionCall& call, in
   // o[pos] = sum_r w_r o_r, w_r = exp(lse_r - logsumexp_r'(lse_r')) (spec 1.9), computed like HF's
   // fp32 exp(logits - logsumexp) rather than normalised by the sum: the two differ only when every
   // round is self-only (lse near -1e5, where the fp32 ulp is 0.0078). One round: w = exp(0) = 1.
-  float* o = o_.data() + b * L * Hd + h * d;
+  float* o = ws_->o.data() + b * L * Hd + h * d;
   for (int64_t pos = 0; pos < L; ++pos) {
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t r = 0; r < p.nh; ++r) mx = std::max(mx, s.lse[s.undo[r * L + pos]]);
@@ -291,13 +299,13 @@ void LshSelfAttention::head_forward(const Plan& p, const AttentionCall& call, in
   }
 }
 
-void LshSelfAttention::head_backward(const Plan& p, const AttentionCall& call, int64_t b, int64_t h, HeadScratch& s) {
+void LshSelfAttention::head_backward(const Plan& p, const AttentionCall& call, int64_t b, int64_t h, LshHeadScratch& s) {
   head_forward(p, call, b, h, /*rehash=*/false, s);
   const int64_t d = cfg_.head_size, Hd = cfg_.heads * d, L = p.L;
   const int64_t base = b * L * Hd + h * d;
-  const float* qk = qk_.data() + base;
-  const float* o = o_.data() + base;
-  const float* dO = do_.data() + base;
+  const float* qk = ws_->qk.data() + base;
+  const float* o = ws_->o.data() + base;
+  const float* dO = ws_->dO.data() + base;
   const uint8_t* valid = call.pad_mask ? call.pad_mask + b * L : nullptr;
 
   // Round combination: dO_r = w_r dO, dlse_r = w_r (dO.o_r - dO.o).
@@ -328,8 +336,8 @@ void LshSelfAttention::head_backward(const Plan& p, const AttentionCall& call, i
   }
 
   // Un-sort: every sorted query slot and every padded key/value row goes back to its position.
-  float* dqk = dqk_.data() + base;
-  float* dv = dv_.data() + base;
+  float* dqk = ws_->dqk.data() + base;
+  float* dv = ws_->dv.data() + base;
   for (int64_t pos = 0; pos < L; ++pos) {
     std::fill(dqk + pos * Hd, dqk + pos * Hd + d, 0.f);
     std::fill(dv + pos * Hd, dv + pos * Hd + d, 0.f);
@@ -348,7 +356,7 @@ void LshSelfAttention::attend_all(const Plan& p, const AttentionCall& call, Pass
   const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), pairs));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (int64_t bh = 0; bh < pairs; ++bh) {
-    HeadScratch& s = scratch_[omp_get_thread_num()];
+    LshHeadScratch& s = ws_->scratch[omp_get_thread_num()];
     const int64_t b = bh / cfg_.heads, h = bh % cfg_.heads;
     if (pass == Pass::Backward)
       head_backward(p, call, b, h, s);
@@ -386,16 +394,16 @@ void LshSelfAttention::backward(float* dx, float* out, const float* dout, const 
   prepare(p, /*backward=*/true);
   project(x, p);
   const int64_t Hd = cfg_.heads * cfg_.head_size, BL = p.B * p.L, D = cfg_.hidden;
-  gemm(false, false, BL, Hd, D, 1.f, dout, D, w_.output, Hd, 0.f, do_.data(), Hd);  // dO = dout Wo
+  gemm(false, false, BL, Hd, D, 1.f, dout, D, w_.output, Hd, 0.f, ws_->dO.data(), Hd);  // dO = dout Wo
 
   attend_all(p, call, Pass::Backward);
 
   if (out) output(out, p);
-  gemm(true, false, D, Hd, BL, 1.f, dout, D, o_.data(), Hd, 1.f, g_.output, Hd);               // dWo += dout^T o
-  gemm(false, false, BL, D, Hd, 1.f, dqk_.data(), Hd, w_.query_key, D, 0.f, dx, D);           // dx = dqk Wqk
-  gemm(false, false, BL, D, Hd, 1.f, dv_.data(), Hd, w_.value, D, 1.f, dx, D);                //    + dv Wv
-  gemm(true, false, Hd, D, BL, 1.f, dqk_.data(), Hd, x, D, 1.f, g_.query_key, D);             // dWqk += dqk^T x
-  gemm(true, false, Hd, D, BL, 1.f, dv_.data(), Hd, x, D, 1.f, g_.value, D);                  // dWv += dv^T x
+  gemm(true, false, D, Hd, BL, 1.f, dout, D, ws_->o.data(), Hd, 1.f, g_.output, Hd);               // dWo += dout^T o
+  gemm(false, false, BL, D, Hd, 1.f, ws_->dqk.data(), Hd, w_.query_key, D, 0.f, dx, D);           // dx = dqk Wqk
+  gemm(false, false, BL, D, Hd, 1.f, ws_->dv.data(), Hd, w_.value, D, 1.f, dx, D);                //    + dv Wv
+  gemm(true, false, Hd, D, BL, 1.f, ws_->dqk.data(), Hd, x, D, 1.f, g_.query_key, D);             // dWqk += dqk^T x
+  gemm(true, false, Hd, D, BL, 1.f, ws_->dv.data(), Hd, x, D, 1.f, g_.value, D);                  // dWv += dv^T x
 }
 
 }  // namespace reformer

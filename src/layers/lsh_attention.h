@@ -11,6 +11,7 @@
 // Working memory is O(nh * L * d) per concurrently processed (batch, head) pair; no L x c or L x L
 // score matrix is ever held.
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kernels/cpu/chunk_attention.h"
@@ -44,10 +45,18 @@ struct LshAttentionGrads {
   float* output;
 };
 
+// Projections and per-thread scratch of LSH attention. Layers run one at a time, so a model gives
+// all its LSH layers one shared workspace and workspace memory does not grow with depth.
+struct LshWorkspace;
+struct LshHeadScratch;
+
 class LshSelfAttention : public AttentionLayer {
  public:
-  LshSelfAttention(const LshAttentionConfig& config, LshAttentionWeights weights, LshAttentionGrads grads);
-  ~LshSelfAttention() override;  // defined where HeadScratch is complete
+  // ws: shared workspace (make_workspace()); nullptr = a private one.
+  LshSelfAttention(const LshAttentionConfig& config, LshAttentionWeights weights, LshAttentionGrads grads,
+                   std::shared_ptr<LshWorkspace> ws = nullptr);
+  static std::shared_ptr<LshWorkspace> make_workspace();
+  ~LshSelfAttention() override;
 
   void forward(float* out, const float* x, const AttentionCall& call) override;
   void backward(float* dx, float* out, const float* dout, const float* x, const AttentionCall& call) override;
@@ -75,7 +84,6 @@ class LshSelfAttention : public AttentionLayer {
 
  private:
   struct Plan;
-  struct HeadScratch;
   struct Saved {
     bool valid = false;
     int64_t batch = 0, length = 0, nb_eff = 0;
@@ -91,8 +99,8 @@ class LshSelfAttention : public AttentionLayer {
   void prepare_rotations(const AttentionCall& call);
   void project(const float* x, const Plan& plan);
   void attend_all(const Plan& plan, const AttentionCall& call, Pass pass);
-  void head_forward(const Plan& plan, const AttentionCall& call, int64_t b, int64_t h, bool rehash, HeadScratch& s);
-  void head_backward(const Plan& plan, const AttentionCall& call, int64_t b, int64_t h, HeadScratch& s);
+  void head_forward(const Plan& plan, const AttentionCall& call, int64_t b, int64_t h, bool rehash, LshHeadScratch& s);
+  void head_backward(const Plan& plan, const AttentionCall& call, int64_t b, int64_t h, LshHeadScratch& s);
   void output(float* out, const Plan& plan) const;
 
   LshAttentionConfig cfg_;
@@ -109,9 +117,7 @@ class LshSelfAttention : public AttentionLayer {
   Buffer<int32_t> buckets_;  // (B, H, nh, L), saved for backward
   Saved saved_;
 
-  Tensor qk_, v_, o_;        // (B, L, H*d) projections and merged attention output
-  Tensor do_, dqk_, dv_;     // (B, L, H*d) backward only
-  std::vector<HeadScratch> scratch_;  // one per thread
+  std::shared_ptr<LshWorkspace> ws_;
 };
 
 }  // namespace reformer

@@ -129,6 +129,12 @@ void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
   const ReformerConfig& c = config_;
   const int64_t D = c.hidden_size, H = c.num_attention_heads, d = c.attention_head_size;
   const Activation act = parse_activation(c.hidden_act);
+  // One workspace per kind of layer, shared by all layers of that kind (they run one at a time).
+  if (!lsh_ws_) {
+    lsh_ws_ = LshSelfAttention::make_workspace();
+    qkv_ws_ = std::make_shared<QkvWorkspace>();
+    ff_ws_ = std::make_shared<FeedForwardWorkspace>();
+  }
   for (int64_t i = 0; i < c.num_layers(); ++i) {
     Layer& L = *layers_[i];
     if (L.type == "lsh") {
@@ -143,7 +149,7 @@ void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
       a.dropout = static_cast<float>(c.lsh_attention_probs_dropout_prob);
       auto lsh = std::make_unique<LshSelfAttention>(
           a, LshAttentionWeights{L.attn_w[0]->data(), L.attn_w[1]->data(), L.attn_w[2]->data()},
-          LshAttentionGrads{L.attn_g[0]->data(), L.attn_g[1]->data(), L.attn_g[2]->data()});
+          LshAttentionGrads{L.attn_g[0]->data(), L.attn_g[1]->data(), L.attn_g[2]->data()}, lsh_ws_);
       L.lsh = lsh.get();
       if (!L.rotations.empty()) L.lsh->set_rotations(L.rotations.data());
       L.attn = std::move(lsh);
@@ -158,7 +164,7 @@ void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
         a.chunks_after = c.local_num_chunks_after;
         a.causal = c.is_decoder;
         a.dropout = static_cast<float>(c.local_attention_probs_dropout_prob);
-        L.attn = std::make_unique<LocalSelfAttention>(a, w, g);
+        L.attn = std::make_unique<LocalSelfAttention>(a, w, g, qkv_ws_);
       } else {
         // "full" (our extension): exact blockwise attention with local attention's weights and
         // dropout probability.
@@ -166,13 +172,14 @@ void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
         a.hidden = D; a.heads = H; a.head_size = d;
         a.causal = c.is_decoder;
         a.dropout = static_cast<float>(c.local_attention_probs_dropout_prob);
-        L.attn = std::make_unique<FullSelfAttention>(a, w, g);
+        L.attn = std::make_unique<FullSelfAttention>(a, w, g, qkv_ws_);
       }
     }
     L.ff = std::make_unique<FeedForward>(
         D, c.feed_forward_size, act, static_cast<float>(c.layer_norm_eps), c.chunk_size_feed_forward,
         FeedForwardWeights{L.ff_ln_w->data(), L.ff_ln_b->data(), L.ff_w1->data(), L.ff_b1->data(), L.ff_w2->data(), L.ff_b2->data()},
-        FeedForwardGrads{L.ff_ln_wg->data(), L.ff_ln_bg->data(), L.ff_w1g->data(), L.ff_b1g->data(), L.ff_w2g->data(), L.ff_b2g->data()});
+        FeedForwardGrads{L.ff_ln_wg->data(), L.ff_ln_bg->data(), L.ff_w1g->data(), L.ff_b1g->data(), L.ff_w2g->data(), L.ff_b2g->data()},
+        ff_ws_);
   }
   built_buckets_ = buckets;
 }
