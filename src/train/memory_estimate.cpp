@@ -9,23 +9,34 @@ namespace reformer {
 namespace {
 
 constexpr int64_t kFloat = sizeof(float);
+constexpr int64_t kDefaultHeadChunk = 2048;  // the model's LM-head rows per chunk when chunk_size_lm_head = 0
 
 // The bucket factors an LSH layer uses at length L (HF's automatic choice when the config has none).
 std::vector<int64_t> bucket_factors(const ReformerConfig& c, int64_t L) {
   return c.num_buckets.empty() ? c.auto_num_buckets(L) : c.num_buckets;
 }
 
-// Bytes of the per-layer attention buffers for a training step (forward and backward).
-int64_t attention_bytes(const ReformerConfig& c, const std::string& type, int64_t B, int64_t L, int threads) {
+// Attention memory of a training step. The model gives all layers of a kind one shared workspace
+// (projections, per-thread scratch); each layer keeps only its own small chunk scratch (local/full),
+// rotations and saved buckets (LSH).
+struct AttentionBytes {
+  int64_t shared = 0, per_layer = 0, per_layer_activations = 0;
+};
+
+AttentionBytes qkv_attention_bytes(const ReformerConfig& c, const std::string& type, int64_t B, int64_t L, int threads) {
   const int64_t H = c.num_attention_heads, d = c.attention_head_size, Hd = H * d;
-  if (type != "lsh") {
-    // q, k, v, o and their gradients (B, L, H*d), the (B, H, L) logsumexp, per-thread chunk scratch.
-    const int64_t chunk = type == "local" ? c.local_attn_chunk_length : 128;
-    const int64_t keys = type == "local" ? chunk * (1 + c.local_num_chunks_before + c.local_num_chunks_after) : chunk;
-    const int64_t rows = std::min(chunk, L), cols = std::min(keys, L);
-    const int64_t scratch = threads * (2 * cols * d + 2 * rows * cols + 2 * cols);
-    return (8 * B * L * Hd + B * H * L + scratch) * kFloat;
-  }
+  const int64_t chunk = type == "local" ? c.local_attn_chunk_length : 128;
+  const int64_t keys = type == "local" ? chunk * (1 + c.local_num_chunks_before + c.local_num_chunks_after) : chunk;
+  const int64_t rows = std::min(chunk, L), cols = std::min(keys, L);
+  AttentionBytes a;
+  // q, k, v, o and their gradients (B, L, H*d), the (B, H, L) logsumexp.
+  a.shared = (8 * B * L * Hd + B * H * L) * kFloat;
+  a.per_layer = threads * (2 * cols * d + 2 * rows * cols + 2 * cols) * kFloat;
+  return a;
+}
+
+AttentionBytes lsh_attention_bytes(const ReformerConfig& c, int64_t B, int64_t L, int threads) {
+  const int64_t H = c.num_attention_heads, d = c.attention_head_size, Hd = H * d;
   const bool hashed = L > c.lsh_attn_chunk_length;
   const int64_t nh = hashed ? c.num_hashes : 1;
   const int64_t chunk = hashed ? c.lsh_attn_chunk_length : L;
@@ -38,9 +49,11 @@ int64_t attention_bytes(const ReformerConfig& c, const std::string& type, int64_
   }
   // Per thread: sorted q/k/v, the slot outputs and their gradients, positions, lse, chunk scores.
   const int64_t per_thread = 4 * slots * d + 4 * padded * d + 6 * slots + 2 * padded + 2 * chunk * window + buckets;
-  const int64_t t = std::min<int64_t>(threads, B * H);
-  const int64_t rotations = H * d * nh * rotation_columns;
-  return (6 * B * L * Hd + B * H * nh * L + t * per_thread + rotations) * kFloat;
+  AttentionBytes a;
+  a.shared = (6 * B * L * Hd + std::min<int64_t>(threads, B * H) * per_thread) * kFloat;
+  a.per_layer = H * d * nh * rotation_columns * kFloat;
+  a.per_layer_activations = B * H * nh * L * static_cast<int64_t>(sizeof(int32_t));
+  return a;
 }
 
 int64_t feed_forward_bytes(const ReformerConfig& c, int64_t B, int64_t L) {
@@ -135,10 +148,19 @@ MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int6
   const int64_t D = c.hidden_size, rows = B * L;
   // The two streams, their gradients and four branch buffers (B, L, D), layer-norm statistics.
   m.activations = (8 * rows * D + 2 * rows) * kFloat;
-  // The LM head's row chunk: concat, normalized, its gradient (2D wide) and the logits.
-  const int64_t head_rows = c.chunk_size_lm_head > 0 ? std::min(c.chunk_size_lm_head, rows) : std::min<int64_t>(rows, 1024);
-  m.workspace = head_rows * (3 * 2 * D + c.vocab_size + 2) * kFloat + largest * kFloat;
-  for (const auto& type : c.attn_layers) m.workspace += attention_bytes(c, type, B, L, threads) + feed_forward_bytes(c, B, L);
+  // The LM head's row chunk: concat, normalized, its gradient (2D wide), the logits, LN statistics.
+  const int64_t head_rows = std::min(rows, c.chunk_size_lm_head > 0 ? c.chunk_size_lm_head : kDefaultHeadChunk);
+  m.workspace = head_rows * (3 * 2 * D + c.vocab_size + 2) * kFloat + feed_forward_bytes(c, B, L);
+  if (OptionSpec(optimizer, "optimizer").kind() == "adafactor") m.workspace += largest * kFloat;  // its update buffer
+  bool has_lsh = false, has_qkv = false;
+  for (const auto& type : c.attn_layers) {
+    const AttentionBytes a = type == "lsh" ? lsh_attention_bytes(c, B, L, threads) : qkv_attention_bytes(c, type, B, L, threads);
+    bool& seen = type == "lsh" ? has_lsh : has_qkv;
+    if (!seen) m.workspace += a.shared;
+    seen = true;
+    m.workspace += a.per_layer;
+    m.activations += a.per_layer_activations;
+  }
   return m;
 }
 

@@ -1,0 +1,101 @@
+// The config-only estimates of train/memory_estimate.h against the real thing: parameter names and
+// shapes against the model's, and the training-step memory against the allocator's measured peak.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <vector>
+
+#include "reformer/memory.h"
+#include "reformer/model.h"
+#include "train/make_optimizer.h"
+#include "train/memory_estimate.h"
+
+namespace reformer {
+namespace {
+
+// The estimate's stated accuracy: within 25% of the measured peak of a training step.
+constexpr double kEstimateTolerance = 0.25;
+
+ReformerConfig small_config(std::vector<std::string> layers, int64_t L, int64_t chunk) {
+  ReformerConfig c;
+  c.attn_layers = std::move(layers);
+  c.hidden_size = 64;
+  c.feed_forward_size = 128;
+  c.num_attention_heads = 2;
+  c.attention_head_size = 32;
+  c.vocab_size = 258;
+  c.is_decoder = true;
+  c.lsh_attn_chunk_length = c.local_attn_chunk_length = chunk;
+  c.axial_pos_shape = {chunk, L / chunk};
+  c.axial_pos_embds_dim = {16, 48};
+  c.max_position_embeddings = L;
+  c.num_buckets = c.auto_num_buckets(L);
+  return c;
+}
+
+std::vector<ParamRef> refs(ReformerModel& m) {
+  std::vector<ParamRef> out;
+  for (auto& p : m.parameters()) out.push_back({p.name, p.param->data(), p.grad->data(), p.param->shape()});
+  return out;
+}
+
+TEST(MemoryEstimate, ParameterShapesMatchTheModel) {
+  for (const auto& layers : {std::vector<std::string>{"local", "lsh"}, {"lsh", "full", "local"}}) {
+    const ReformerConfig c = small_config(layers, 256, 32);
+    ReformerModel model(c);
+    const auto shapes = parameter_shapes(c);
+    ASSERT_EQ(shapes.size(), model.parameters().size());
+    int64_t total = 0;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      EXPECT_EQ(shapes[i].name, model.parameters()[i].name);
+      EXPECT_EQ(shapes[i].shape, model.parameters()[i].param->shape()) << shapes[i].name;
+      total += shape_numel(shapes[i].shape);
+    }
+    EXPECT_EQ(total, model.num_parameters());
+    int64_t by_part = 0;
+    for (const auto& p : parameter_counts(c)) by_part += p.parameters;
+    EXPECT_EQ(by_part, total);
+  }
+}
+
+struct Case {
+  std::vector<std::string> layers;
+  int64_t batch, length, chunk, hashes;
+  const char* optimizer;
+};
+
+TEST(MemoryEstimate, TrainingStepWithinToleranceOfMeasuredPeak) {
+  const Case cases[] = {{{"local", "lsh"}, 2, 256, 32, 1, "adam"},
+                        {{"lsh", "lsh"}, 1, 512, 64, 2, "adafactor"},
+                        {{"local", "full", "local"}, 2, 128, 32, 1, "adam"}};
+  for (const Case& k : cases) {
+    ReformerConfig c = small_config(k.layers, k.length, k.chunk);
+    c.num_hashes = k.hashes;
+    const MemoryEstimate est = estimate_training_memory(c, k.batch, k.length, k.optimizer, omp_get_max_threads());
+    const int64_t live_before = mem_stats().live_total;
+    mem_reset_peaks();
+    {
+      ReformerModel model(c, 1);
+      auto params = refs(model);
+      auto opt = make_optimizer(k.optimizer, params);
+      std::vector<int32_t> ids(static_cast<size_t>(k.batch * k.length));
+      for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(2 + i * 7 % 256);
+      Batch b{ids.data(), k.batch, k.length, nullptr, nullptr};
+      model.forward_backward(b, StepOptions{});
+      opt->step(params, 1e-3f);
+      const MemStats s = mem_stats();
+      EXPECT_EQ(est.parameters, s.peak_of(MemCategory::Parameters));
+      EXPECT_EQ(est.gradients, s.peak_of(MemCategory::Gradients));
+      EXPECT_EQ(est.optimizer_state, s.peak_of(MemCategory::OptimizerState));
+      const double measured = static_cast<double>(s.peak_total - live_before);
+      const double ratio = static_cast<double>(est.total()) / measured;
+      EXPECT_NEAR(ratio, 1.0, kEstimateTolerance)
+          << k.layers.size() << " layers, L " << k.length << ": estimate " << est.total() << " bytes, measured " << measured
+          << "\n" << mem_report();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace reformer
