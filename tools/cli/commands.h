@@ -9,6 +9,7 @@ void add_train_command(CLI::App& app, int& exit_code);
 void add_eval_command(CLI::App& app, int& exit_code);
 void add_generate_command(CLI::App& app, int& exit_code);
 void add_info_command(CLI::App& app, int& exit_code);
+void add_logits_command(CLI::App& app, int& exit_code);
 
 // Exit code of a training run stopped by Ctrl-C after saving its checkpoint (128 + SIGINT).
 inline constexpr int kInterruptedExit = 130;
