@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Reverse-direction parity check: a model trained and saved by `reformer` loads in Hugging Face
+transformers and gives the same logits (docs/HF_INTEROP.md records the result).
+
+For each case the script
+  1. writes a small deterministic text file and trains a tiny mixed local/LSH model on it with
+     `reformer train` (a few dozen steps, dropout 0);
+  2. loads the saved directory with transformers' from_pretrained and requires that no key is
+     missing, unexpected or mismatched;
+  3. draws LSH rotations for every LSH layer in HF's layout (heads, head size, num_hashes,
+     num_buckets/2), redrawing until every hashing argmax has a margin >= MIN_HASH_MARGIN (so the
+     different fp32 rounding of torch and the C++ GEMM cannot flip a bucket), and runs HF in eval mode
+     with them injected in place of the torch.randn draw inside LSHSelfAttention._hash_vectors;
+  4. runs `reformer logits` on the same ids, mask and rotations and reports the max abs difference.
+
+Cases: "decoder" (is_decoder true, ReformerModelWithLMHead; plain, padded, and evaluated with more
+hash rounds than trained with) and "encoder" (is_decoder false, chunks after > 0, factorized
+buckets, ReformerForMaskedLM; trained by `reformer train --config`).
+
+Usage: python scripts/check_hf_roundtrip.py [--reformer build/reformer] [--work /tmp/reformer_hf_roundtrip]
+                                             [--steps 40] [--tolerance 1e-4]
+Needs: torch, transformers 4.x (4.57.6 checked; 5.x drops lm_head.bias, see tests/fixtures/hf/README.md),
+safetensors, and a built `reformer` binary. Exits non-zero if any case exceeds --tolerance.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+import torch
+import transformers
+from safetensors.torch import load_file, save_file
+from transformers import ReformerForMaskedLM, ReformerModelWithLMHead
+from transformers.models.reformer import modeling_reformer as hf_reformer
+
+MIN_HASH_MARGIN = 1e-3
+WORDS = ("the of and to in is was that for on with as by at from his her it an be this which or are had not "
+         "but were they all one reformer attention hashing bucket chunk layer").split()
+
+# Model flags shared by both cases (byte vocabulary 258, sequence length 128).
+DECODER_FLAGS = ["--hidden-size", "32", "--ff-size", "64", "--heads", "2", "--head-size", "16",
+                 "--attn-layers", "local,lsh", "--layers", "4", "--seq-len", "128", "--lsh-chunk", "16",
+                 "--local-chunk", "32", "--hashes", "2", "--buckets", "8", "--dropout", "0"]
+
+ENCODER_CONFIG = dict(
+    model_type="reformer", attn_layers=["lsh", "local", "lsh", "local"], hidden_size=32, feed_forward_size=64,
+    num_attention_heads=2, attention_head_size=16, vocab_size=258, is_decoder=False,
+    axial_pos_embds=True, axial_pos_shape=[8, 16], axial_pos_embds_dim=[8, 24], max_position_embeddings=128,
+    lsh_attn_chunk_length=16, lsh_num_chunks_before=1, lsh_num_chunks_after=1, num_buckets=[4, 2], num_hashes=2,
+    local_attn_chunk_length=16, local_num_chunks_before=1, local_num_chunks_after=1, hidden_act="gelu",
+    hidden_dropout_prob=0.0, local_attention_probs_dropout_prob=0.0, lsh_attention_probs_dropout_prob=0.0,
+    layer_norm_eps=1e-12, pad_token_id=0, eos_token_id=2,
+)
+
+
+def run(cmd):
+    print("$", " ".join(cmd), flush=True)
+    result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        sys.exit(f"command failed ({result.returncode}):\n{result.stdout}")
+    return result.stdout
+
+
+def write_text(path, n_words=20000, seed=0):
+    rng = random.Random(seed)
+    with open(path, "w") as f:
+        f.write(" ".join(rng.choice(WORDS) for _ in range(n_words)))
+
+
+def lsh_layers(model):
+    return {i: layer.attention.self_attention for i, layer in enumerate(model.reformer.encoder.layers)
+            if isinstance(layer.attention.self_attention, hf_reformer.LSHSelfAttention)}
+
+
+def rotation_shape(attn, num_hashes):
+    nb = attn.num_buckets
+    return (attn.num_attention_heads, attn.attention_head_size, num_hashes, (nb if isinstance(nb, int) else sum(nb)) // 2)
+
+
+def min_margin(vectors, rotations, num_buckets):
+    """Smallest gap between the two largest entries over every argmax([xR, -xR]) HF takes."""
+    rotated = torch.einsum("bmtd,mdhr->bmhtr", vectors, rotations)
+    factors = [num_buckets] if isinstance(num_buckets, int) else list(num_buckets)
+    margin, col = float("inf"), 0
+    for f in factors:
+        y = rotated[..., col:col + f // 2]
+        col += f // 2
+        best2 = torch.cat([y, -y], dim=-1).topk(2, dim=-1).values
+        margin = min(margin, (best2[..., 0] - best2[..., 1]).min().item())
+    return margin
+
+
+def hf_logits_with_rotations(model, input_ids, mask, rotations, num_hashes):
+    """Eval forward in which LSH layer i's torch.randn returns rotations[i]; returns the logits and the
+    smallest hashing margin seen."""
+    margins, calls = [], {}
+    originals = {}
+    for i, attn in lsh_layers(model).items():
+        originals[i] = attn._hash_vectors
+
+        def patched(vectors, n, attention_mask, increase_num_buckets=False, i=i, attn=attn):
+            rot = rotations[i]
+            real_randn = torch.randn
+
+            def fixed(shape, device=None, dtype=None, **kwargs):
+                if tuple(shape) != tuple(rot.shape):
+                    raise RuntimeError(f"layer {i}: HF asked for rotations {tuple(shape)}, have {tuple(rot.shape)}")
+                return rot.to(device=device, dtype=dtype)
+
+            torch.randn = fixed
+            try:
+                buckets = originals[i](vectors, n, attention_mask, increase_num_buckets)
+            finally:
+                torch.randn = real_randn
+            calls[i] = calls.get(i, 0) + 1
+            margins.append(min_margin(vectors.detach(), rot, attn.num_buckets))
+            return buckets
+
+        attn._hash_vectors = patched
+    try:
+        with torch.no_grad():
+            kwargs = dict(input_ids=input_ids, attention_mask=mask)
+            if num_hashes is not None:
+                kwargs["num_hashes"] = num_hashes
+            logits = model(**kwargs).logits
+    finally:
+        for i, attn in lsh_layers(model).items():
+            attn._hash_vectors = originals[i]
+    if input_ids.shape[1] > model.config.lsh_attn_chunk_length:
+        assert sorted(calls) == sorted(rotations) and all(n == 1 for n in calls.values()), calls
+    return logits, min(margins) if margins else float("inf")
+
+
+def compare(name, model_dir, model, reformer, work, input_ids, mask, num_hashes, seed):
+    """Runs HF and `reformer logits` with the same rotations; returns the max abs logit difference."""
+    nh = num_hashes if num_hashes is not None else model.config.num_hashes
+    gen = torch.Generator().manual_seed(seed)
+    for attempt in range(100):
+        rotations = {i: torch.randn(rotation_shape(a, nh), generator=gen) for i, a in lsh_layers(model).items()}
+        hf_logits, margin = hf_logits_with_rotations(model, input_ids, mask, rotations, num_hashes)
+        if margin >= MIN_HASH_MARGIN:
+            break
+    else:
+        sys.exit(f"{name}: no rotation draw gave hashing margins >= {MIN_HASH_MARGIN}")
+    tensors = {"input_ids": input_ids.contiguous()}
+    if mask is not None:
+        tensors["attention_mask"] = mask.contiguous()
+    tensors.update({f"rotations.{i}": r.contiguous() for i, r in rotations.items()})
+    inp, out = os.path.join(work, f"{name}.input.safetensors"), os.path.join(work, f"{name}.logits.safetensors")
+    save_file(tensors, inp)
+    cmd = [reformer, "logits", "--model", model_dir, "--input", inp, "--out", out]
+    if num_hashes is not None:
+        cmd += ["--num-hashes", str(num_hashes)]
+    run(cmd)
+    ours = load_file(out)["logits"]
+    assert ours.shape == hf_logits.shape, (ours.shape, hf_logits.shape)
+    diff = (ours - hf_logits).abs().max().item()
+    print(f"  {name}: logits {tuple(ours.shape)}, {len(rotations)} LSH layers, num_hashes {nh}, "
+          f"rotation draw {attempt + 1}, min hash margin {margin:.1e}: max |reformer - HF| = {diff:.3e}")
+    return diff
+
+
+def load_hf(cls, model_dir):
+    model, info = cls.from_pretrained(model_dir, output_loading_info=True)
+    problems = {k: v for k, v in info.items() if v}
+    if problems:
+        sys.exit(f"{model_dir}: {cls.__name__}.from_pretrained reported {problems}")
+    print(f"  {cls.__name__}.from_pretrained({model_dir}): no missing, unexpected or mismatched keys")
+    return model.eval()
+
+
+def sample_ids(text_path, batch, length, seed):
+    data = open(text_path, "rb").read()
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(batch):
+        start = rng.randrange(0, len(data) - length)
+        rows.append([b + 2 for b in data[start:start + length]])  # byte id = byte + 2 (reformer's byte data)
+    return torch.tensor(rows, dtype=torch.long)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reformer", default="build/reformer", help="the reformer binary")
+    ap.add_argument("--work", default="/tmp/reformer_hf_roundtrip", help="scratch directory (recreated)")
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--tolerance", type=float, default=1e-4)
+    args = ap.parse_args()
+    reformer = os.path.abspath(args.reformer)
+    if not os.path.exists(reformer):
+        sys.exit(f"{reformer} not found; build it (cmake --build build --target reformer) or pass --reformer")
+    torch.set_num_threads(1)
+    shutil.rmtree(args.work, ignore_errors=True)
+    os.makedirs(args.work)
+    text = os.path.join(args.work, "text.txt")
+    write_text(text)
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}")
+    train = [reformer, "train", "--data", text, "--steps", str(args.steps), "--batch", "4", "--lr", "3e-3",
+             "--seed", "1", "--log-interval", str(args.steps), "--eval-windows", "4"]
+    results = {}
+
+    # Causal LM (ReformerModelWithLMHead).
+    dec_dir = os.path.join(args.work, "decoder")
+    print(run(train + DECODER_FLAGS + ["--out", dec_dir]).strip().splitlines()[-2])
+    dec = load_hf(ReformerModelWithLMHead, dec_dir)
+    ids = sample_ids(text, 2, 128, seed=1)
+    results["decoder"] = compare("decoder", dec_dir, dec, reformer, args.work, ids, None, None, seed=10)
+    mask = torch.ones_like(ids)
+    mask[1, 100:] = 0
+    padded = ids.masked_fill(mask == 0, 0)
+    results["decoder_padded"] = compare("decoder_padded", dec_dir, dec, reformer, args.work, padded, mask, None, seed=20)
+    results["decoder_4_hashes"] = compare("decoder_4_hashes", dec_dir, dec, reformer, args.work, ids, None, 4, seed=30)
+    results["decoder_short"] = compare("decoder_short", dec_dir, dec, reformer, args.work, ids[:, :16], None, None, seed=40)
+
+    # Bidirectional encoder (ReformerForMaskedLM), trained from a config.json.
+    enc_dir = os.path.join(args.work, "encoder")
+    enc_config = os.path.join(args.work, "encoder_config.json")
+    with open(enc_config, "w") as f:
+        json.dump(ENCODER_CONFIG, f, indent=2)
+    print(run(train + ["--config", enc_config, "--out", enc_dir]).strip().splitlines()[-2])
+    enc = load_hf(ReformerForMaskedLM, enc_dir)
+    results["encoder"] = compare("encoder", enc_dir, enc, reformer, args.work, ids, None, None, seed=50)
+    results["encoder_padded"] = compare("encoder_padded", enc_dir, enc, reformer, args.work, padded, mask, None, seed=60)
+
+    worst = max(results.values())
+    print(f"max abs logit difference over all cases: {worst:.3e} (tolerance {args.tolerance:g})")
+    for name, d in results.items():
+        print(f"  {name:18s} {d:.3e}")
+    sys.exit(0 if worst <= args.tolerance else 1)
+
+
+if __name__ == "__main__":
+    main()
