@@ -386,11 +386,13 @@ std::vector<BenchConfig> sweep(const std::string& name, bool quick, int reps, in
   BenchConfig base;
   if (quick) {
     // Seconds-long: tiny sizes, every code path (each attention kind, train and forward, stored activations).
-    if (name == "length") for (int64_t L : {1024, 2048}) { base.length = L; add(base); }
-    if (name == "attn") for (const char* a : {"lsh", "local", "full"}) { base.attn = a; base.length = 1024; add(base); }
-    if (name == "forward") { base.mode = "forward"; base.length = 2048; add(base); }
-    if (name == "layers") for (int rev : {1, 0}) { base.reversible = rev; base.layers = 2; base.length = 1024; add(base); }
-    if (name == "dff") for (int64_t ch : {0, 256}) { base.ff_chunk = ch; base.length = 1024; add(base); }
+    base.layers = 2;
+    base.length = 512;
+    if (name == "length") for (int64_t L : {512, 1024}) { base.length = L; add(base); }
+    if (name == "attn") for (const char* a : {"lsh", "local", "full"}) { base.attn = a; add(base); }
+    if (name == "forward") { base.mode = "forward"; add(base); }
+    if (name == "layers") for (int rev : {1, 0}) { base.reversible = rev; add(base); }
+    if (name == "dff") for (int64_t ch : {0, 128}) { base.ff_chunk = ch; add(base); }
     return out;
   }
   if (name == "length")  // C&P (mixed local/LSH), training
