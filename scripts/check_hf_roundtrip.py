@@ -14,8 +14,10 @@ For each case the script
   4. runs `reformer logits` on the same ids, mask and rotations and reports the max abs difference.
 
 Cases: "decoder" (is_decoder true, ReformerModelWithLMHead; plain, padded, and evaluated with more
-hash rounds than trained with) and "encoder" (is_decoder false, chunks after > 0, factorized
-buckets, ReformerForMaskedLM; trained by `reformer train --config`).
+hash rounds than trained with), "encoder" (is_decoder false, chunks after > 0, factorized
+buckets, ReformerForMaskedLM; trained by `reformer train --config`) and "converted_bin" (a random HF
+model saved as pytorch_model.bin with legacy mask buffers, converted by convert_pytorch_bin.py, with
+num_buckets null so both sides resolve it from the sequence length; also run through `reformer eval`).
 
 Usage: python scripts/check_hf_roundtrip.py [--reformer build/reformer] [--work /tmp/reformer_hf_roundtrip]
                                              [--steps 40] [--tolerance 1e-4]
@@ -137,6 +139,9 @@ def hf_logits_with_rotations(model, input_ids, mask, rotations, num_hashes):
 def compare(name, model_dir, model, reformer, work, input_ids, mask, num_hashes, seed):
     """Runs HF and `reformer logits` with the same rotations; returns the max abs logit difference."""
     nh = num_hashes if num_hashes is not None else model.config.num_hashes
+    if any(a.num_buckets is None for a in lsh_layers(model).values()):
+        with torch.no_grad():  # HF fixes an unset num_buckets on its first forward (spec 1.2)
+            model(input_ids=input_ids, attention_mask=mask)
     gen = torch.Generator().manual_seed(seed)
     for attempt in range(100):
         rotations = {i: torch.randn(rotation_shape(a, nh), generator=gen) for i, a in lsh_layers(model).items()}
@@ -160,6 +165,39 @@ def compare(name, model_dir, model, reformer, work, input_ids, mask, num_hashes,
     diff = (ours - hf_logits).abs().max().item()
     print(f"  {name}: logits {tuple(ours.shape)}, {len(rotations)} LSH layers, num_hashes {nh}, "
           f"rotation draw {attempt + 1}, min hash margin {margin:.1e}: max |reformer - HF| = {diff:.3e}")
+    return diff
+
+
+def check_converter(reformer, work, ids, seed):
+    """HF model -> save_pretrained(safe_serialization=False) -> pytorch_model.bin made to look like an
+    old checkpoint (legacy mask buffers added, only lm_head.decoder.bias) -> convert_pytorch_bin.py ->
+    `reformer logits` and `reformer eval` on the converted directory."""
+    from transformers import ReformerConfig
+    config = ReformerConfig(**{**ENCODER_CONFIG, "is_decoder": True, "attn_layers": ["local", "lsh", "local", "lsh"],
+                               "lsh_num_chunks_after": 0, "local_num_chunks_after": 0, "num_buckets": None,
+                               "hidden_act": "relu", "chunk_size_feed_forward": 32, "use_cache": False})
+    torch.manual_seed(seed)
+    model = ReformerModelWithLMHead(config).eval()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # HF's init leaves biases 0 and LayerNorms 1: perturb everything
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=gen))
+    src, dst = os.path.join(work, "hf_bin"), os.path.join(work, "hf_bin_converted")
+    model.save_pretrained(src, safe_serialization=False)
+    bin_path = os.path.join(src, "pytorch_model.bin")
+    state = torch.load(bin_path, map_location="cpu", weights_only=True)
+    print(f"  save_pretrained(safe_serialization=False) wrote {len(state)} tensors"
+          f" (lm_head.bias {'present' if 'lm_head.bias' in state else 'absent'})")
+    state.pop("lm_head.bias", None)
+    for i in range(len(config.attn_layers)):
+        for name in ("self_mask_value_float32", "mask_value_float32", "self_mask_value_float16", "mask_value_float16"):
+            state[f"reformer.encoder.layers.{i}.attention.self_attention.{name}"] = torch.tensor(-1e5)
+    torch.save(state, bin_path)
+    print(run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "convert_pytorch_bin.py"),
+               src, "--out", dst]).strip())
+    diff = compare("converted_bin", dst, model, reformer, work, ids, None, None, seed=seed + 1)
+    text = os.path.join(work, "text.txt")
+    print("  " + run([reformer, "eval", "--model", dst, "--file", text, "--seq-len", "128", "--max-windows", "4"]).strip())
     return diff
 
 
@@ -224,6 +262,9 @@ def main():
     enc = load_hf(ReformerForMaskedLM, enc_dir)
     results["encoder"] = compare("encoder", enc_dir, enc, reformer, args.work, ids, None, None, seed=50)
     results["encoder_padded"] = compare("encoder_padded", enc_dir, enc, reformer, args.work, padded, mask, None, seed=60)
+
+    # A Hugging Face checkpoint in the old pickle format, converted by scripts/convert_pytorch_bin.py.
+    results["converted_bin"] = check_converter(reformer, args.work, ids, seed=70)
 
     worst = max(results.values())
     print(f"max abs logit difference over all cases: {worst:.3e} (tolerance {args.tolerance:g})")
