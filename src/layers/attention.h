@@ -25,11 +25,14 @@ struct AttentionCall {
 class AttentionLayer {
  public:
   virtual ~AttentionLayer() = default;
-  // x: (B, L, D), the LayerNorm-ed attention input. out: (B, L, D), after Wo.
+  // x: (B, L, D), the LayerNorm-ed attention input. out: (B, L, D), after Wo. out may alias x (x is
+  // fully consumed by the projections before out is written).
   virtual void forward(float* out, const float* x, const AttentionCall& call) = 0;
   // Recomputes the forward exactly as forward() did (same buckets, same dropout masks), writes it
   // to out (nullptr: not needed), and backpropagates dout: dx = dF/dx^T dout, weight grads +=.
   // Must follow a forward() with the same call (LSH reuses that forward's buckets).
+  // Aliasing allowed (the model's memory plan uses both): out == dout and dx == x; every read of
+  // dout and x happens before out and dx are written.
   virtual void backward(float* dx, float* out, const float* dout, const float* x, const AttentionCall& call) = 0;
   // Bytes of workspace held by the layer (for the memory report).
   virtual int64_t workspace_bytes() const = 0;

@@ -54,17 +54,20 @@ void QkvSelfAttention::backward(float* dx, float* out, const float* dout, const 
   REFORMER_CHECK(g_.query && g_.key && g_.value && g_.output, "attention backward needs all weight gradients");
   compute(x, call);
   const int64_t rows = call.batch * call.length, hd = heads_ * head_size_;
-  if (out) linear_forward(out, ws_->o.data(), w_.output, nullptr, rows, hd, hidden_);
   for (Tensor* t : {&ws_->dq, &ws_->dk, &ws_->dv, &ws_->dO}) t->ensure({call.batch, call.length, hd}, MemCategory::Workspace);
+  // dout is read here only, x only by the weight gradients below: out may alias dout and dx may
+  // alias x (the model's memory plan, attention.h).
   linear_backward(ws_->dO.data(), g_.output, nullptr, dout, ws_->o.data(), w_.output, rows, hd, hidden_);
+  if (out) linear_forward(out, ws_->o.data(), w_.output, nullptr, rows, hd, hidden_);
   attend_backward(ws_->dq.data(), ws_->dk.data(), ws_->dv.data(), ws_->dO.data(), ws_->o.data(), ws_->lse.data(), ws_->q.data(), ws_->k.data(),
                   ws_->v.data(), call);
   // k = x Wk^T * s: the key path's gradients carry the same scale s.
   const float s = 1.f / std::sqrt(static_cast<float>(head_size_));
-  linear_backward(dx, g_.query, nullptr, ws_->dq.data(), x, w_.query, rows, hidden_, hd);  // dx = dq Wq
+  linear_backward(nullptr, g_.query, nullptr, ws_->dq.data(), x, w_.query, rows, hidden_, hd);  // dWq += dq^T x
   gemm(true, false, hd, hidden_, rows, s, ws_->dk.data(), hd, x, hidden_, 1.f, g_.key, hidden_);
-  gemm(false, false, rows, hidden_, hd, s, ws_->dk.data(), hd, w_.key, hidden_, 1.f, dx, hidden_);
   linear_backward(nullptr, g_.value, nullptr, ws_->dv.data(), x, w_.value, rows, hidden_, hd);
+  gemm(false, false, rows, hidden_, hd, 1.f, ws_->dq.data(), hd, w_.query, hidden_, 0.f, dx, hidden_);  // dx = dq Wq
+  gemm(false, false, rows, hidden_, hd, s, ws_->dk.data(), hd, w_.key, hidden_, 1.f, dx, hidden_);
   gemm(false, false, rows, hidden_, hd, 1.f, ws_->dv.data(), hd, w_.value, hidden_, 1.f, dx, hidden_);
 }
 

@@ -25,7 +25,7 @@ FeedForward::FeedForward(int64_t D, int64_t F, Activation act, float ln_eps, int
   REFORMER_CHECK(w.ln_w && w.ln_b && w.w1 && w.b1 && w.w2 && w.b2, "feed-forward weights must all be given");
 }
 
-bool FeedForward::prepare(const FeedForwardCall& call, bool backward) {
+bool FeedForward::prepare(const FeedForwardCall& call, bool backward, bool add) {
   REFORMER_CHECK(call.rows >= 0, "feed-forward row count ", call.rows, " must be >= 0");
   if (call.rows == 0) return false;
   const int64_t c = chunk_rows(call.rows);
@@ -38,6 +38,10 @@ bool FeedForward::prepare(const FeedForwardCall& call, bool backward) {
     ws_->dout.ensure({c, D_}, MemCategory::Workspace);
     ws_->dh.ensure({c, F_}, MemCategory::Workspace);
   }
+  if (add) {
+    ws_->out.ensure({c, D_}, MemCategory::Workspace);
+    if (backward) ws_->dx.ensure({c, D_}, MemCategory::Workspace);
+  }
   return true;
 }
 
@@ -49,8 +53,7 @@ void FeedForward::hidden(const float* x, int64_t r0, int64_t n, const FeedForwar
   activation_forward(ws_->a.data(), ws_->h.data(), n * F_, act_);
 }
 
-void FeedForward::output(float* out, int64_t r0, int64_t n, const FeedForwardCall& call) {
-  float* o = out + r0 * D_;
+void FeedForward::output(float* o, int64_t r0, int64_t n, const FeedForwardCall& call) {
   linear_forward(o, ws_->a.data(), w_.w2, w_.b2, n, F_, D_);
   dropout_forward(o, o, n * D_, drop_prob(call), call.seed, dropout_stream(call, DropoutSite::FeedForwardOutput),
                   r0 * D_);
@@ -62,7 +65,43 @@ void FeedForward::forward(float* out, const float* x, const FeedForwardCall& cal
   for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
     const int64_t n = std::min(c, call.rows - r0);
     hidden(x, r0, n, call);
-    output(out, r0, n, call);
+    output(out + r0 * D_, r0, n, call);
+  }
+}
+
+void FeedForward::forward_add(float* y, const float* x, const FeedForwardCall& call) {
+  if (!prepare(call, false, true)) return;
+  const int64_t c = chunk_rows(call.rows);
+  float* o = ws_->out.data();
+  for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
+    const int64_t n = std::min(c, call.rows - r0);
+    hidden(x, r0, n, call);
+    output(o, r0, n, call);
+    float* yr = y + r0 * D_;
+#pragma omp parallel for schedule(static) if (n * D_ >= (1 << 16))
+    for (int64_t i = 0; i < n * D_; ++i) yr[i] += o[i];
+  }
+}
+
+void FeedForward::backward_add(float* dx_add, float* y_sub, const float* dout, const float* x,
+                               const FeedForwardCall& call) {
+  REFORMER_CHECK(g_.ln_w && g_.ln_b && g_.w1 && g_.b1 && g_.w2 && g_.b2,
+                 "FeedForward::backward_add needs gradient buffers; construct the layer with FeedForwardGrads");
+  if (!prepare(call, true, true)) return;
+  const int64_t c = chunk_rows(call.rows);
+  float *o = ws_->out.data(), *dx = ws_->dx.data();
+  for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
+    const int64_t n = std::min(c, call.rows - r0);
+    hidden(x, r0, n, call);
+    if (y_sub) output(o, r0, n, call);
+    backward_rows(dx, dout, x, r0, n, call);
+    float* dxr = dx_add + r0 * D_;
+    float* yr = y_sub ? y_sub + r0 * D_ : nullptr;
+#pragma omp parallel for schedule(static) if (n * D_ >= (1 << 16))
+    for (int64_t i = 0; i < n * D_; ++i) {
+      dxr[i] += dx[i];
+      if (yr) yr[i] -= o[i];
+    }
   }
 }
 
@@ -71,28 +110,33 @@ void FeedForward::backward(float* dx, float* out, const float* dout, const float
                  "FeedForward::backward needs gradient buffers; construct the layer with FeedForwardGrads");
   if (!prepare(call, true)) return;
   const int64_t c = chunk_rows(call.rows);
-  const float p = drop_prob(call);
-  const uint64_t s_hidden = dropout_stream(call, DropoutSite::FeedForwardHidden);
-  const uint64_t s_out = dropout_stream(call, DropoutSite::FeedForwardOutput);
   for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
     const int64_t n = std::min(c, call.rows - r0);
     hidden(x, r0, n, call);
-    if (out) output(out, r0, n, call);
-    // Output dropout, then Dense(F -> D).
-    dropout_backward(ws_->dout.data(), dout + r0 * D_, n * D_, p, call.seed, s_out, r0 * D_);
-    linear_backward(ws_->dh.data(), g_.w2, g_.b2, ws_->dout.data(), ws_->a.data(), w_.w2, n, F_, D_);
-    // Activation, hidden dropout (both in place), then Dense(D -> F); ws_->dout is free to take dxn.
-    activation_backward(ws_->dh.data(), ws_->dh.data(), ws_->h.data(), n * F_, act_);
-    dropout_backward(ws_->dh.data(), ws_->dh.data(), n * F_, p, call.seed, s_hidden, r0 * F_);
-    linear_backward(ws_->dout.data(), g_.w1, g_.b1, ws_->dh.data(), ws_->xn.data(), w_.w1, n, D_, F_);
-    layernorm_backward(dx + r0 * D_, g_.ln_w, g_.ln_b, ws_->dout.data(), x + r0 * D_, ws_->mean.data(), ws_->rstd.data(),
-                       w_.ln_w, n, D_);
+    if (out) output(out + r0 * D_, r0, n, call);
+    backward_rows(dx + r0 * D_, dout, x, r0, n, call);
   }
+}
+
+void FeedForward::backward_rows(float* dx_rows, const float* dout, const float* x, int64_t r0, int64_t n,
+                                const FeedForwardCall& call) {
+  const float p = drop_prob(call);
+  const uint64_t s_hidden = dropout_stream(call, DropoutSite::FeedForwardHidden);
+  const uint64_t s_out = dropout_stream(call, DropoutSite::FeedForwardOutput);
+  // Output dropout, then Dense(F -> D).
+  dropout_backward(ws_->dout.data(), dout + r0 * D_, n * D_, p, call.seed, s_out, r0 * D_);
+  linear_backward(ws_->dh.data(), g_.w2, g_.b2, ws_->dout.data(), ws_->a.data(), w_.w2, n, F_, D_);
+  // Activation, hidden dropout (both in place), then Dense(D -> F); ws_->dout is free to take dxn.
+  activation_backward(ws_->dh.data(), ws_->dh.data(), ws_->h.data(), n * F_, act_);
+  dropout_backward(ws_->dh.data(), ws_->dh.data(), n * F_, p, call.seed, s_hidden, r0 * F_);
+  linear_backward(ws_->dout.data(), g_.w1, g_.b1, ws_->dh.data(), ws_->xn.data(), w_.w1, n, D_, F_);
+  layernorm_backward(dx_rows, g_.ln_w, g_.ln_b, ws_->dout.data(), x + r0 * D_, ws_->mean.data(), ws_->rstd.data(),
+                     w_.ln_w, n, D_);
 }
 
 int64_t FeedForward::workspace_bytes() const {
   int64_t n = 0;
-  for (const Tensor* t : {&ws_->xn, &ws_->mean, &ws_->rstd, &ws_->h, &ws_->a, &ws_->dout, &ws_->dh}) n += t->capacity();
+  for (const Tensor* t : {&ws_->xn, &ws_->mean, &ws_->rstd, &ws_->h, &ws_->a, &ws_->dout, &ws_->dh, &ws_->out, &ws_->dx}) n += t->capacity();
   return n * static_cast<int64_t>(sizeof(float));
 }
 

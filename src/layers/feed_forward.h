@@ -41,6 +41,7 @@ struct FeedForwardCall {
 struct FeedForwardWorkspace {
   Tensor xn, mean, rstd, h, a;  // forward (recomputed in the backward)
   Tensor dout, dh;              // backward only
+  Tensor out, dx;               // forward_add / backward_add only: one chunk of G(x) and of dx
 };
 
 class FeedForward {
@@ -54,6 +55,13 @@ class FeedForward {
   // needed) and backpropagates dout: dx = dG/dx^T dout, weight grads +=. dx must not alias x or dout.
   void backward(float* dx, float* out, const float* dout, const float* x, const FeedForwardCall& call);
 
+  // The reversible block's forms, which need no (rows, D) buffer of their own (the model's memory
+  // plan relies on it): forward_add does y += G(x) chunk by chunk; backward_add recomputes G(x)
+  // chunk by chunk, does y_sub -= G(x) when y_sub is given (X2 = Y2 - G(Y1)) and dx_add += dG/dx^T dout.
+  // Element for element the same arithmetic as forward()/backward() followed by the add/subtract.
+  void forward_add(float* y, const float* x, const FeedForwardCall& call);
+  void backward_add(float* dx_add, float* y_sub, const float* dout, const float* x, const FeedForwardCall& call);
+
   // Bytes held by the per-chunk workspace (for the memory report).
   int64_t workspace_bytes() const;
 
@@ -61,11 +69,13 @@ class FeedForward {
   int64_t chunk_rows(int64_t rows) const { return chunk_ > 0 && chunk_ < rows ? chunk_ : rows; }
   float drop_prob(const FeedForwardCall& call) const { return call.training ? call.dropout : 0.f; }
   // Validates the call and sizes the workspace for one chunk; false when there are no rows.
-  bool prepare(const FeedForwardCall& call, bool backward);
+  bool prepare(const FeedForwardCall& call, bool backward, bool add = false);
   // Rows [r0, r0 + n): xn = LN(x), mean/rstd, h = dropout(xn W1^T + b1), a = act(h).
   void hidden(const float* x, int64_t r0, int64_t n, const FeedForwardCall& call);
-  // Rows [r0, r0 + n) of out = dropout(a W2^T + b2).
-  void output(float* out, int64_t r0, int64_t n, const FeedForwardCall& call);
+  // o_rows (n x D) = rows [r0, r0 + n) of dropout(a W2^T + b2).
+  void output(float* o_rows, int64_t r0, int64_t n, const FeedForwardCall& call);
+  // dx_rows (n x D) = rows [r0, r0 + n) of dG/dx^T dout (after hidden() for these rows).
+  void backward_rows(float* dx_rows, const float* dout, const float* x, int64_t r0, int64_t n, const FeedForwardCall& call);
 
   int64_t D_, F_;
   Activation act_;

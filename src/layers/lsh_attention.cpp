@@ -398,12 +398,14 @@ void LshSelfAttention::backward(float* dx, float* out, const float* dout, const 
 
   attend_all(p, call, Pass::Backward);
 
-  if (out) output(out, p);
+  // Everything that reads dout and x first, then out and dx: the model passes out == dout and
+  // dx == x to save two (B, L, D) buffers (attention.h).
   gemm(true, false, D, Hd, BL, 1.f, dout, D, ws_->o.data(), Hd, 1.f, g_.output, Hd);               // dWo += dout^T o
-  gemm(false, false, BL, D, Hd, 1.f, ws_->dqk.data(), Hd, w_.query_key, D, 0.f, dx, D);           // dx = dqk Wqk
-  gemm(false, false, BL, D, Hd, 1.f, ws_->dv.data(), Hd, w_.value, D, 1.f, dx, D);                //    + dv Wv
   gemm(true, false, Hd, D, BL, 1.f, ws_->dqk.data(), Hd, x, D, 1.f, g_.query_key, D);             // dWqk += dqk^T x
   gemm(true, false, Hd, D, BL, 1.f, ws_->dv.data(), Hd, x, D, 1.f, g_.value, D);                  // dWv += dv^T x
+  if (out) output(out, p);
+  gemm(false, false, BL, D, Hd, 1.f, ws_->dqk.data(), Hd, w_.query_key, D, 0.f, dx, D);           // dx = dqk Wqk
+  gemm(false, false, BL, D, Hd, 1.f, ws_->dv.data(), Hd, w_.value, D, 1.f, dx, D);                //    + dv Wv
 }
 
 }  // namespace reformer

@@ -196,7 +196,7 @@ void ReformerModel::prepare(int64_t B, int64_t L, bool training) {
   if (layers_.empty() || !layers_[0]->ff || buckets != built_buckets_) build_layers(buckets);
   const int64_t D = config_.hidden_size;
   const Shape s{B, L, D};
-  for (Tensor* t : {&x1_, &x2_, &dx1_, &dx2_, &branch_in_, &branch_out_, &dbranch_, &dtmp_})
+  for (Tensor* t : {&x1_, &x2_, &dx1_, &dx2_, &branch_, &dbranch_})
     t->ensure(s, MemCategory::Activations);
   ln_mean_.ensure({B * L}, MemCategory::Activations);
   ln_rstd_.ensure({B * L}, MemCategory::Activations);
@@ -298,7 +298,7 @@ void ReformerModel::embed(const Batch& batch, const StepOptions& opt) {
   embedding_forward(x1_.data(), batch.ids, word_emb_->data(), B * L, config_.vocab_size, D);
   dropout_forward(x1_.data(), x1_.data(), n, hidden_dropout(opt), opt.seed,
                   rng_stream(RngPurpose::EmbeddingDropout, {opt.step, 0}), 0);
-  float* pos = branch_out_.data();
+  float* pos = branch_.data();
   std::memset(pos, 0, static_cast<size_t>(n) * sizeof(float));
   add_positions(pos, B, L);
   position_dropout(pos, B, L, opt);
@@ -323,16 +323,12 @@ void ReformerModel::embed_backward(const Batch& batch, const StepOptions& opt) {
   // dE = dX1 + dX2, through the position dropout mask into the position weights, and through the
   // word-embedding dropout mask into the word embedding.
   add_into(dx1_.data(), dx2_.data(), n);
-  float* dpos = dtmp_.data();
+  float* dpos = branch_.data();
   copy(dpos, dx1_.data(), n);
   const float p = hidden_dropout(opt);
-  if (p > 0.f) {
-    // Apply the position mask to the gradient: the mask is what position_dropout does to ones.
-    float* mask = dbranch_.data();
-    std::fill(mask, mask + n, 1.f);
-    position_dropout(mask, B, L, opt);
-    for (int64_t i = 0; i < n; ++i) dpos[i] *= mask[i];
-  }
+  // Position dropout multiplies by a fixed mask (keep / (1 - p) or 0), so its backward is the same
+  // masking applied to the gradient.
+  position_dropout(dpos, B, L, opt);
   if (config_.axial_pos_embds) {
     std::vector<float*> g;
     for (Tensor* t : pos_g_) g.push_back(t->data());
@@ -358,21 +354,21 @@ void ReformerModel::run_layers(const Batch& batch, const StepOptions& opt, bool 
       saved_x2_[l].ensure({B, L, D}, MemCategory::Activations);
       copy(saved_x2_[l].data(), x2_.data(), n);
     }
-    // Y1 = X1 + dropout(Attn(LN_a(X2)))
-    layernorm_forward(branch_in_.data(), nullptr, nullptr, x2_.data(), layer.ln_w->data(), layer.ln_b->data(), B * L, D, eps);
-    dump("layer." + std::to_string(l) + ".attn_input", branch_in_.data(), {B, L, D});
-    layer.attn->forward(branch_out_.data(), branch_in_.data(), attention_call(batch, opt, li));
-    dropout_forward(branch_out_.data(), branch_out_.data(), n, hidden_dropout(opt), opt.seed,
+    // Y1 = X1 + dropout(Attn(LN_a(X2))); the attention writes its output over its input (allowed,
+    // attention.h), so one (B, L, D) buffer serves both.
+    layernorm_forward(branch_.data(), nullptr, nullptr, x2_.data(), layer.ln_w->data(), layer.ln_b->data(), B * L, D, eps);
+    dump("layer." + std::to_string(l) + ".attn_input", branch_.data(), {B, L, D});
+    layer.attn->forward(branch_.data(), branch_.data(), attention_call(batch, opt, li));
+    dropout_forward(branch_.data(), branch_.data(), n, hidden_dropout(opt), opt.seed,
                     hidden_dropout_stream(opt.step, li, DropoutSite::AttentionOutput), 0);
-    dump("layer." + std::to_string(l) + ".attn_output", branch_out_.data(), {B, L, D});
-    add_into(x1_.data(), branch_out_.data(), n);
+    dump("layer." + std::to_string(l) + ".attn_output", branch_.data(), {B, L, D});
+    add_into(x1_.data(), branch_.data(), n);
     if (keep_inputs) {
       saved_y1_[l].ensure({B, L, D}, MemCategory::Activations);
       copy(saved_y1_[l].data(), x1_.data(), n);
     }
-    // Y2 = X2 + FF(Y1)
-    layer.ff->forward(branch_out_.data(), x1_.data(), ff_call(batch, opt, li));
-    add_into(x2_.data(), branch_out_.data(), n);
+    // Y2 = X2 + FF(Y1), chunk by chunk into X2 (no full-size FF output).
+    layer.ff->forward_add(x2_.data(), x1_.data(), ff_call(batch, opt, li));
     dump("layer." + std::to_string(l) + ".y1", x1_.data(), {B, L, D});
     dump("layer." + std::to_string(l) + ".y2", x2_.data(), {B, L, D});
   }
@@ -385,28 +381,30 @@ void ReformerModel::backward_layers(const Batch& batch, const StepOptions& opt) 
   for (size_t l = layers_.size(); l-- > 0;) {
     Layer& layer = *layers_[l];
     const int li = static_cast<int>(l);
-    // FF half: (x1_ holds Y1, x2_ holds Y2). dY1' = dY1 + dFF/dY1^T dY2; X2 = Y2 - FF(Y1).
+    // FF half: (x1_ holds Y1, x2_ holds Y2). dY1' = dY1 + dFF/dY1^T dY2; X2 = Y2 - FF(Y1), both
+    // chunk by chunk in place (FeedForward::backward_add).
     const float* y1 = stored ? saved_y1_[l].data() : x1_.data();
-    layer.ff->backward(dtmp_.data(), stored ? nullptr : branch_out_.data(), dx2_.data(), y1, ff_call(batch, opt, li));
-    add_into(dx1_.data(), dtmp_.data(), n);
+    layer.ff->backward_add(dx1_.data(), stored ? nullptr : x2_.data(), dx2_.data(), y1, ff_call(batch, opt, li));
     if (stored) copy(x2_.data(), saved_x2_[l].data(), n);
-    else sub_into(x2_.data(), branch_out_.data(), n);
     // Attention half: recompute F = dropout(Attn(LN_a(X2))) with the forward's buckets and masks.
-    layernorm_forward(branch_in_.data(), ln_mean_.data(), ln_rstd_.data(), x2_.data(), layer.ln_w->data(),
+    // Memory plan: branch_ holds LN_a(X2), then the attention-input gradient (dx aliases x), then
+    // the LayerNorm input gradient; dbranch_ holds dropout^T dY1', then the recomputed F (out
+    // aliases dout). attention.h allows both aliases.
+    layernorm_forward(branch_.data(), ln_mean_.data(), ln_rstd_.data(), x2_.data(), layer.ln_w->data(),
                       layer.ln_b->data(), B * L, D, eps);
     const float p = hidden_dropout(opt);
     const uint64_t stream = hidden_dropout_stream(opt.step, li, DropoutSite::AttentionOutput);
     dropout_backward(dbranch_.data(), dx1_.data(), n, p, opt.seed, stream, 0);
-    layer.attn->backward(dtmp_.data(), stored ? nullptr : branch_out_.data(), dbranch_.data(), branch_in_.data(),
+    layer.attn->backward(branch_.data(), stored ? nullptr : dbranch_.data(), dbranch_.data(), branch_.data(),
                          attention_call(batch, opt, li));
     if (!stored) {
-      dropout_forward(branch_out_.data(), branch_out_.data(), n, p, opt.seed, stream, 0);
-      sub_into(x1_.data(), branch_out_.data(), n);  // X1 = Y1 - F
+      dropout_forward(dbranch_.data(), dbranch_.data(), n, p, opt.seed, stream, 0);
+      sub_into(x1_.data(), dbranch_.data(), n);  // X1 = Y1 - F
     }
-    // dX2 = dY2 + LN_a^T(dA); dX1 = dY1'.
-    layernorm_backward(dbranch_.data(), layer.ln_wg->data(), layer.ln_bg->data(), dtmp_.data(), x2_.data(),
+    // dX2 = dY2 + LN_a^T(dA); dX1 = dY1'. (LayerNorm's dx may alias its dy.)
+    layernorm_backward(branch_.data(), layer.ln_wg->data(), layer.ln_bg->data(), branch_.data(), x2_.data(),
                        ln_mean_.data(), ln_rstd_.data(), layer.ln_w->data(), B * L, D);
-    add_into(dx2_.data(), dbranch_.data(), n);
+    add_into(dx2_.data(), branch_.data(), n);
   }
 }
 
