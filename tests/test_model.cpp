@@ -218,3 +218,17 @@ TEST(Config, BadConfigsFailWithClearMessages) {
   j["hidden_size"] = "big";
   EXPECT_NE(error_of([&] { ReformerConfig::from_json(j); }).find("\"hidden_size\""), std::string::npos);
 }
+
+TEST(Config, UnknownAndUnsupportedFieldsAreReported) {
+  nlohmann::json j = tiny_config({"local", "lsh"}).to_json();
+  j["transformers_version"] = "4.57.6";  // generic HF key: silently fine
+  EXPECT_TRUE(ReformerConfig::ignored_fields(j).empty());
+  j["lsh_magic"] = 3;
+  j["hash_seed"] = 1;
+  const auto notes = ReformerConfig::ignored_fields(j);
+  ASSERT_EQ(notes.size(), 2u);
+  EXPECT_NE(notes[0].find("\"lsh_magic\""), std::string::npos);
+  EXPECT_NE(notes[1].find("hash_seed"), std::string::npos);
+  j["pruned_heads"] = {{"0", {1}}};
+  EXPECT_NE(error_of([&] { ReformerConfig::from_json(j); }).find("pruned_heads"), std::string::npos);
+}

@@ -62,8 +62,14 @@ struct ReformerConfig {
 
   static ReformerConfig from_json(const nlohmann::json& j);
   nlohmann::json to_json() const;
+  // Notes on fields of a config.json that reformer ignores (unknown keys that are not generic HF
+  // settings, hash_seed); load() prints them as warnings.
+  static std::vector<std::string> ignored_fields(const nlohmann::json& j);
   static ReformerConfig load(const std::string& path);  // validates
-  void save(const std::string& path) const;             // atomic (temp file + rename)
+  void save(const std::string& path) const;             // atomic (temp file, fsync, rename)
+  // Writes the JSON to `tmp` and fsyncs it (the first half of save(); callers that commit several
+  // files together rename it themselves).
+  void write_temp(const std::string& tmp) const;
 };
 
 }  // namespace reformer

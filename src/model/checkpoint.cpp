@@ -1,5 +1,6 @@
 #include "reformer/checkpoint.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <set>
 #include <vector>
@@ -34,8 +35,17 @@ void save_model(const std::string& dir, ReformerModel& model, const std::map<std
   }
   std::map<std::string, std::string> meta = metadata;
   meta.emplace("format", "pt");
-  write_safetensors((fs::path(dir) / "model.safetensors").string(), views, meta);
-  model.config().save((fs::path(dir) / "config.json").string());
+  // The config goes to a temporary file first, so a failure anywhere leaves the old pair intact;
+  // the two renames at the end are the only window in which the pair can disagree.
+  const std::string config_path = (fs::path(dir) / "config.json").string(), config_tmp = config_path + ".tmp";
+  model.config().write_temp(config_tmp);
+  try {
+    write_safetensors((fs::path(dir) / "model.safetensors").string(), views, meta);
+  } catch (...) {
+    std::remove(config_tmp.c_str());
+    throw;
+  }
+  REFORMER_CHECK(std::rename(config_tmp.c_str(), config_path.c_str()) == 0, "could not rename ", config_tmp, " to ", config_path);
 }
 
 void load_weights(ReformerModel& model, const std::string& path) {

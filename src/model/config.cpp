@@ -58,6 +58,24 @@ bool uses(const ReformerConfig& c, const char* type) {
   return false;
 }
 
+// Keys of HF's PretrainedConfig and generation settings that do not affect the computation.
+bool is_generic_hf_key(const std::string& key) {
+  static const char* const keys[] = {
+      "_name_or_path", "architectures", "bad_words_ids", "begin_suppress_tokens", "bos_token_id", "classifier_dropout",
+      "cross_attention_hidden_size", "decoder_start_token_id", "diversity_penalty", "do_sample", "dtype", "early_stopping",
+      "encoder_no_repeat_ngram_size", "exponential_decay_length_penalty", "finetuning_task", "forced_bos_token_id",
+      "forced_eos_token_id", "id2label", "label2id", "length_penalty", "max_length", "min_length", "model_type",
+      "no_repeat_ngram_size", "num_beam_groups", "num_beams", "num_hidden_layers", "num_return_sequences",
+      "output_attentions", "output_hidden_states", "output_past", "output_scores", "prefix", "problem_type",
+      "remove_invalid_values", "repetition_penalty", "return_dict", "return_dict_in_generate", "sep_token_id",
+      "suppress_tokens", "task_specific_params", "temperature", "tf_legacy_loss", "tie_encoder_decoder",
+      "tokenizer_class", "top_k", "top_p", "torch_dtype", "torchscript", "transformers_version", "typical_p",
+      "use_bfloat16", "use_cache", "is_encoder_decoder", "add_cross_attention", "pruned_heads"};
+  for (const char* k : keys)
+    if (key == k) return true;
+  return false;
+}
+
 }  // namespace
 
 int64_t ReformerConfig::total_buckets() const {
@@ -211,13 +229,33 @@ ReformerConfig ReformerConfig::from_json(const json& j) {
   if (j.contains("model_type") && j["model_type"].is_string())
     REFORMER_CHECK(j["model_type"] == "reformer", "config.json: model_type is \"", j["model_type"].get<std::string>(),
                    "\", not \"reformer\": this is a config for a different model");
+  auto is_true = [&](const char* key) { return j.contains(key) && j[key].is_boolean() && j[key].get<bool>(); };
+  REFORMER_CHECK(!is_true("is_encoder_decoder") && !is_true("add_cross_attention"),
+                 "config.json: encoder-decoder / cross-attention Reformer configs are not supported; set is_encoder_decoder and add_cross_attention to false");
+  REFORMER_CHECK(!j.contains("pruned_heads") || j["pruned_heads"].empty(),
+                 "config.json: pruned_heads = ", j.contains("pruned_heads") ? j["pruned_heads"].dump() : "",
+                 " is not supported; use an unpruned checkpoint");
   c.validate();
   return c;
 }
 
+std::vector<std::string> ReformerConfig::ignored_fields(const json& j) {
+  std::vector<std::string> notes;
+  const json known = ReformerConfig().to_json();
+  for (const auto& [key, value] : j.items())
+    if (!known.contains(key) && !is_generic_hf_key(key))
+      notes.push_back("config.json: unknown field \"" + key + "\" = " + value.dump() + " is ignored");
+  if (j.contains("hash_seed") && !j["hash_seed"].is_null())
+    notes.push_back("config.json: hash_seed = " + j["hash_seed"].dump() +
+                    " is ignored: rotations come from reformer's own generator (keyed by --seed, step, layer, head), "
+                    "since torch's generator cannot be reproduced (spec 1.3)");
+  return notes;
+}
+
 json ReformerConfig::to_json() const {
   json j;
-  j["architectures"] = {"ReformerModelWithLMHead"};
+  // HF's auto classes read this: causal models load as ReformerModelWithLMHead, encoders as MLM.
+  j["architectures"] = {is_decoder ? "ReformerModelWithLMHead" : "ReformerForMaskedLM"};
   j["model_type"] = "reformer";
   j["attn_layers"] = attn_layers;
   j["attention_head_size"] = attention_head_size;
@@ -267,7 +305,9 @@ ReformerConfig ReformerConfig::load(const std::string& path) {
     fail("config file ", path, " is not valid JSON (", e.what(), "); fix or regenerate it");
   }
   try {
-    return from_json(j);
+    ReformerConfig c = from_json(j);
+    for (const auto& note : ignored_fields(j)) std::fprintf(stderr, "warning: %s: %s\n", path.c_str(), note.c_str());
+    return c;
   } catch (const Error& e) {
     fail(path, ": ", e.what());
   }
@@ -275,18 +315,21 @@ ReformerConfig ReformerConfig::load(const std::string& path) {
 
 void ReformerConfig::save(const std::string& path) const {
   const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << to_json().dump(2) << "\n";
-    out.flush();
-    if (!out.good()) {
-      std::remove(tmp.c_str());
-      fail("could not write ", tmp, " (disk full or not writable?); nothing at ", path, " was changed");
-    }
-  }
+  write_temp(tmp);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
     fail("could not rename ", tmp, " to ", path);
+  }
+}
+
+void ReformerConfig::write_temp(const std::string& tmp) const {
+  const std::string text = to_json().dump(2) + "\n";
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  REFORMER_CHECK(f, "could not create ", tmp, " (directory missing or not writable?)");
+  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0 && fsync(fileno(f)) == 0;
+  if (std::fclose(f) != 0 || !ok) {
+    std::remove(tmp.c_str());
+    fail("could not write ", tmp, " (disk full or not writable?); the previous config was left unchanged");
   }
 }
 
