@@ -25,20 +25,26 @@ struct LshSelfAttention::Plan {
   int64_t nb_eff;
 };
 
-// Per-thread working memory for one (batch, head) pair: O(nh * L * d).
+// Per-thread working memory for one (batch, head) pair. Only the per-slot outputs are O(nh * L * d);
+// queries, keys and values are gathered per chunk (c + window rows) into chunk-sized buffers, and
+// the gradients are scattered straight into the (B, L, H*d) dqk/dv (one thread owns a head, so the
+// scatter is race-free). Memory note: holding sorted copies of q, k, v and their gradients would
+// cost 8 * nh * L * d floats per thread (4 GiB at L = 1M with two threads); this costs one.
 struct LshHeadScratch {
-  Buffer<int32_t> spos, undo, counts, kpos;  // sorted positions, inverse permutation, sort counts, padded key positions
-  Buffer<uint8_t> kvalid;                    // padded key validity
-  Buffer<float> sq, sk, sv;                  // sorted queries; padded normalised keys and values
+  Buffer<int32_t> spos, undo, counts;        // sorted positions, inverse permutation, sort counts
   Buffer<float> o_slot, lse, weight;         // per sorted slot: output, logsumexp, round weight
   Buffer<float> chunk, hash;                 // chunk-kernel and hashing scratch
-  Buffer<float> do_slot, dlse, dsq, dsk, dsv;  // backward only
+  // One chunk: queries (c x d), window keys/values (window x d), their positions and validity;
+  // backward: dO, dlse of the queries, dq, dk, dv of the chunk.
+  Buffer<float> cq, ck, cv, cdo, cdlse, cdq, cdk, cdv;
+  Buffer<int32_t> ckpos;
+  Buffer<uint8_t> ckvalid;
 
   int64_t bytes() const {
-    return static_cast<int64_t>(spos.bytes() + undo.bytes() + counts.bytes() + kpos.bytes() + kvalid.bytes() +
-                                sq.bytes() + sk.bytes() + sv.bytes() + o_slot.bytes() + lse.bytes() +
-                                weight.bytes() + chunk.bytes() + hash.bytes() + do_slot.bytes() + dlse.bytes() +
-                                dsq.bytes() + dsk.bytes() + dsv.bytes());
+    return static_cast<int64_t>(spos.bytes() + undo.bytes() + counts.bytes() + o_slot.bytes() + lse.bytes() +
+                                weight.bytes() + chunk.bytes() + hash.bytes() + cq.bytes() + ck.bytes() + cv.bytes() +
+                                cdo.bytes() + cdlse.bytes() + cdq.bytes() + cdk.bytes() + cdv.bytes() +
+                                ckpos.bytes() + ckvalid.bytes());
   }
 };
 
@@ -171,25 +177,25 @@ void LshSelfAttention::prepare(const Plan& p, bool backward) {
     LshHeadScratch& s = ws_->scratch[i];
     s.spos.ensure(p.n_slots, kWs);
     s.undo.ensure(p.n_slots, kWs);
-    s.kpos.ensure(p.n_pad, kWs);
-    s.kvalid.ensure(p.n_pad, kWs);
-    s.sq.ensure(p.n_slots * d, kWs);
-    s.sk.ensure(p.n_pad * d, kWs);
-    s.sv.ensure(p.n_pad * d, kWs);
     s.o_slot.ensure(p.n_slots * d, kWs);
     s.lse.ensure(p.n_slots, kWs);
     s.weight.ensure(p.n_slots, kWs);
     s.chunk.ensure(2 * p.c * p.window, kWs);
+    s.cq.ensure(p.c * d, kWs);
+    s.ck.ensure(p.window * d, kWs);
+    s.cv.ensure(p.window * d, kWs);
+    s.ckpos.ensure(p.window, kWs);
+    s.ckvalid.ensure(p.window, kWs);
     if (p.hashed) {
       s.counts.ensure(p.nb_eff, kWs);
       s.hash.ensure(lsh_hash_scratch_floats(static_cast<int>(p.nh), cfg_.num_buckets), kWs);
     }
     if (backward) {
-      s.do_slot.ensure(p.n_slots * d, kWs);
-      s.dlse.ensure(p.n_slots, kWs);
-      s.dsq.ensure(p.n_slots * d, kWs);
-      s.dsk.ensure(p.n_pad * d, kWs);
-      s.dsv.ensure(p.n_pad * d, kWs);
+      s.cdo.ensure(p.c * d, kWs);
+      s.cdlse.ensure(p.c, kWs);
+      s.cdq.ensure(p.c * d, kWs);
+      s.cdk.ensure(p.window * d, kWs);
+      s.cdv.ensure(p.window * d, kWs);
     }
   }
 }
@@ -239,6 +245,22 @@ void LshSelfAttention::check_saved(const Plan& p) const {
                  ", buckets ", p.nb_eff, "; call forward() with the same call (batch, length, pad mask, num_hashes) first");
 }
 
+// Loads chunk q0 / c of the sorted sequence into s: its queries, and its window's normalised keys,
+// values, positions and validity (window row `row` is padded row q0 + row, lsh_sort.h).
+void LshSelfAttention::gather_chunk(const Plan& p, const float* qk, const float* v, const uint8_t* valid, int64_t q0,
+                                    LshHeadScratch& s) const {
+  const int64_t d = cfg_.head_size, Hd = cfg_.heads * d;
+  for (int64_t r = 0; r < p.c; ++r)
+    std::memcpy(s.cq.data() + r * d, qk + s.spos[q0 + r] * Hd, static_cast<size_t>(d) * sizeof(float));
+  for (int64_t row = 0; row < p.window; ++row) {
+    const int32_t pos = s.spos[lsh_window_source(q0 + row, p.n_chunks, p.c, p.before)];
+    s.ckpos[row] = pos;
+    s.ckvalid[row] = valid ? valid[pos] : 1;
+    normalize_key(s.ck.data() + row * d, qk + pos * Hd, d);
+    std::memcpy(s.cv.data() + row * d, v + pos * Hd, static_cast<size_t>(d) * sizeof(float));
+  }
+}
+
 // Hash (optionally), sort, gather, attend chunk by chunk, un-sort and combine the rounds into ws_->o.
 // Leaves the per-slot outputs, logsumexps and round weights in s for the backward.
 void LshSelfAttention::head_forward(const Plan& p, const AttentionCall& call, int64_t b, int64_t h, bool rehash,
@@ -258,24 +280,14 @@ void LshSelfAttention::head_forward(const Plan& p, const AttentionCall& call, in
     for (int64_t t = 0; t < L; ++t) s.spos[t] = s.undo[t] = static_cast<int32_t>(t);
   }
 
-  for (int64_t slot = 0; slot < p.n_slots; ++slot)
-    std::memcpy(s.sq.data() + slot * d, qk + s.spos[slot] * Hd, static_cast<size_t>(d) * sizeof(float));
-  for (int64_t row = 0; row < p.n_pad; ++row) {
-    const int32_t pos = s.spos[lsh_window_source(row, p.n_chunks, p.c, p.before)];
-    s.kpos[row] = pos;
-    s.kvalid[row] = valid ? valid[pos] : 1;
-    normalize_key(s.sk.data() + row * d, qk + pos * Hd, d);
-    std::memcpy(s.sv.data() + row * d, v + pos * Hd, static_cast<size_t>(d) * sizeof(float));
-  }
-
   ChunkAttentionOptions opt = chunk_options(call, b, h);
   for (int64_t i = 0; i < p.n_chunks; ++i) {
     opt.dropout_base = static_cast<uint64_t>(i * p.c * p.window);
     const int64_t q0 = i * p.c;  // first query slot = first padded key row of the window
-    chunk_attention_forward(s.o_slot.data() + q0 * d, d, s.lse.data() + q0, s.sq.data() + q0 * d, d,
-                            s.sk.data() + q0 * d, d, s.sv.data() + q0 * d, d, s.spos.data() + q0,
-                            s.kpos.data() + q0, valid ? s.kvalid.data() + q0 : nullptr, p.c, p.window, d, opt,
-                            s.chunk.data());
+    gather_chunk(p, qk, v, valid, q0, s);
+    chunk_attention_forward(s.o_slot.data() + q0 * d, d, s.lse.data() + q0, s.cq.data(), d, s.ck.data(), d,
+                            s.cv.data(), d, s.spos.data() + q0, s.ckpos.data(), valid ? s.ckvalid.data() : nullptr,
+                            p.c, p.window, d, opt, s.chunk.data());
   }
 
   // o[pos] = sum_r w_r o_r, w_r = exp(lse_r - logsumexp_r'(lse_r')) (spec 1.9), computed like HF's
@@ -308,45 +320,41 @@ void LshSelfAttention::head_backward(const Plan& p, const AttentionCall& call, i
   const float* dO = ws_->dO.data() + base;
   const uint8_t* valid = call.pad_mask ? call.pad_mask + b * L : nullptr;
 
-  // Round combination: dO_r = w_r dO, dlse_r = w_r (dO.o_r - dO.o).
-  for (int64_t pos = 0; pos < L; ++pos) {
-    const float* g = dO + pos * Hd;
-    const float go = dot_row(g, o + pos * Hd, d);
-    for (int64_t r = 0; r < p.nh; ++r) {
-      const int32_t slot = s.undo[r * L + pos];
-      const float w = s.weight[slot];
-      float* dst = s.do_slot.data() + slot * d;
-      for (int64_t j = 0; j < d; ++j) dst[j] = w * g[j];
-      s.dlse[slot] = w * (dot_row(g, s.o_slot.data() + slot * d, d) - go);
-    }
-  }
-
-  std::fill(s.dsq.data(), s.dsq.data() + p.n_slots * d, 0.f);
-  std::fill(s.dsk.data(), s.dsk.data() + p.n_pad * d, 0.f);
-  std::fill(s.dsv.data(), s.dsv.data() + p.n_pad * d, 0.f);
-  ChunkAttentionOptions opt = chunk_options(call, b, h);
-  for (int64_t i = 0; i < p.n_chunks; ++i) {
-    opt.dropout_base = static_cast<uint64_t>(i * p.c * p.window);
-    const int64_t q0 = i * p.c;
-    chunk_attention_backward(s.dsq.data() + q0 * d, d, s.dsk.data() + q0 * d, d, s.dsv.data() + q0 * d, d,
-                             s.do_slot.data() + q0 * d, d, s.dlse.data() + q0, s.o_slot.data() + q0 * d, d,
-                             s.lse.data() + q0, s.sq.data() + q0 * d, d, s.sk.data() + q0 * d, d,
-                             s.sv.data() + q0 * d, d, s.spos.data() + q0, s.kpos.data() + q0,
-                             valid ? s.kvalid.data() + q0 : nullptr, p.c, p.window, d, opt, s.chunk.data());
-  }
-
-  // Un-sort: every sorted query slot and every padded key/value row goes back to its position.
+  const float* v = ws_->v.data() + base;
   float* dqk = ws_->dqk.data() + base;
   float* dv = ws_->dv.data() + base;
   for (int64_t pos = 0; pos < L; ++pos) {
     std::fill(dqk + pos * Hd, dqk + pos * Hd + d, 0.f);
     std::fill(dv + pos * Hd, dv + pos * Hd + d, 0.f);
   }
-  for (int64_t slot = 0; slot < p.n_slots; ++slot) add_row(dqk + s.spos[slot] * Hd, s.dsq.data() + slot * d, d);
-  for (int64_t row = 0; row < p.n_pad; ++row) {
-    const int64_t pos = s.kpos[row];
-    add_row(dv + pos * Hd, s.dsv.data() + row * d, d);
-    normalize_key_backward(dqk + pos * Hd, s.dsk.data() + row * d, qk + pos * Hd, d);
+  ChunkAttentionOptions opt = chunk_options(call, b, h);
+  for (int64_t i = 0; i < p.n_chunks; ++i) {
+    opt.dropout_base = static_cast<uint64_t>(i * p.c * p.window);
+    const int64_t q0 = i * p.c;
+    gather_chunk(p, qk, v, valid, q0, s);
+    // Round combination: dO_r = w_r dO, dlse_r = w_r (dO.o_r - dO.o), for the chunk's query slots.
+    for (int64_t r = 0; r < p.c; ++r) {
+      const int64_t slot = q0 + r, pos = s.spos[slot];
+      const float* g = dO + pos * Hd;
+      const float w = s.weight[slot];
+      float* dst = s.cdo.data() + r * d;
+      for (int64_t j = 0; j < d; ++j) dst[j] = w * g[j];
+      s.cdlse[r] = w * (dot_row(g, s.o_slot.data() + slot * d, d) - dot_row(g, o + pos * Hd, d));
+    }
+    std::fill(s.cdq.data(), s.cdq.data() + p.c * d, 0.f);
+    std::fill(s.cdk.data(), s.cdk.data() + p.window * d, 0.f);
+    std::fill(s.cdv.data(), s.cdv.data() + p.window * d, 0.f);
+    chunk_attention_backward(s.cdq.data(), d, s.cdk.data(), d, s.cdv.data(), d, s.cdo.data(), d, s.cdlse.data(),
+                             s.o_slot.data() + q0 * d, d, s.lse.data() + q0, s.cq.data(), d, s.ck.data(), d,
+                             s.cv.data(), d, s.spos.data() + q0, s.ckpos.data(), valid ? s.ckvalid.data() : nullptr,
+                             p.c, p.window, d, opt, s.chunk.data());
+    // Un-sort: the chunk's queries and its window's keys/values go back to their positions.
+    for (int64_t r = 0; r < p.c; ++r) add_row(dqk + s.spos[q0 + r] * Hd, s.cdq.data() + r * d, d);
+    for (int64_t row = 0; row < p.window; ++row) {
+      const int64_t pos = s.ckpos[row];
+      add_row(dv + pos * Hd, s.cdv.data() + row * d, d);
+      normalize_key_backward(dqk + pos * Hd, s.cdk.data() + row * d, qk + pos * Hd, d);
+    }
   }
 }
 

@@ -99,6 +99,8 @@ class LshSelfAttention : public AttentionLayer {
   void prepare_rotations(const AttentionCall& call);
   void project(const float* x, const Plan& plan);
   void attend_all(const Plan& plan, const AttentionCall& call, Pass pass);
+  void gather_chunk(const Plan& plan, const float* qk, const float* v, const uint8_t* valid, int64_t q0,
+                    LshHeadScratch& s) const;
   void head_forward(const Plan& plan, const AttentionCall& call, int64_t b, int64_t h, bool rehash, LshHeadScratch& s);
   void head_backward(const Plan& plan, const AttentionCall& call, int64_t b, int64_t h, LshHeadScratch& s);
   void output(float* out, const Plan& plan) const;
