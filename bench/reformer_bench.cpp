@@ -398,7 +398,7 @@ std::vector<BenchConfig> sweep(const std::string& name, bool quick, int reps, in
   if (name == "length")  // C&P (mixed local/LSH), training
     for (int64_t L : {1024, 4096, 8192, 16384, 65536, 262144}) { base.length = L; add(base); }
   if (name == "long")  // the memory targets: one step after one warm-up
-    for (int64_t L : {524288, 1048576}) { base.length = L; base.reps = 1; add(base); out.back().reps = 1; out.back().warmup = 1; }
+    for (int64_t L : {524288, 1048576}) { base.length = L; add(base); out.back().reps = 1; }
   if (name == "attn")  // every layer of one kind, training
     for (const char* a : {"lsh", "local", "full"})
       for (int64_t L : {1024, 4096, 16384, 65536, 262144}) {

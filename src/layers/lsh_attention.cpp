@@ -48,13 +48,26 @@ struct LshHeadScratch {
   }
 };
 
+// The (B, L, H*d) projections and their gradients live in a QkvWorkspace, which a model shares with
+// its local/full layers (attention layers run one at a time and recompute their projections in the
+// backward, so nothing in these buffers outlives a call): qk -> q, v -> v, o -> o, dO -> dO,
+// dqk -> dq, dv -> dv. Memory: max(LSH, local) of these instead of their sum.
 struct LshWorkspace {
-  Tensor qk, v, o;      // (B, L, H*d) projections and merged attention output
-  Tensor dO, dqk, dv;   // (B, L, H*d) backward only
+  std::shared_ptr<QkvWorkspace> pool;
   std::vector<LshHeadScratch> scratch;  // one per thread
+  Tensor& qk() { return pool->q; }
+  Tensor& v() { return pool->v; }
+  Tensor& o() { return pool->o; }
+  Tensor& dO() { return pool->dO; }
+  Tensor& dqk() { return pool->dq; }
+  Tensor& dv() { return pool->dv; }
 };
 
-std::shared_ptr<LshWorkspace> LshSelfAttention::make_workspace() { return std::make_shared<LshWorkspace>(); }
+std::shared_ptr<LshWorkspace> LshSelfAttention::make_workspace(std::shared_ptr<QkvWorkspace> pool) {
+  auto ws = std::make_shared<LshWorkspace>();
+  ws->pool = pool ? std::move(pool) : std::make_shared<QkvWorkspace>();
+  return ws;
+}
 
 namespace {
 
@@ -132,7 +145,7 @@ void LshSelfAttention::clear_rotations() { injected_ = false; }
 
 int64_t LshSelfAttention::workspace_bytes() const {
   int64_t total = static_cast<int64_t>(rotations_.bytes() + buckets_.bytes());
-  for (const Tensor* t : {&ws_->qk, &ws_->v, &ws_->o, &ws_->dO, &ws_->dqk, &ws_->dv}) total += t->numel() * static_cast<int64_t>(sizeof(float));
+  for (const Tensor* t : {&ws_->qk(), &ws_->v(), &ws_->o(), &ws_->dO(), &ws_->dqk(), &ws_->dv()}) total += t->numel() * static_cast<int64_t>(sizeof(float));
   for (const LshHeadScratch& s : ws_->scratch) total += s.bytes();
   return total;
 }
@@ -168,9 +181,9 @@ LshSelfAttention::Plan LshSelfAttention::make_plan(const AttentionCall& call) co
 
 void LshSelfAttention::prepare(const Plan& p, bool backward) {
   const int64_t d = cfg_.head_size, Hd = cfg_.heads * d;
-  for (Tensor* t : {&ws_->qk, &ws_->v, &ws_->o}) t->ensure({p.B, p.L, Hd}, kWs);
+  for (Tensor* t : {&ws_->qk(), &ws_->v(), &ws_->o()}) t->ensure({p.B, p.L, Hd}, kWs);
   if (backward)
-    for (Tensor* t : {&ws_->dO, &ws_->dqk, &ws_->dv}) t->ensure({p.B, p.L, Hd}, kWs);
+    for (Tensor* t : {&ws_->dO(), &ws_->dqk(), &ws_->dv()}) t->ensure({p.B, p.L, Hd}, kWs);
   const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), p.B * cfg_.heads));
   if (static_cast<int>(ws_->scratch.size()) < threads) ws_->scratch.resize(threads);
   for (int i = 0; i < threads; ++i) {
@@ -215,13 +228,13 @@ void LshSelfAttention::prepare_rotations(const AttentionCall& call) {
 
 void LshSelfAttention::project(const float* x, const Plan& p) {
   const int64_t Hd = cfg_.heads * cfg_.head_size, BL = p.B * p.L, D = cfg_.hidden;
-  gemm(false, true, BL, Hd, D, 1.f, x, D, w_.query_key, D, 0.f, ws_->qk.data(), Hd);
-  gemm(false, true, BL, Hd, D, 1.f, x, D, w_.value, D, 0.f, ws_->v.data(), Hd);
+  gemm(false, true, BL, Hd, D, 1.f, x, D, w_.query_key, D, 0.f, ws_->qk().data(), Hd);
+  gemm(false, true, BL, Hd, D, 1.f, x, D, w_.value, D, 0.f, ws_->v().data(), Hd);
 }
 
 void LshSelfAttention::output(float* out, const Plan& p) const {
   const int64_t Hd = cfg_.heads * cfg_.head_size, BL = p.B * p.L, D = cfg_.hidden;
-  gemm(false, true, BL, D, Hd, 1.f, ws_->o.data(), Hd, w_.output, Hd, 0.f, out, D);
+  gemm(false, true, BL, D, Hd, 1.f, ws_->o().data(), Hd, w_.output, Hd, 0.f, out, D);
 }
 
 // Masks and dropout of every chunk of (b, h); the caller sets dropout_base per chunk so that
@@ -261,13 +274,13 @@ void LshSelfAttention::gather_chunk(const Plan& p, const float* qk, const float*
   }
 }
 
-// Hash (optionally), sort, gather, attend chunk by chunk, un-sort and combine the rounds into ws_->o.
+// Hash (optionally), sort, gather, attend chunk by chunk, un-sort and combine the rounds into ws_->o().
 // Leaves the per-slot outputs, logsumexps and round weights in s for the backward.
 void LshSelfAttention::head_forward(const Plan& p, const AttentionCall& call, int64_t b, int64_t h, bool rehash,
                                     LshHeadScratch& s) {
   const int64_t d = cfg_.head_size, Hd = cfg_.heads * d, L = p.L;
-  const float* qk = ws_->qk.data() + b * L * Hd + h * d;
-  const float* v = ws_->v.data() + b * L * Hd + h * d;
+  const float* qk = ws_->qk().data() + b * L * Hd + h * d;
+  const float* v = ws_->v().data() + b * L * Hd + h * d;
   const uint8_t* valid = call.pad_mask ? call.pad_mask + b * L : nullptr;
 
   if (p.hashed) {
@@ -293,7 +306,7 @@ void LshSelfAttention::head_forward(const Plan& p, const AttentionCall& call, in
   // o[pos] = sum_r w_r o_r, w_r = exp(lse_r - logsumexp_r'(lse_r')) (spec 1.9), computed like HF's
   // fp32 exp(logits - logsumexp) rather than normalised by the sum: the two differ only when every
   // round is self-only (lse near -1e5, where the fp32 ulp is 0.0078). One round: w = exp(0) = 1.
-  float* o = ws_->o.data() + b * L * Hd + h * d;
+  float* o = ws_->o().data() + b * L * Hd + h * d;
   for (int64_t pos = 0; pos < L; ++pos) {
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t r = 0; r < p.nh; ++r) mx = std::max(mx, s.lse[s.undo[r * L + pos]]);
@@ -315,14 +328,14 @@ void LshSelfAttention::head_backward(const Plan& p, const AttentionCall& call, i
   head_forward(p, call, b, h, /*rehash=*/false, s);
   const int64_t d = cfg_.head_size, Hd = cfg_.heads * d, L = p.L;
   const int64_t base = b * L * Hd + h * d;
-  const float* qk = ws_->qk.data() + base;
-  const float* o = ws_->o.data() + base;
-  const float* dO = ws_->dO.data() + base;
+  const float* qk = ws_->qk().data() + base;
+  const float* o = ws_->o().data() + base;
+  const float* dO = ws_->dO().data() + base;
   const uint8_t* valid = call.pad_mask ? call.pad_mask + b * L : nullptr;
 
-  const float* v = ws_->v.data() + base;
-  float* dqk = ws_->dqk.data() + base;
-  float* dv = ws_->dv.data() + base;
+  const float* v = ws_->v().data() + base;
+  float* dqk = ws_->dqk().data() + base;
+  float* dv = ws_->dv().data() + base;
   for (int64_t pos = 0; pos < L; ++pos) {
     std::fill(dqk + pos * Hd, dqk + pos * Hd + d, 0.f);
     std::fill(dv + pos * Hd, dv + pos * Hd + d, 0.f);
@@ -402,18 +415,18 @@ void LshSelfAttention::backward(float* dx, float* out, const float* dout, const 
   prepare(p, /*backward=*/true);
   project(x, p);
   const int64_t Hd = cfg_.heads * cfg_.head_size, BL = p.B * p.L, D = cfg_.hidden;
-  gemm(false, false, BL, Hd, D, 1.f, dout, D, w_.output, Hd, 0.f, ws_->dO.data(), Hd);  // dO = dout Wo
+  gemm(false, false, BL, Hd, D, 1.f, dout, D, w_.output, Hd, 0.f, ws_->dO().data(), Hd);  // dO = dout Wo
 
   attend_all(p, call, Pass::Backward);
 
   // Everything that reads dout and x first, then out and dx: the model passes out == dout and
   // dx == x to save two (B, L, D) buffers (attention.h).
-  gemm(true, false, D, Hd, BL, 1.f, dout, D, ws_->o.data(), Hd, 1.f, g_.output, Hd);               // dWo += dout^T o
-  gemm(true, false, Hd, D, BL, 1.f, ws_->dqk.data(), Hd, x, D, 1.f, g_.query_key, D);             // dWqk += dqk^T x
-  gemm(true, false, Hd, D, BL, 1.f, ws_->dv.data(), Hd, x, D, 1.f, g_.value, D);                  // dWv += dv^T x
+  gemm(true, false, D, Hd, BL, 1.f, dout, D, ws_->o().data(), Hd, 1.f, g_.output, Hd);               // dWo += dout^T o
+  gemm(true, false, Hd, D, BL, 1.f, ws_->dqk().data(), Hd, x, D, 1.f, g_.query_key, D);             // dWqk += dqk^T x
+  gemm(true, false, Hd, D, BL, 1.f, ws_->dv().data(), Hd, x, D, 1.f, g_.value, D);                  // dWv += dv^T x
   if (out) output(out, p);
-  gemm(false, false, BL, D, Hd, 1.f, ws_->dqk.data(), Hd, w_.query_key, D, 0.f, dx, D);           // dx = dqk Wqk
-  gemm(false, false, BL, D, Hd, 1.f, ws_->dv.data(), Hd, w_.value, D, 1.f, dx, D);                //    + dv Wv
+  gemm(false, false, BL, D, Hd, 1.f, ws_->dqk().data(), Hd, w_.query_key, D, 0.f, dx, D);           // dx = dqk Wqk
+  gemm(false, false, BL, D, Hd, 1.f, ws_->dv().data(), Hd, w_.value, D, 1.f, dx, D);                //    + dv Wv
 }
 
 }  // namespace reformer

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/cpu/chunk_attention.h"
+#include "layers/attention_projections.h"
 #include "layers/attention.h"
 #include "reformer/tensor.h"
 
@@ -55,7 +56,8 @@ class LshSelfAttention : public AttentionLayer {
   // ws: shared workspace (make_workspace()); nullptr = a private one.
   LshSelfAttention(const LshAttentionConfig& config, LshAttentionWeights weights, LshAttentionGrads grads,
                    std::shared_ptr<LshWorkspace> ws = nullptr);
-  static std::shared_ptr<LshWorkspace> make_workspace();
+  // pool: the projection buffers, shareable with local/full layers (QkvWorkspace); nullptr = own ones.
+  static std::shared_ptr<LshWorkspace> make_workspace(std::shared_ptr<QkvWorkspace> pool = nullptr);
   ~LshSelfAttention() override;
 
   void forward(float* out, const float* x, const AttentionCall& call) override;

@@ -131,8 +131,9 @@ void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
   const Activation act = parse_activation(c.hidden_act);
   // One workspace per kind of layer, shared by all layers of that kind (they run one at a time).
   if (!lsh_ws_) {
-    lsh_ws_ = LshSelfAttention::make_workspace();
+    // LSH and local/full layers share one set of (B, L, H*d) projection buffers.
     qkv_ws_ = std::make_shared<QkvWorkspace>();
+    lsh_ws_ = LshSelfAttention::make_workspace(qkv_ws_);
     ff_ws_ = std::make_shared<FeedForwardWorkspace>();
   }
   for (int64_t i = 0; i < c.num_layers(); ++i) {
