@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   CLI::App app{"Reformer language models on long byte sequences: train, eval, generate, info.\n"
                "Run `reformer COMMAND --help` for a command's options."};
   app.require_subcommand(1);
+  // A flag given twice takes its last value, so a script can append overrides to a base command.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   int exit_code = 0;
   reformer::cli::add_train_command(app, exit_code);
   reformer::cli::add_eval_command(app, exit_code);
