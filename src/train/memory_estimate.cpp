@@ -16,44 +16,52 @@ std::vector<int64_t> bucket_factors(const ReformerConfig& c, int64_t L) {
   return c.num_buckets.empty() ? c.auto_num_buckets(L) : c.num_buckets;
 }
 
-// Attention memory of a training step. The model gives all layers of a kind one shared workspace
-// (projections, per-thread scratch); each layer keeps only its own small chunk scratch (local/full),
-// rotations and saved buckets (LSH).
+// Attention memory of a training step besides the projections (attention_projection_bytes). All LSH
+// layers share one per-thread scratch; each layer keeps only its own small chunk scratch
+// (local/full), rotations and saved buckets (LSH).
 struct AttentionBytes {
   int64_t shared = 0, per_layer = 0, per_layer_activations = 0;
 };
 
-AttentionBytes qkv_attention_bytes(const ReformerConfig& c, const std::string& type, int64_t B, int64_t L, int threads) {
-  const int64_t H = c.num_attention_heads, d = c.attention_head_size, Hd = H * d;
+AttentionBytes qkv_attention_bytes(const ReformerConfig& c, const std::string& type, int64_t L, int threads) {
+  const int64_t d = c.attention_head_size;
   const int64_t chunk = type == "local" ? c.local_attn_chunk_length : 128;
   const int64_t keys = type == "local" ? chunk * (1 + c.local_num_chunks_before + c.local_num_chunks_after) : chunk;
   const int64_t rows = std::min(chunk, L), cols = std::min(keys, L);
   AttentionBytes a;
-  // q, k, v, o and their gradients (B, L, H*d), the (B, H, L) logsumexp.
-  a.shared = (8 * B * L * Hd + B * H * L) * kFloat;
   a.per_layer = threads * (2 * cols * d + 2 * rows * cols + 2 * cols) * kFloat;
   return a;
 }
 
 AttentionBytes lsh_attention_bytes(const ReformerConfig& c, int64_t B, int64_t L, int threads) {
-  const int64_t H = c.num_attention_heads, d = c.attention_head_size, Hd = H * d;
+  const int64_t H = c.num_attention_heads, d = c.attention_head_size;
   const bool hashed = L > c.lsh_attn_chunk_length;
   const int64_t nh = hashed ? c.num_hashes : 1;
   const int64_t chunk = hashed ? c.lsh_attn_chunk_length : L;
   const int64_t extra = hashed ? c.lsh_num_chunks_before + c.lsh_num_chunks_after : 0;
-  const int64_t slots = nh * L, padded = slots + extra * chunk, window = chunk * (1 + extra);
+  const int64_t slots = nh * L, window = chunk * (1 + extra);
   int64_t buckets = 1, rotation_columns = 0;
   for (int64_t f : bucket_factors(c, L)) {
     buckets *= f;
     rotation_columns += f / 2;
   }
-  // Per thread: sorted q/k/v, the slot outputs and their gradients, positions, lse, chunk scores.
-  const int64_t per_thread = 4 * slots * d + 4 * padded * d + 6 * slots + 2 * padded + 2 * chunk * window + buckets;
+  // Per thread: sorted positions, the slot outputs, logsumexps and weights, one chunk's queries,
+  // keys, values and scores (and their gradients), sort counts.
+  const int64_t per_thread = slots * (d + 4) + 2 * chunk * window + 3 * chunk * d + 4 * window * d + 2 * window +
+                             chunk + (nh + 1) * buckets;
   AttentionBytes a;
-  a.shared = (6 * B * L * Hd + std::min<int64_t>(threads, B * H) * per_thread) * kFloat;
+  a.shared = std::min<int64_t>(threads, B * H) * per_thread * kFloat;
   a.per_layer = H * d * nh * rotation_columns * kFloat;
   a.per_layer_activations = B * H * nh * L * static_cast<int64_t>(sizeof(int32_t));
   return a;
+}
+
+// One set of projection buffers serves every attention layer: q (or shared qk), v, o and their
+// gradients (B, L, H*d); local/full layers add k, dk and the (B, H, L) logsumexp.
+int64_t attention_projection_bytes(const ReformerConfig& c, int64_t B, int64_t L) {
+  const int64_t H = c.num_attention_heads, Hd = H * c.attention_head_size;
+  const bool qkv = std::any_of(c.attn_layers.begin(), c.attn_layers.end(), [](const std::string& t) { return t != "lsh"; });
+  return (qkv ? 8 * B * L * Hd + B * H * L : 6 * B * L * Hd) * kFloat;
 }
 
 int64_t feed_forward_bytes(const ReformerConfig& c, int64_t B, int64_t L) {
@@ -146,18 +154,18 @@ MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int6
   m.parameters = m.gradients = params * kFloat;
   m.optimizer_state = optimizer_floats(shapes, optimizer) * kFloat;
   const int64_t D = c.hidden_size, rows = B * L;
-  // The two streams, their gradients and four branch buffers (B, L, D), layer-norm statistics.
-  m.activations = (8 * rows * D + 2 * rows) * kFloat;
+  // The two streams, their gradients and two branch buffers (B, L, D), layer-norm statistics.
+  m.activations = (6 * rows * D + 2 * rows) * kFloat;
   // The LM head's row chunk: concat, normalized, its gradient (2D wide), the logits, LN statistics.
   const int64_t head_rows = std::min(rows, c.chunk_size_lm_head > 0 ? c.chunk_size_lm_head : kDefaultHeadChunk);
-  m.workspace = head_rows * (3 * 2 * D + c.vocab_size + 2) * kFloat + feed_forward_bytes(c, B, L);
+  m.workspace = head_rows * (3 * 2 * D + c.vocab_size + 2) * kFloat + feed_forward_bytes(c, B, L) +
+                attention_projection_bytes(c, B, L);
   if (OptionSpec(optimizer, "optimizer").kind() == "adafactor") m.workspace += largest * kFloat;  // its update buffer
-  bool has_lsh = false, has_qkv = false;
+  bool has_lsh = false;
   for (const auto& type : c.attn_layers) {
-    const AttentionBytes a = type == "lsh" ? lsh_attention_bytes(c, B, L, threads) : qkv_attention_bytes(c, type, B, L, threads);
-    bool& seen = type == "lsh" ? has_lsh : has_qkv;
-    if (!seen) m.workspace += a.shared;
-    seen = true;
+    const AttentionBytes a = type == "lsh" ? lsh_attention_bytes(c, B, L, threads) : qkv_attention_bytes(c, type, L, threads);
+    if (!has_lsh || type != "lsh") m.workspace += a.shared;
+    has_lsh = has_lsh || type == "lsh";
     m.workspace += a.per_layer;
     m.activations += a.per_layer_activations;
   }
