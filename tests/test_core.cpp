@@ -82,3 +82,12 @@ TEST(Gemm, MatchesReferenceForAllTransposes) {
       EXPECT_CLOSE(C.data(), R.data(), M * N, test::kKernelTol, "gemm");
     }
 }
+
+TEST(Rng, UniformBlockMatchesElementwiseAtAnyOffset) {
+  const uint64_t stream = rng_stream(RngPurpose::HiddenDropout, {1, 2, 3});
+  for (uint64_t base : {0ull, 1ull, 3ull, 4ull, 1000001ull}) {
+    std::vector<float> block(37);
+    rng_uniform_block(block.data(), 37, 9, stream, base);
+    for (int i = 0; i < 37; ++i) ASSERT_EQ(block[i], rng_uniform(9, stream, base + i)) << "base " << base << " i " << i;
+  }
+}

@@ -25,10 +25,31 @@ uint64_t rng_stream(RngPurpose purpose, std::initializer_list<uint64_t> parts);
 struct Philox4 {
   uint32_t v[4];
 };
-Philox4 philox(uint64_t seed, uint64_t stream, uint64_t index);
 
-// Uniform in [0, 1) with 24 random bits.
-float rng_uniform(uint64_t seed, uint64_t stream, uint64_t index);
+// Inline: dropout draws one of these per four elements, so call overhead matters.
+inline Philox4 philox(uint64_t seed, uint64_t stream, uint64_t index) {
+  uint32_t c0 = static_cast<uint32_t>(index), c1 = static_cast<uint32_t>(index >> 32);
+  uint32_t c2 = static_cast<uint32_t>(stream), c3 = static_cast<uint32_t>(stream >> 32);
+  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    const uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * c0;
+    const uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * c2;
+    const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0, n1 = static_cast<uint32_t>(p1);
+    const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1, n3 = static_cast<uint32_t>(p0);
+    c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return {{c0, c1, c2, c3}};
+}
+
+// Uniform in [0, 1) with 24 random bits. Element `index` is lane index % 4 of Philox block
+// index / 4, so runs of consecutive indices cost one Philox evaluation per four elements.
+inline float rng_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
+  return static_cast<float>(philox(seed, stream, index >> 2).v[index & 3] >> 8) * (1.0f / 16777216.0f);
+}
+// out[i] = rng_uniform(seed, stream, index_base + i) for i < n, one Philox per four elements.
+void rng_uniform_block(float* out, int64_t n, uint64_t seed, uint64_t stream, uint64_t index_base);
 // Standard normal (Box-Muller on one Philox block).
 float rng_normal(uint64_t seed, uint64_t stream, uint64_t index);
 // out[i] = mean + std * normal(seed, stream, i)

@@ -12,12 +12,6 @@ uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-inline uint32_t mulhilo(uint32_t a, uint32_t b, uint32_t* hi) {
-  const uint64_t p = static_cast<uint64_t>(a) * b;
-  *hi = static_cast<uint32_t>(p >> 32);
-  return static_cast<uint32_t>(p);
-}
-
 }  // namespace
 
 uint64_t rng_stream(RngPurpose purpose, std::initializer_list<uint64_t> parts) {
@@ -26,24 +20,14 @@ uint64_t rng_stream(RngPurpose purpose, std::initializer_list<uint64_t> parts) {
   return h;
 }
 
-Philox4 philox(uint64_t seed, uint64_t stream, uint64_t index) {
-  uint32_t c0 = static_cast<uint32_t>(index), c1 = static_cast<uint32_t>(index >> 32);
-  uint32_t c2 = static_cast<uint32_t>(stream), c3 = static_cast<uint32_t>(stream >> 32);
-  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-  for (int round = 0; round < 10; ++round) {
-    uint32_t hi0, hi1;
-    const uint32_t lo0 = mulhilo(0xD2511F53u, c0, &hi0);
-    const uint32_t lo1 = mulhilo(0xCD9E8D57u, c2, &hi1);
-    const uint32_t n0 = hi1 ^ c1 ^ k0, n1 = lo1, n2 = hi0 ^ c3 ^ k1, n3 = lo0;
-    c0 = n0; c1 = n1; c2 = n2; c3 = n3;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
+void rng_uniform_block(float* out, int64_t n, uint64_t seed, uint64_t stream, uint64_t index_base) {
+  constexpr float kScale = 1.0f / 16777216.0f;
+  int64_t i = 0;
+  while (i < n) {
+    const uint64_t index = index_base + static_cast<uint64_t>(i);
+    const Philox4 r = philox(seed, stream, index >> 2);
+    for (uint64_t lane = index & 3; lane < 4 && i < n; ++lane, ++i) out[i] = static_cast<float>(r.v[lane] >> 8) * kScale;
   }
-  return {{c0, c1, c2, c3}};
-}
-
-float rng_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
-  return static_cast<float>(philox(seed, stream, index).v[0] >> 8) * (1.0f / 16777216.0f);
 }
 
 float rng_normal(uint64_t seed, uint64_t stream, uint64_t index) {
@@ -60,8 +44,8 @@ void rng_fill_normal(float* out, int64_t n, uint64_t seed, uint64_t stream, floa
 }
 
 void rng_fill_uniform(float* out, int64_t n, uint64_t seed, uint64_t stream, float lo, float hi) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) out[i] = lo + (hi - lo) * rng_uniform(seed, stream, static_cast<uint64_t>(i));
+  rng_uniform_block(out, n, seed, stream, 0);
+  for (int64_t i = 0; i < n; ++i) out[i] = lo + (hi - lo) * out[i];
 }
 
 }  // namespace reformer

@@ -1,6 +1,7 @@
 #include "kernels/cpu/chunk_attention.h"
 
 #include <bit>
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cpu/gemm.h"
@@ -8,6 +9,8 @@
 
 namespace reformer {
 namespace {
+
+constexpr int64_t kDropoutBlock = 256;  // dropout uniforms drawn per block (one Philox per four)
 
 // expf without a libm call, so that the softmax loops vectorise: x = n ln2 + r (Cody-Waite),
 // exp(r) by Cephes' degree-6 polynomial, 2^n through the exponent bits. Within 2 ulp of expf,
@@ -116,8 +119,12 @@ void chunk_attention_forward(float* o, int64_t ldo, float* lse, const float* q, 
     for (int64_t j = 0; j < nk; ++j) row[j] *= scale;
     if (opt.dropout > 0.f) {
       const uint64_t base = opt.dropout_base + static_cast<uint64_t>(i * nk);
-      for (int64_t j = 0; j < nk; ++j)
-        row[j] = rng_keep(opt.seed, opt.stream, base + j, opt.dropout) ? row[j] * keep_scale : 0.f;
+      for (int64_t j0 = 0; j0 < nk; j0 += kDropoutBlock) {
+        float u[kDropoutBlock];
+        const int64_t m = std::min(kDropoutBlock, nk - j0);
+        rng_uniform_block(u, m, opt.seed, opt.stream, base + static_cast<uint64_t>(j0));
+        for (int64_t j = 0; j < m; ++j) row[j0 + j] = u[j] >= opt.dropout ? row[j0 + j] * keep_scale : 0.f;
+      }
     }
   }
   gemm(false, false, nq, d, nk, 1.f, s, nk, v, ldv, 0.f, o, ldo);
@@ -146,12 +153,16 @@ void chunk_attention_backward(float* dq, int64_t lddq, float* dk, int64_t lddk, 
     for (int64_t c = 0; c < d; ++c) D += static_cast<double>(do_[i * ldgo + c]) * o[i * ldo + c];
     const float extra = dlse ? dlse[i] : 0.f;
     const uint64_t base = opt.dropout_base + static_cast<uint64_t>(i * nk);
-    for (int64_t j = 0; j < nk; ++j) {
-      float m = 1.f;
-      if (opt.dropout > 0.f) m = rng_keep(opt.seed, opt.stream, base + j, opt.dropout) ? keep_scale : 0.f;
-      const float pij = prow[j];
-      dprow[j] = pij * (dprow[j] * m - static_cast<float>(D)) + extra * pij;
-      prow[j] = pij * m;  // p' for dv
+    for (int64_t j0 = 0; j0 < nk; j0 += kDropoutBlock) {
+      float u[kDropoutBlock];
+      const int64_t n = std::min(kDropoutBlock, nk - j0);
+      if (opt.dropout > 0.f) rng_uniform_block(u, n, opt.seed, opt.stream, base + static_cast<uint64_t>(j0));
+      for (int64_t j = j0; j < j0 + n; ++j) {
+        const float m = opt.dropout > 0.f ? (u[j - j0] >= opt.dropout ? keep_scale : 0.f) : 1.f;
+        const float pij = prow[j];
+        dprow[j] = pij * (dprow[j] * m - static_cast<float>(D)) + extra * pij;
+        prow[j] = pij * m;  // p' for dv
+      }
     }
   }
   apply_masks(dp, qpos, kpos, key_valid, nq, nk, opt, 0.f, 0.f);  // replaced scores have no gradient
