@@ -34,9 +34,8 @@ std::vector<std::string> split_csv(const std::string& line) {
 }
 
 TEST(BenchSmoke, QuickRunWritesValidCsv) {
-  // ctest runs tests in the build directory; REFORMER_BINARY_DIR overrides it.
   const char* env = std::getenv("REFORMER_BINARY_DIR");
-  const std::string bin = env && *env ? env : ".";
+  const std::string bin = env && *env ? env : REFORMER_BUILD_DIR;
   const std::filesystem::path exe = std::filesystem::path(bin) / "reformer_bench";
   if (!std::filesystem::exists(exe)) GTEST_SKIP() << exe << " was not built (REFORMER_BENCH=OFF)";
   const std::filesystem::path csv = std::filesystem::temp_directory_path() / ("bench_smoke_" + std::to_string(::getpid()) + ".csv");
