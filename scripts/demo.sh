@@ -9,7 +9,7 @@ build=${1:?usage: bash scripts/demo.sh BUILD_DIR}
 reformer="$build/reformer"
 data=/usr/share/dictd/gcide.dict.dz
 out="$build/demo-run"
-steps=${STEPS:-300}
+steps=${STEPS:-3000}
 threads=${THREADS:-2}
 
 [[ -x "$reformer" ]] || { echo "demo: $reformer not found; build first (make build)" >&2; exit 1; }
@@ -20,12 +20,12 @@ start=$(date +%s)
 echo "== training $steps steps on $data ($threads threads)"
 "$reformer" train --data "$data" --out "$out" --threads "$threads" \
   --hidden-size 128 --heads 2 --head-size 64 --attn-layers local,lsh --layers 2 --seq-len 1024 \
-  --hashes 2 --batch 2 --steps "$steps" --lr 2e-3 --warmup 30 --dropout 0.05 \
-  --log-interval 20 --eval-windows 16
+  --hashes 1 --batch 1 --steps "$steps" --lr 4e-3 --warmup 30 --dropout 0 \
+  --log-interval 100 --eval-windows 16
 trained=$(date +%s)
 
-echo "== validation (first 100 windows of 1024 bytes, 4 hashes)"
-"$reformer" eval --model "$out" --data "$data" --split validation --max-windows 100 --batch 4 --num-hashes 4 --threads "$threads"
+echo "== validation (first 100 windows of 1024 bytes, evaluated with 2 hashes)"
+"$reformer" eval --model "$out" --data "$data" --split validation --max-windows 100 --batch 4 --num-hashes 2 --threads "$threads"
 
 echo "== sample (temperature 0.8, top-p 0.95)"
 prompt='Reformer, n. '
