@@ -27,9 +27,10 @@ struct Outcome {
   std::string out;  // stdout and stderr
 };
 
+// The build directory's `reformer` (REFORMER_BINARY_DIR overrides the one compiled in).
 std::string binary() {
   const char* dir = std::getenv("REFORMER_BINARY_DIR");
-  return std::string(dir ? dir : ".") + "/reformer";
+  return std::string(dir ? dir : REFORMER_BUILD_DIR) + "/reformer";
 }
 
 // Runs a shell command line (the binary is $R) and captures its output.
