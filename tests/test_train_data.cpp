@@ -1,6 +1,8 @@
 // Training data and logging: file reading (plain, gzip, dictzip), byte-level splits and windows,
 // the copy task, the JSON-lines metrics log, and the errors of each.
 #include <gtest/gtest.h>
+
+#include "support/expect_error.h"
 #include <unistd.h>
 #include <zlib.h>
 
@@ -25,15 +27,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <typename F>
-void expect_error(F&& f, const std::string& mention) {
-  try {
-    f();
-    ADD_FAILURE() << "expected reformer::Error mentioning '" << mention << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(mention), std::string::npos) << "message: " << e.what();
-  }
-}
+using test::expect_error;
 
 // A fresh directory per test, removed afterwards.
 class TempDir : public ::testing::Test {

@@ -3,6 +3,8 @@
 // learning-rate schedules, and the errors of each.
 #include <gtest/gtest.h>
 
+#include "support/expect_error.h"
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -21,15 +23,7 @@ using reformer::test::kKernelTol;
 
 namespace {
 
-template <typename F>
-void expect_error(F&& f, const std::string& mention) {
-  try {
-    f();
-    ADD_FAILURE() << "expected reformer::Error mentioning '" << mention << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(mention), std::string::npos) << "message: " << e.what();
-  }
-}
+using test::expect_error;
 
 // A parameter owned by the test.
 struct TestParam {
