@@ -1,6 +1,8 @@
 // The config-only estimates of train/memory_estimate.h against the real thing: parameter names and
 // shapes against the model's, and the training-step memory against the allocator's measured peak.
 #include <gtest/gtest.h>
+
+#include "support/tolerance.h"
 #include <omp.h>
 
 #include <cmath>
@@ -14,8 +16,6 @@
 namespace reformer {
 namespace {
 
-// The estimate's stated accuracy: within 25% of the measured peak of a training step.
-constexpr double kEstimateTolerance = 0.25;
 
 ReformerConfig small_config(std::vector<std::string> layers, int64_t L, int64_t chunk) {
   ReformerConfig c;
@@ -90,7 +90,7 @@ TEST(MemoryEstimate, TrainingStepWithinToleranceOfMeasuredPeak) {
       EXPECT_EQ(est.optimizer_state, s.peak_of(MemCategory::OptimizerState));
       const double measured = static_cast<double>(s.peak_total - live_before);
       const double ratio = static_cast<double>(est.total()) / measured;
-      EXPECT_NEAR(ratio, 1.0, kEstimateTolerance)
+      EXPECT_NEAR(ratio, 1.0, test::kMemoryEstimateRelTol)
           << k.layers.size() << " layers, L " << k.length << ": estimate " << est.total() << " bytes, measured " << measured
           << "\n" << mem_report();
     }
