@@ -2,7 +2,8 @@
 # Installs the Debian packages the build, tests and demo need. Idempotent and fast when all are present.
 set -euo pipefail
 packages=(build-essential cmake ninja-build libdnnl-dev nlohmann-json3-dev libcli11-dev
-          libgtest-dev libbenchmark-dev zlib1g-dev dict-gcide dictzip)
+          libgtest-dev libbenchmark-dev zlib1g-dev dict-gcide dictzip
+          ocl-icd-opencl-dev opencl-c-headers)  # Debian's dnnl CMake config requires OpenCL
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

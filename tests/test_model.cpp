@@ -131,6 +131,29 @@ TEST(Model, ChunkedFeedForwardAndHeadGiveTheSameLoss) {
   EXPECT_NEAR(chunked.evaluate(batch, opt).mean(), want, test::kPathTol.atol + test::kPathTol.rtol * want);
 }
 
+// The attention branch streams LN(X2) in and F out in row chunks; chunk boundaries (dropout indices,
+// LayerNorm statistics, -dO.o per batch row and head) must not change anything.
+TEST(Model, AttentionRowChunksDoNotChangeTheStep) {
+  ReformerConfig c = tiny_config({"local", "lsh", "local"});
+  c.hidden_dropout_prob = 0.1;
+  c.local_attention_probs_dropout_prob = 0.1;
+  c.lsh_attention_probs_dropout_prob = 0.1;
+  const int64_t B = 2, L = 32;
+  const auto ids = random_ids(B * L, c.vocab_size, 6);
+  Batch batch{ids.data(), B, L};
+  StepOptions opt;
+  opt.training = true;
+  opt.seed = 17;
+  ReformerModel whole(c, 8), chunked(c, 8);
+  chunked.set_attention_row_chunk(7);  // does not divide L: chunks straddle the batch boundary
+  const double want = whole.forward_backward(batch, opt).mean();
+  EXPECT_NEAR(chunked.forward_backward(batch, opt).mean(), want, test::kPathTol.atol + test::kPathTol.rtol * want);
+  const auto gw = grads_of(whole), gc = grads_of(chunked);
+  for (size_t i = 0; i < gw.size(); ++i)
+    EXPECT_CLOSE(gc[i].data(), gw[i].data(), static_cast<int64_t>(gw[i].size()), test::kPathTol,
+                 whole.parameters()[i].name);
+}
+
 // Activation + workspace peak of one training step, parameters/gradients aside.
 static int64_t activation_peak(int layers, int64_t L) {
   std::vector<std::string> types;

@@ -83,6 +83,9 @@ class ReformerModel {
   // Injects rotations for LSH layer `layer` in HF layout (H, d, num_hashes, rot_cols); nullptr clears.
   void set_rotations(int layer, const float* rotations);
   void set_dump_hook(DumpHook hook) { dump_ = std::move(hook); }
+  // Rows per chunk of the attention branch's streamed input and output (default 4096): a memory /
+  // GEMM-size trade-off that must not change results (tests use small chunks).
+  void set_attention_row_chunk(int64_t rows);
 
   // Activation and workspace bytes the model holds now (streams, layer workspaces).
   int64_t activation_bytes() const;
@@ -90,7 +93,7 @@ class ReformerModel {
  private:
   struct Layer;
   void build_layers(const std::vector<int64_t>& buckets);
-  void prepare(int64_t B, int64_t L, bool training);
+  void prepare(int64_t B, int64_t L, bool training, bool backward);
   AttentionCall attention_call(const Batch& batch, const StepOptions& opt, int layer) const;
   FeedForwardCall ff_call(const Batch& batch, const StepOptions& opt, int layer) const;
   float hidden_dropout(const StepOptions& opt) const;
@@ -108,6 +111,7 @@ class ReformerModel {
   ReformerConfig config_;
   bool reversible_ = true;
   int64_t num_hashes_override_ = 0;       // 0 = config num_hashes
+  int64_t attention_row_chunk_ = 0;       // 0 = the layers' default
   std::vector<int64_t> built_buckets_;    // num_buckets the layers were built with
   // Scratch shared by all layers of a kind, so workspace memory does not grow with depth.
   std::shared_ptr<LshWorkspace> lsh_ws_;
@@ -123,7 +127,7 @@ class ReformerModel {
   Tensor *head_w_, *head_b_, *head_wg_, *head_bg_;
   // Activations (sized by the batch, reused): the two streams, their gradients, and two (B, L, D)
   // branch buffers whose uses never overlap (model.cpp, "memory plan").
-  Tensor x1_, x2_, dx1_, dx2_, branch_, dbranch_, ln_mean_, ln_rstd_;
+  Tensor x1_, x2_, dx1_, dx2_, ln_mean_, ln_rstd_;
   std::vector<Tensor> saved_x2_, saved_y1_;  // stored-activation mode only: each layer's X2 and Y1
   // Head workspace (chunk rows): concat, normalized, logits.
   Tensor head_cat_, head_norm_, head_logits_, head_mean_, head_rstd_, head_dcat_;

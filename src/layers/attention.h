@@ -8,7 +8,12 @@
 // ASSIGNED. Scores are never stored: backward() recomputes the forward from x (with the buckets
 // and dropout masks saved by forward()) and returns the recomputed output too, which is what the
 // reversible backward needs (X1 = Y1 - F).
+//
+// Two forms: the streamed one (row_stream.h), which the model uses so that neither LN(X2) nor F is
+// ever held for the whole sequence, and a pointer form over (B, L, D) buffers for tests and tools.
 #include <cstdint>
+
+#include "layers/row_stream.h"
 
 namespace reformer {
 
@@ -25,17 +30,25 @@ struct AttentionCall {
 class AttentionLayer {
  public:
   virtual ~AttentionLayer() = default;
-  // x: (B, L, D), the LayerNorm-ed attention input. out: (B, L, D), after Wo. out may alias x (x is
-  // fully consumed by the projections before out is written).
-  virtual void forward(float* out, const float* x, const AttentionCall& call) = 0;
-  // Recomputes the forward exactly as forward() did (same buckets, same dropout masks), writes it
-  // to out (nullptr: not needed), and backpropagates dout: dx = dF/dx^T dout, weight grads +=.
-  // Must follow a forward() with the same call (LSH reuses that forward's buckets).
-  // Aliasing allowed (the model's memory plan uses both): out == dout and dx == x; every read of
-  // dout and x happens before out and dx are written.
-  virtual void backward(float* dx, float* out, const float* dout, const float* x, const AttentionCall& call) = 0;
+  // x: the LayerNorm-ed attention input, (B * L) rows of D, read in row chunks (possibly twice).
+  // out: receives F's rows, after Wo. Every row of x is read before the first row is written.
+  virtual void forward(const RowReader& x, const RowWriter& out, const AttentionCall& call) = 0;
+  // Recomputes the forward exactly as forward() did (same buckets, same dropout masks), hands it to
+  // out (nullptr: not needed), and backpropagates dout: dx = dF/dx^T dout, weight grads +=. Must
+  // follow a forward() with the same call (LSH reuses that forward's buckets). Row chunk r of dout
+  // is read before chunk r of out is written, and chunk r of x before chunk r of dx is written.
+  virtual void backward(const RowReader& x, const RowReader& dout, const RowWriter& dx, const RowWriter* out,
+                        const AttentionCall& call) = 0;
   // Bytes of workspace held by the layer (for the memory report).
   virtual int64_t workspace_bytes() const = 0;
+
+  // Pointer forms over (B, L, D) buffers. out may alias x; out may alias dout and dx may alias x.
+  void forward(float* out, const float* x, const AttentionCall& call);
+  void backward(float* dx, float* out, const float* dout, const float* x, const AttentionCall& call);
+
+ protected:
+  explicit AttentionLayer(int64_t hidden) : hidden_(hidden) {}
+  const int64_t hidden_;  // D
 };
 
 }  // namespace reformer

@@ -7,8 +7,9 @@
 // Subclasses implement only the attention core on these buffers.
 //
 // Gradients: weight gradients ACCUMULATE (+=) into the grads given at construction; dx is ASSIGNED.
-// Working memory: eight (B, L, H*d) workspaces and the (B, H, L) lse, O(L * d) per head, reused
-// across calls.
+// Working memory: six (B, L, H*d) buffers (q, k, v, o and the key/value gradients; the query
+// gradient replaces q and dO replaces o in the backward), two (B, H) x L rows, and chunk scratch.
+#include <cmath>
 #include <cstdint>
 #include <memory>
 
@@ -32,17 +33,22 @@ struct QkvAttentionGrads {
   float* output;
 };
 
-// Projections and gradients, (B, L, H*d) each, plus the per-row lse (B, H, L). Layers run one at a
-// time, so a model gives all its local/full layers one shared workspace and workspace memory does
-// not grow with depth.
+// Projections and gradients, (B, L, H*d) each, the per-row lse and -dO.o (B, H, L), and the row
+// scratch of the streamed input/output. Layers run one at a time, so a model gives all its
+// attention layers one shared workspace and workspace memory does not grow with depth.
 struct QkvWorkspace {
-  Tensor q, k, v, o, lse, dq, dk, dv, dO;
+  Tensor q, k, v, o, dk, dv;
+  Tensor lse, row_dlse;
+  RowScratch rows;
 };
 
 class QkvSelfAttention : public AttentionLayer {
  public:
-  void forward(float* out, const float* x, const AttentionCall& call) override;
-  void backward(float* dx, float* out, const float* dout, const float* x, const AttentionCall& call) override;
+  using AttentionLayer::backward;
+  using AttentionLayer::forward;
+  void forward(const RowReader& x, const RowWriter& out, const AttentionCall& call) override;
+  void backward(const RowReader& x, const RowReader& dout, const RowWriter& dx, const RowWriter* out,
+                const AttentionCall& call) override;
   int64_t workspace_bytes() const override;
 
  protected:
@@ -50,26 +56,28 @@ class QkvSelfAttention : public AttentionLayer {
                    QkvAttentionWeights weights, QkvAttentionGrads grads, std::shared_ptr<QkvWorkspace> ws);
 
   // The attention core. q, k, v, o: (B, L, H*d), k already scaled; lse: (B, H, L), saved for the
-  // backward. attend_backward ASSIGNS dq, dk, dv (B, L, H*d) from dout (B, L, H*d), given the
-  // forward's o and lse.
+  // backward. attend_backward ASSIGNS dk, dv (B, L, H*d) and REPLACES q by dq (a query row's
+  // gradient may be written once every read of that row is done), given dO (B, L, H*d), the
+  // forward's lse and row_dlse = -dO.o per (b, h, position) (the chunk kernel's dlse with o = nullptr).
   virtual void attend(float* o, float* lse, const float* q, const float* k, const float* v,
                       const AttentionCall& call) = 0;
-  virtual void attend_backward(float* dq, float* dk, float* dv, const float* dout, const float* o, const float* lse,
-                               const float* q, const float* k, const float* v, const AttentionCall& call) = 0;
+  virtual void attend_backward(float* q_to_dq, float* dk, float* dv, const float* dO, const float* row_dlse,
+                               const float* lse, const float* k, const float* v, const AttentionCall& call) = 0;
   // Bytes of the core's own scratch.
   virtual int64_t core_workspace_bytes() const = 0;
 
   // Block-kernel options for (batch b, head h): masks, and dropout (only when training) on stream
   // (AttentionDropout, {step, layer, b, h}); the caller sets dropout_base.
   ChunkAttentionOptions chunk_options(const AttentionCall& call, int64_t b, int64_t h) const;
+  float key_scale() const { return 1.f / std::sqrt(static_cast<float>(head_size_)); }
 
-  const int64_t hidden_, heads_, head_size_;
+  const int64_t heads_, head_size_;
   const bool causal_;
   const float dropout_;
 
  private:
-  // Projections and attention core into q_, k_, v_, o_, lse_.
-  void compute(const float* x, const AttentionCall& call);
+  // Projections and attention core into the workspace's q, k, v, o, lse.
+  void compute(const RowReader& x, const AttentionCall& call);
 
   QkvAttentionWeights w_;
   QkvAttentionGrads g_;

@@ -84,41 +84,45 @@ void FullSelfAttention::attend(float* o, float* lse, const float* q, const float
   }
 }
 
-void FullSelfAttention::attend_backward(float* dq, float* dk, float* dv, const float* dout, const float* o,
-                                        const float* lse, const float* q, const float* k, const float* v,
-                                        const AttentionCall& call) {
+void FullSelfAttention::attend_backward(float* q_to_dq, float* dk, float* dv, const float* dO, const float* row_dlse,
+                                        const float* lse, const float* k, const float* v, const AttentionCall& call) {
   const int64_t L = call.length, H = heads_, d = head_size_, hd = H * d, bs = block_;
   const int64_t nb = (L + bs - 1) / bs;
   const bool parallel = call.batch * H * L * L * d >= kOmpMinWork;  // fork/join only when it pays
-  const int64_t per_thread = 2 * bs * bs;
+  // Per thread: the scores of one block pair and the query block's dq, which replaces the block's
+  // q rows once every key block has been visited.
+  const int64_t per_thread = 2 * bs * bs + bs * d;
   ensure_scratch(per_thread, L);
   const int32_t* pos = positions_.data();
   const int64_t total = call.batch * L * hd;
-  std::fill_n(dq, total, 0.f);
   std::fill_n(dk, total, 0.f);
   std::fill_n(dv, total, 0.f);
+  float* q = q_to_dq;
   // Every query block adds into every key block's dk/dv, so the work is split by (b, h) only:
   // race-free and deterministic without per-thread O(L * d) copies; enough while B * H >= threads.
 #pragma omp parallel if (parallel)
   {
     float* scores = scratch_.data() + omp_get_thread_num() * per_thread;
+    float* dqb = scores + 2 * bs * bs;
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < call.batch; ++b)
       for (int64_t h = 0; h < H; ++h) {
         const int64_t head0 = b * L * hd + h * d;
         const float* row_lse = lse + (b * H + h) * L;
+        const float* dlse = row_dlse + (b * H + h) * L;
         for (int64_t qb = 0; qb < nb; ++qb) {
           const int64_t qs = qb * bs, nq = std::min(bs, L - qs), q_off = head0 + qs * hd;
           const int64_t kb_end = causal_ ? qb + 1 : nb;
+          std::fill_n(dqb, nq * d, 0.f);
           for (int64_t kb = 0; kb < kb_end; ++kb) {
             const int64_t ks = kb * bs, nk = std::min(bs, L - ks), k_off = head0 + ks * hd;
             ChunkAttentionOptions opt = chunk_options(call, b, h);
             opt.dropout_base = static_cast<uint64_t>((qb * nb + kb) * bs * bs);
-            chunk_attention_backward(dq + q_off, hd, dk + k_off, hd, dv + k_off, hd, dout + q_off, hd, nullptr,
-                                     o + q_off, hd, row_lse + qs, q + q_off, hd, k + k_off, hd, v + k_off, hd,
-                                     pos + qs, pos + ks, call.pad_mask ? call.pad_mask + b * L + ks : nullptr, nq,
-                                     nk, d, opt, scores);
+            chunk_attention_backward(dqb, d, dk + k_off, hd, dv + k_off, hd, dO + q_off, hd, dlse + qs, nullptr, 0,
+                                     row_lse + qs, q + q_off, hd, k + k_off, hd, v + k_off, hd, pos + qs, pos + ks,
+                                     call.pad_mask ? call.pad_mask + b * L + ks : nullptr, nq, nk, d, opt, scores);
           }
+          for (int64_t i = 0; i < nq; ++i) std::copy_n(dqb + i * d, d, q + q_off + i * hd);
         }
       }
   }

@@ -13,7 +13,7 @@ namespace {
 // starting `before` chunks back.
 struct Plan {
   int64_t c, n, before, w, nk, d;
-  int64_t floats_per_thread() const { return 4 * nk * d + 2 * c * nk; }
+  int64_t floats_per_thread() const { return 4 * nk * d + 2 * c * nk + c * d; }
   int64_t ints_per_thread() const { return c + nk; }
 };
 
@@ -31,7 +31,7 @@ Plan make_plan(const LocalAttentionConfig& cfg, int64_t L) {
 // with their positions and padding flags, the chunk's query positions, and where the chunk's
 // rows start in the (B, L, H*d) and (B, H, L) tensors.
 struct ChunkWork {
-  float *k, *v, *dk, *dv, *scores;  // dk, dv adjacent; scores: 2 * c * nk
+  float *k, *v, *dk, *dv, *scores, *dq;  // dk, dv adjacent; scores: 2 * c * nk; dq: c * d
   int32_t *qpos, *kpos;
   uint8_t* flags;
   const uint8_t* valid = nullptr;  // flags, or nullptr without a padding mask
@@ -41,7 +41,7 @@ struct ChunkWork {
 
   ChunkWork(const Plan& p, float* f, int32_t* ints, uint8_t* fl)
       : k(f), v(f + p.nk * p.d), dk(f + 2 * p.nk * p.d), dv(f + 3 * p.nk * p.d), scores(f + 4 * p.nk * p.d),
-        qpos(ints), kpos(ints + p.c), flags(fl) {}
+        dq(f + 4 * p.nk * p.d + 2 * p.c * p.nk), qpos(ints), kpos(ints + p.c), flags(fl) {}
 
   void load(const Plan& p, const float* kall, const float* vall, const uint8_t* pad_mask, int64_t L, int64_t H,
             int64_t b, int64_t h, int64_t i) {
@@ -113,15 +113,15 @@ void LocalSelfAttention::attend(float* o, float* lse, const float* q, const floa
   }
 }
 
-void LocalSelfAttention::attend_backward(float* dq, float* dk, float* dv, const float* dout, const float* o,
-                                         const float* lse, const float* q, const float* k, const float* v,
+void LocalSelfAttention::attend_backward(float* q_to_dq, float* dk, float* dv, const float* dO,
+                                         const float* row_dlse, const float* lse, const float* k, const float* v,
                                          const AttentionCall& call) {
   const Plan p = make_plan(config_, call.length);
   ensure_scratch(p.floats_per_thread(), p.ints_per_thread(), p.nk);
   const int64_t H = heads_, hd = H * p.d;
   const bool parallel = call.batch * H * p.n * p.c * p.nk * p.d >= kOmpMinWork;  // fork/join only when it pays
   const int64_t total = call.batch * call.length * hd;
-  std::fill_n(dq, total, 0.f);
+  float* q = q_to_dq;  // a chunk's query rows are read by that chunk only, then replaced by dq
   std::fill_n(dk, total, 0.f);
   std::fill_n(dv, total, 0.f);
   // Windows overlap, so two chunks whose windows share a key chunk must not add into dk/dv at the
@@ -147,9 +147,11 @@ void LocalSelfAttention::attend_backward(float* dq, float* dk, float* dv, const 
             ChunkAttentionOptions opt = chunk_options(call, b, h);
             opt.dropout_base = static_cast<uint64_t>(i * p.c * p.nk);
             std::fill_n(cw.dk, 2 * p.nk * p.d, 0.f);  // the window's dk and dv
-            chunk_attention_backward(dq + cw.q_off, hd, cw.dk, p.d, cw.dv, p.d, dout + cw.q_off, hd, nullptr,
-                                     o + cw.q_off, hd, lse + cw.lse_off, q + cw.q_off, hd, cw.k, p.d, cw.v, p.d,
-                                     cw.qpos, cw.kpos, cw.valid, p.c, p.nk, p.d, opt, cw.scores);
+            std::fill_n(cw.dq, p.c * p.d, 0.f);
+            chunk_attention_backward(cw.dq, p.d, cw.dk, p.d, cw.dv, p.d, dO + cw.q_off, hd, row_dlse + cw.lse_off,
+                                     nullptr, 0, lse + cw.lse_off, q + cw.q_off, hd, cw.k, p.d, cw.v, p.d, cw.qpos,
+                                     cw.kpos, cw.valid, p.c, p.nk, p.d, opt, cw.scores);
+            for (int64_t r = 0; r < p.c; ++r) std::copy_n(cw.dq + r * p.d, p.d, q + cw.q_off + r * hd);
             for (int64_t row = 0; row < p.nk; ++row) {
               float* dk_row = dk + cw.head_row0 + cw.kpos[row] * hd;
               float* dv_row = dv + cw.head_row0 + cw.kpos[row] * hd;

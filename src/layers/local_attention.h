@@ -39,8 +39,8 @@ class LocalSelfAttention : public QkvSelfAttention {
 
  protected:
   void attend(float* o, float* lse, const float* q, const float* k, const float* v, const AttentionCall& call) override;
-  void attend_backward(float* dq, float* dk, float* dv, const float* dout, const float* o, const float* lse,
-                       const float* q, const float* k, const float* v, const AttentionCall& call) override;
+  void attend_backward(float* q_to_dq, float* dk, float* dv, const float* dO, const float* row_dlse, const float* lse,
+                       const float* k, const float* v, const AttentionCall& call) override;
   int64_t core_workspace_bytes() const override;
 
  private:

@@ -8,7 +8,6 @@
 #include <limits>
 
 #include "kernels/cpu/chunk_attention.h"
-#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/lsh_hash.h"
 #include "kernels/cpu/lsh_sort.h"
 #include "reformer/rng.h"
@@ -50,17 +49,18 @@ struct LshHeadScratch {
 
 // The (B, L, H*d) projections and their gradients live in a QkvWorkspace, which a model shares with
 // its local/full layers (attention layers run one at a time and recompute their projections in the
-// backward, so nothing in these buffers outlives a call): qk -> q, v -> v, o -> o, dO -> dO,
-// dqk -> dq, dv -> dv. Memory: max(LSH, local) of these instead of their sum.
+// backward, so nothing in these buffers outlives a call): qk -> q, v -> v, o -> o, dO -> k,
+// dqk -> dk, dv -> dv. Memory: max(LSH, local) of these instead of their sum.
 struct LshWorkspace {
   std::shared_ptr<QkvWorkspace> pool;
   std::vector<LshHeadScratch> scratch;  // one per thread
   Tensor& qk() { return pool->q; }
   Tensor& v() { return pool->v; }
   Tensor& o() { return pool->o; }
-  Tensor& dO() { return pool->dO; }
-  Tensor& dqk() { return pool->dq; }
+  Tensor& dO() { return pool->k; }
+  Tensor& dqk() { return pool->dk; }
   Tensor& dv() { return pool->dv; }
+  RowScratch& rows() { return pool->rows; }
 };
 
 std::shared_ptr<LshWorkspace> LshSelfAttention::make_workspace(std::shared_ptr<QkvWorkspace> pool) {
@@ -112,7 +112,7 @@ float dot_row(const float* a, const float* b, int64_t d) {
 
 LshSelfAttention::LshSelfAttention(const LshAttentionConfig& config, LshAttentionWeights weights,
                                    LshAttentionGrads grads, std::shared_ptr<LshWorkspace> ws)
-    : cfg_(config), w_(weights), g_(grads), num_hashes_(config.num_hashes), ws_(ws ? std::move(ws) : make_workspace()) {
+    : AttentionLayer(config.hidden), cfg_(config), w_(weights), g_(grads), num_hashes_(config.num_hashes), ws_(ws ? std::move(ws) : make_workspace()) {
   REFORMER_CHECK(cfg_.hidden > 0 && cfg_.heads > 0 && cfg_.head_size > 0, "LSH attention: hidden ", cfg_.hidden,
                  ", heads ", cfg_.heads, ", head_size ", cfg_.head_size, " must all be positive");
   REFORMER_CHECK(cfg_.chunk_length > 0, "LSH attention: chunk_length ", cfg_.chunk_length, " must be positive");
@@ -145,7 +145,9 @@ void LshSelfAttention::clear_rotations() { injected_ = false; }
 
 int64_t LshSelfAttention::workspace_bytes() const {
   int64_t total = static_cast<int64_t>(rotations_.bytes() + buckets_.bytes());
-  for (const Tensor* t : {&ws_->qk(), &ws_->v(), &ws_->o(), &ws_->dO(), &ws_->dqk(), &ws_->dv()}) total += t->numel() * static_cast<int64_t>(sizeof(float));
+  for (const Tensor* t : {&ws_->qk(), &ws_->v(), &ws_->o(), &ws_->dO(), &ws_->dqk(), &ws_->dv(), &ws_->rows().in,
+                          &ws_->rows().out, &ws_->rows().proj})
+    total += t->numel() * static_cast<int64_t>(sizeof(float));
   for (const LshHeadScratch& s : ws_->scratch) total += s.bytes();
   return total;
 }
@@ -226,15 +228,13 @@ void LshSelfAttention::prepare_rotations(const AttentionCall& call) {
                     rng_stream(RngPurpose::Rotations, {call.step, static_cast<uint64_t>(call.layer), static_cast<uint64_t>(h)}));
 }
 
-void LshSelfAttention::project(const float* x, const Plan& p) {
-  const int64_t Hd = cfg_.heads * cfg_.head_size, BL = p.B * p.L, D = cfg_.hidden;
-  gemm(false, true, BL, Hd, D, 1.f, x, D, w_.query_key, D, 0.f, ws_->qk().data(), Hd);
-  gemm(false, true, BL, Hd, D, 1.f, x, D, w_.value, D, 0.f, ws_->v().data(), Hd);
+void LshSelfAttention::project(const RowReader& x, const Plan& p) {
+  project_rows(x, p.B * p.L, cfg_.hidden, cfg_.heads * cfg_.head_size,
+               {{w_.query_key, ws_->qk().data()}, {w_.value, ws_->v().data()}}, ws_->rows());
 }
 
-void LshSelfAttention::output(float* out, const Plan& p) const {
-  const int64_t Hd = cfg_.heads * cfg_.head_size, BL = p.B * p.L, D = cfg_.hidden;
-  gemm(false, true, BL, D, Hd, 1.f, ws_->o().data(), Hd, w_.output, Hd, 0.f, out, D);
+void LshSelfAttention::output(const RowWriter& out, const Plan& p) {
+  output_rows(out, ws_->o().data(), w_.output, p.B * p.L, cfg_.heads * cfg_.head_size, cfg_.hidden, ws_->rows());
 }
 
 // Masks and dropout of every chunk of (b, h); the caller sets dropout_base per chunk so that
@@ -386,7 +386,7 @@ void LshSelfAttention::attend_all(const Plan& p, const AttentionCall& call, Pass
   }
 }
 
-void LshSelfAttention::forward(float* out, const float* x, const AttentionCall& call) {
+void LshSelfAttention::forward(const RowReader& x, const RowWriter& out, const AttentionCall& call) {
   const Plan p = make_plan(call);
   prepare(p, /*backward=*/false);
   saved_.valid = false;
@@ -404,29 +404,28 @@ void LshSelfAttention::forward_with_saved_buckets(float* out, const float* x, co
   const Plan p = make_plan(call);
   check_saved(p);
   prepare(p, /*backward=*/false);
-  project(x, p);
+  project(rows_from(x, cfg_.hidden), p);
   attend_all(p, call, Pass::SavedBuckets);
-  output(out, p);
+  output(rows_into(out, cfg_.hidden), p);
 }
 
-void LshSelfAttention::backward(float* dx, float* out, const float* dout, const float* x, const AttentionCall& call) {
+void LshSelfAttention::backward(const RowReader& x, const RowReader& dout, const RowWriter& dx, const RowWriter* out,
+                                const AttentionCall& call) {
   const Plan p = make_plan(call);
   check_saved(p);
   prepare(p, /*backward=*/true);
   project(x, p);
-  const int64_t Hd = cfg_.heads * cfg_.head_size, BL = p.B * p.L, D = cfg_.hidden;
-  gemm(false, false, BL, Hd, D, 1.f, dout, D, w_.output, Hd, 0.f, ws_->dO().data(), Hd);  // dO = dout Wo
-
+  const int64_t H = cfg_.heads, d = cfg_.head_size, D = cfg_.hidden;
+  // dO = dout Wo first (the head backward needs it); o exists only after the head backward has
+  // recomputed it, so dWo and the recomputed output take a second pass over dout.
+  output_backward_rows(ws_->dO().data(), nullptr, nullptr, dout, nullptr, w_.output, nullptr, p.B, p.L, H, d, D,
+                       ws_->rows());
   attend_all(p, call, Pass::Backward);
-
-  // Everything that reads dout and x first, then out and dx: the model passes out == dout and
-  // dx == x to save two (B, L, D) buffers (attention.h).
-  gemm(true, false, D, Hd, BL, 1.f, dout, D, ws_->o().data(), Hd, 1.f, g_.output, Hd);               // dWo += dout^T o
-  gemm(true, false, Hd, D, BL, 1.f, ws_->dqk().data(), Hd, x, D, 1.f, g_.query_key, D);             // dWqk += dqk^T x
-  gemm(true, false, Hd, D, BL, 1.f, ws_->dv().data(), Hd, x, D, 1.f, g_.value, D);                  // dWv += dv^T x
-  if (out) output(out, p);
-  gemm(false, false, BL, D, Hd, 1.f, ws_->dqk().data(), Hd, w_.query_key, D, 0.f, dx, D);           // dx = dqk Wqk
-  gemm(false, false, BL, D, Hd, 1.f, ws_->dv().data(), Hd, w_.value, D, 1.f, dx, D);                //    + dv Wv
+  output_backward_rows(nullptr, ws_->o().data(), nullptr, dout, out, w_.output, g_.output, p.B, p.L, H, d, D,
+                       ws_->rows());
+  project_backward_rows(x, dx, p.B * p.L, D, H * d,
+                        {{w_.query_key, g_.query_key, ws_->dqk().data()}, {w_.value, g_.value, ws_->dv().data()}},
+                        ws_->rows());
 }
 
 }  // namespace reformer

@@ -60,8 +60,11 @@ class LshSelfAttention : public AttentionLayer {
   static std::shared_ptr<LshWorkspace> make_workspace(std::shared_ptr<QkvWorkspace> pool = nullptr);
   ~LshSelfAttention() override;
 
-  void forward(float* out, const float* x, const AttentionCall& call) override;
-  void backward(float* dx, float* out, const float* dout, const float* x, const AttentionCall& call) override;
+  using AttentionLayer::backward;
+  using AttentionLayer::forward;
+  void forward(const RowReader& x, const RowWriter& out, const AttentionCall& call) override;
+  void backward(const RowReader& x, const RowReader& dout, const RowWriter& dx, const RowWriter* out,
+                const AttentionCall& call) override;
   int64_t workspace_bytes() const override;
 
   // The forward of backward(): like forward() but reuses the buckets of the last forward() instead
@@ -99,13 +102,13 @@ class LshSelfAttention : public AttentionLayer {
   ChunkAttentionOptions chunk_options(const AttentionCall& call, int64_t b, int64_t h) const;
   void prepare(const Plan& plan, bool backward);
   void prepare_rotations(const AttentionCall& call);
-  void project(const float* x, const Plan& plan);
+  void project(const RowReader& x, const Plan& plan);
   void attend_all(const Plan& plan, const AttentionCall& call, Pass pass);
   void gather_chunk(const Plan& plan, const float* qk, const float* v, const uint8_t* valid, int64_t q0,
                     LshHeadScratch& s) const;
   void head_forward(const Plan& plan, const AttentionCall& call, int64_t b, int64_t h, bool rehash, LshHeadScratch& s);
   void head_backward(const Plan& plan, const AttentionCall& call, int64_t b, int64_t h, LshHeadScratch& s);
-  void output(float* out, const Plan& plan) const;
+  void output(const RowWriter& out, const Plan& plan);
 
   LshAttentionConfig cfg_;
   LshAttentionWeights w_;

@@ -136,6 +136,7 @@ void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
     lsh_ws_ = LshSelfAttention::make_workspace(qkv_ws_);
     ff_ws_ = std::make_shared<FeedForwardWorkspace>();
   }
+  if (attention_row_chunk_ > 0) qkv_ws_->rows.chunk = attention_row_chunk_;
   for (int64_t i = 0; i < c.num_layers(); ++i) {
     Layer& L = *layers_[i];
     if (L.type == "lsh") {
@@ -185,7 +186,7 @@ void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
   built_buckets_ = buckets;
 }
 
-void ReformerModel::prepare(int64_t B, int64_t L, bool training) {
+void ReformerModel::prepare(int64_t B, int64_t L, bool training, bool backward) {
   config_.validate_length(L, training);
   // HF resolves an unset num_buckets once, from the first sequence that is hashed (longer than a
   // chunk), and writes it into the config (spec 1.2, 9.7); shorter sequences never hash.
@@ -197,8 +198,11 @@ void ReformerModel::prepare(int64_t B, int64_t L, bool training) {
   if (layers_.empty() || !layers_[0]->ff || buckets != built_buckets_) build_layers(buckets);
   const int64_t D = config_.hidden_size;
   const Shape s{B, L, D};
-  for (Tensor* t : {&x1_, &x2_, &dx1_, &dx2_, &branch_, &dbranch_})
-    t->ensure(s, MemCategory::Activations);
+  // The model's only (B, L, D) buffers: the two streams and, for a backward, their gradients. The
+  // attention branch streams its input and output (row_stream.h), the FF branch works in chunks.
+  for (Tensor* t : {&x1_, &x2_}) t->ensure(s, MemCategory::Activations);
+  if (backward)
+    for (Tensor* t : {&dx1_, &dx2_}) t->ensure(s, MemCategory::Activations);
   ln_mean_.ensure({B * L}, MemCategory::Activations);
   ln_rstd_.ensure({B * L}, MemCategory::Activations);
 }
@@ -224,6 +228,12 @@ void ReformerModel::set_num_hashes(int64_t n) {
   num_hashes_override_ = n;
   for (auto& L : layers_)
     if (L->lsh) L->lsh->set_num_hashes(static_cast<int>(n));
+}
+
+void ReformerModel::set_attention_row_chunk(int64_t rows) {
+  REFORMER_CHECK(rows > 0, "attention row chunk ", rows, " must be positive");
+  attention_row_chunk_ = rows;
+  if (qkv_ws_) qkv_ws_->rows.chunk = rows;
 }
 
 void ReformerModel::set_rotations(int layer, const float* rotations) {
@@ -299,7 +309,7 @@ void ReformerModel::embed(const Batch& batch, const StepOptions& opt) {
   embedding_forward(x1_.data(), batch.ids, word_emb_->data(), B * L, config_.vocab_size, D);
   dropout_forward(x1_.data(), x1_.data(), n, hidden_dropout(opt), opt.seed,
                   rng_stream(RngPurpose::EmbeddingDropout, {opt.step, 0}), 0);
-  float* pos = branch_.data();
+  float* pos = x2_.data();  // free until X2 = X1 below
   std::memset(pos, 0, static_cast<size_t>(n) * sizeof(float));
   add_positions(pos, B, L);
   position_dropout(pos, B, L, opt);
@@ -324,7 +334,7 @@ void ReformerModel::embed_backward(const Batch& batch, const StepOptions& opt) {
   // dE = dX1 + dX2, through the position dropout mask into the position weights, and through the
   // word-embedding dropout mask into the word embedding.
   add_into(dx1_.data(), dx2_.data(), n);
-  float* dpos = branch_.data();
+  float* dpos = dx2_.data();  // dX2 is spent
   copy(dpos, dx1_.data(), n);
   const float p = hidden_dropout(opt);
   // Position dropout multiplies by a fixed mask (keep / (1 - p) or 0), so its backward is the same
@@ -355,15 +365,18 @@ void ReformerModel::run_layers(const Batch& batch, const StepOptions& opt, bool 
       saved_x2_[l].ensure({B, L, D}, MemCategory::Activations);
       copy(saved_x2_[l].data(), x2_.data(), n);
     }
-    // Y1 = X1 + dropout(Attn(LN_a(X2))); the attention writes its output over its input (allowed,
-    // attention.h), so one (B, L, D) buffer serves both.
-    layernorm_forward(branch_.data(), nullptr, nullptr, x2_.data(), layer.ln_w->data(), layer.ln_b->data(), B * L, D, eps);
-    dump("layer." + std::to_string(l) + ".attn_input", branch_.data(), {B, L, D});
-    layer.attn->forward(branch_.data(), branch_.data(), attention_call(batch, opt, li));
-    dropout_forward(branch_.data(), branch_.data(), n, hidden_dropout(opt), opt.seed,
-                    hidden_dropout_stream(opt.step, li, DropoutSite::AttentionOutput), 0);
-    dump("layer." + std::to_string(l) + ".attn_output", branch_.data(), {B, L, D});
-    add_into(x1_.data(), branch_.data(), n);
+    // Y1 = X1 + dropout(Attn(LN_a(X2))), row chunk by row chunk: LN_a(X2) is computed as the
+    // attention reads it, and its output is added into X1 as it is written (row_stream.h).
+    const float p = hidden_dropout(opt);
+    const uint64_t stream = hidden_dropout_stream(opt.step, li, DropoutSite::AttentionOutput);
+    const RowReader attn_input = [&](float* dst, int64_t r0, int64_t rows) {
+      layernorm_forward(dst, nullptr, nullptr, x2_.data() + r0 * D, layer.ln_w->data(), layer.ln_b->data(), rows, D, eps);
+    };
+    const RowWriter add_to_x1 = [&](float* f, int64_t r0, int64_t rows) {
+      dropout_forward(f, f, rows * D, p, opt.seed, stream, static_cast<uint64_t>(r0 * D));
+      add_into(x1_.data() + r0 * D, f, rows * D);
+    };
+    layer.attn->forward(attn_input, add_to_x1, attention_call(batch, opt, li));
     if (keep_inputs) {
       saved_y1_[l].ensure({B, L, D}, MemCategory::Activations);
       copy(saved_y1_[l].data(), x1_.data(), n);
@@ -387,25 +400,31 @@ void ReformerModel::backward_layers(const Batch& batch, const StepOptions& opt) 
     const float* y1 = stored ? saved_y1_[l].data() : x1_.data();
     layer.ff->backward_add(dx1_.data(), stored ? nullptr : x2_.data(), dx2_.data(), y1, ff_call(batch, opt, li));
     if (stored) copy(x2_.data(), saved_x2_[l].data(), n);
-    // Attention half: recompute F = dropout(Attn(LN_a(X2))) with the forward's buckets and masks.
-    // Memory plan: branch_ holds LN_a(X2), then the attention-input gradient (dx aliases x), then
-    // the LayerNorm input gradient; dbranch_ holds dropout^T dY1', then the recomputed F (out
-    // aliases dout). attention.h allows both aliases.
-    layernorm_forward(branch_.data(), ln_mean_.data(), ln_rstd_.data(), x2_.data(), layer.ln_w->data(),
-                      layer.ln_b->data(), B * L, D, eps);
+    // Attention half, row chunk by row chunk (row_stream.h): the attention reads LN_a(X2) (which
+    // leaves LN's statistics for the backward) and dropout^T dY1'; it hands back the recomputed F,
+    // subtracted from Y1 (X1 = Y1 - F), and dA, taken through LN_a's backward into dX2
+    // (dX2 = dY2 + LN_a^T dA; dX1 = dY1').
     const float p = hidden_dropout(opt);
     const uint64_t stream = hidden_dropout_stream(opt.step, li, DropoutSite::AttentionOutput);
-    dropout_backward(dbranch_.data(), dx1_.data(), n, p, opt.seed, stream, 0);
-    layer.attn->backward(branch_.data(), stored ? nullptr : dbranch_.data(), dbranch_.data(), branch_.data(),
+    const RowReader attn_input = [&](float* dst, int64_t r0, int64_t rows) {
+      layernorm_forward(dst, ln_mean_.data() + r0, ln_rstd_.data() + r0, x2_.data() + r0 * D, layer.ln_w->data(),
+                        layer.ln_b->data(), rows, D, eps);
+    };
+    const RowReader attn_output_grad = [&](float* dst, int64_t r0, int64_t rows) {
+      dropout_backward(dst, dx1_.data() + r0 * D, rows * D, p, opt.seed, stream, static_cast<uint64_t>(r0 * D));
+    };
+    const RowWriter subtract_from_x1 = [&](float* f, int64_t r0, int64_t rows) {
+      dropout_forward(f, f, rows * D, p, opt.seed, stream, static_cast<uint64_t>(r0 * D));
+      sub_into(x1_.data() + r0 * D, f, rows * D);
+    };
+    const RowWriter input_grad_to_dx2 = [&](float* da, int64_t r0, int64_t rows) {
+      // LN statistics of these rows were left by attn_input, which read them just before.
+      layernorm_backward(da, layer.ln_wg->data(), layer.ln_bg->data(), da, x2_.data() + r0 * D, ln_mean_.data() + r0,
+                         ln_rstd_.data() + r0, layer.ln_w->data(), rows, D);
+      add_into(dx2_.data() + r0 * D, da, rows * D);
+    };
+    layer.attn->backward(attn_input, attn_output_grad, input_grad_to_dx2, stored ? nullptr : &subtract_from_x1,
                          attention_call(batch, opt, li));
-    if (!stored) {
-      dropout_forward(dbranch_.data(), dbranch_.data(), n, p, opt.seed, stream, 0);
-      sub_into(x1_.data(), dbranch_.data(), n);  // X1 = Y1 - F
-    }
-    // dX2 = dY2 + LN_a^T(dA); dX1 = dY1'. (LayerNorm's dx may alias its dy.)
-    layernorm_backward(branch_.data(), layer.ln_wg->data(), layer.ln_bg->data(), branch_.data(), x2_.data(),
-                       ln_mean_.data(), ln_rstd_.data(), layer.ln_w->data(), B * L, D);
-    add_into(dx2_.data(), branch_.data(), n);
   }
 }
 
@@ -466,7 +485,7 @@ LossStats ReformerModel::head(const Batch& batch, const StepOptions& opt, bool g
 }
 
 LossStats ReformerModel::forward_backward(const Batch& batch, const StepOptions& opt) {
-  prepare(batch.batch, batch.length, opt.training);
+  prepare(batch.batch, batch.length, opt.training, /*backward=*/true);
   embed(batch, opt);
   run_layers(batch, opt, !reversible_);
   const LossStats stats = head(batch, opt, /*grads=*/true, nullptr);
@@ -476,14 +495,14 @@ LossStats ReformerModel::forward_backward(const Batch& batch, const StepOptions&
 }
 
 LossStats ReformerModel::evaluate(const Batch& batch, const StepOptions& opt) {
-  prepare(batch.batch, batch.length, false);
+  prepare(batch.batch, batch.length, false, /*backward=*/false);
   embed(batch, opt);
   run_layers(batch, opt, false);
   return head(batch, opt, false, nullptr);
 }
 
 void ReformerModel::forward_logits(Tensor& logits, const Batch& batch, const StepOptions& opt) {
-  prepare(batch.batch, batch.length, false);
+  prepare(batch.batch, batch.length, false, /*backward=*/false);
   logits.ensure({batch.batch, batch.length, config_.vocab_size}, MemCategory::Activations);
   embed(batch, opt);
   run_layers(batch, opt, false);

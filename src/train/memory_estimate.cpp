@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "layers/row_stream.h"
 #include "reformer/error.h"
 #include "train/option_spec.h"
 
@@ -29,7 +30,7 @@ AttentionBytes qkv_attention_bytes(const ReformerConfig& c, const std::string& t
   const int64_t keys = type == "local" ? chunk * (1 + c.local_num_chunks_before + c.local_num_chunks_after) : chunk;
   const int64_t rows = std::min(chunk, L), cols = std::min(keys, L);
   AttentionBytes a;
-  a.per_layer = threads * (2 * cols * d + 2 * rows * cols + 2 * cols) * kFloat;
+  a.per_layer = threads * (2 * cols * d + 2 * rows * cols + rows * d + 2 * cols) * kFloat;
   return a;
 }
 
@@ -56,12 +57,14 @@ AttentionBytes lsh_attention_bytes(const ReformerConfig& c, int64_t B, int64_t L
   return a;
 }
 
-// One set of projection buffers serves every attention layer: q (or shared qk), v, o and their
-// gradients (B, L, H*d); local/full layers add k, dk and the (B, H, L) logsumexp.
+// One set of projection buffers serves every attention layer: six (B, L, H*d) (LSH: qk, v, o, dO,
+// dqk, dv; local/full: q/dq, k, v, o/dO, dk, dv), local/full layers add the (B, H, L) logsumexp and
+// -dO.o; and the row-chunk scratch of the streamed branch input/output (row_stream.h).
 int64_t attention_projection_bytes(const ReformerConfig& c, int64_t B, int64_t L) {
   const int64_t H = c.num_attention_heads, Hd = H * c.attention_head_size;
   const bool qkv = std::any_of(c.attn_layers.begin(), c.attn_layers.end(), [](const std::string& t) { return t != "lsh"; });
-  return (qkv ? 8 * B * L * Hd + B * H * L : 6 * B * L * Hd) * kFloat;
+  const int64_t row_chunk = std::min(B * L, kRowChunk);
+  return (6 * B * L * Hd + (qkv ? 2 * B * H * L : 0) + row_chunk * (2 * c.hidden_size + Hd)) * kFloat;
 }
 
 int64_t feed_forward_bytes(const ReformerConfig& c, int64_t B, int64_t L) {
@@ -154,8 +157,8 @@ MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int6
   m.parameters = m.gradients = params * kFloat;
   m.optimizer_state = optimizer_floats(shapes, optimizer) * kFloat;
   const int64_t D = c.hidden_size, rows = B * L;
-  // The two streams, their gradients and two branch buffers (B, L, D), layer-norm statistics.
-  m.activations = (6 * rows * D + 2 * rows) * kFloat;
+  // The two streams and their gradients (B, L, D), layer-norm statistics.
+  m.activations = (4 * rows * D + 2 * rows) * kFloat;
   // The LM head's row chunk: concat, normalized, its gradient (2D wide), the logits, LN statistics.
   const int64_t head_rows = std::min(rows, c.chunk_size_lm_head > 0 ? c.chunk_size_lm_head : kDefaultHeadChunk);
   m.workspace = head_rows * (3 * 2 * D + c.vocab_size + 2) * kFloat + feed_forward_bytes(c, B, L) +

@@ -150,7 +150,8 @@ void chunk_attention_backward(float* dq, int64_t lddq, float* dk, int64_t lddk, 
     float* dprow = dp + i * nk;
     // D_i = dO_i . o_i = sum_j p'_ij dp'_ij
     double D = 0;
-    for (int64_t c = 0; c < d; ++c) D += static_cast<double>(do_[i * ldgo + c]) * o[i * ldo + c];
+    if (o)
+      for (int64_t c = 0; c < d; ++c) D += static_cast<double>(do_[i * ldgo + c]) * o[i * ldo + c];
     const float extra = dlse ? dlse[i] : 0.f;
     const uint64_t base = opt.dropout_base + static_cast<uint64_t>(i * nk);
     for (int64_t j0 = 0; j0 < nk; j0 += kDropoutBlock) {

@@ -38,6 +38,8 @@ void chunk_attention_forward(float* o, int64_t ldo, float* lse, const float* q, 
 
 // Backward of the same block. do_: upstream gradient of o (ldo_grad); dlse: upstream gradient of
 // lse (nullptr = none); o and lse: the forward's outputs for this block. dq/dk/dv accumulate.
+// o may be nullptr when the caller has folded the row term into dlse (dlse_i - do_i . o_i): the
+// kernel uses o only for that dot product, so callers can drop o and keep dO in its place.
 // scratch: at least 2 * nq * nk floats.
 void chunk_attention_backward(float* dq, int64_t lddq, float* dk, int64_t lddk, float* dv, int64_t lddv,
                               const float* do_, int64_t ldgo, const float* dlse, const float* o,
