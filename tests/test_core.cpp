@@ -86,8 +86,10 @@ TEST(Gemm, MatchesReferenceForAllTransposes) {
 TEST(Rng, UniformBlockMatchesElementwiseAtAnyOffset) {
   const uint64_t stream = rng_stream(RngPurpose::HiddenDropout, {1, 2, 3});
   for (uint64_t base : {0ull, 1ull, 3ull, 4ull, 1000001ull}) {
-    std::vector<float> block(37);
-    rng_uniform_block(block.data(), 37, 9, stream, base);
-    for (int i = 0; i < 37; ++i) ASSERT_EQ(block[i], rng_uniform(9, stream, base + i)) << "base " << base << " i " << i;
+    // 101: an unaligned head, several 32-element vector groups and a tail; a seed above 2^32.
+    const uint64_t seed = 0x123456789abcdefull;
+    std::vector<float> block(101);
+    rng_uniform_block(block.data(), 101, seed, stream, base);
+    for (int i = 0; i < 101; ++i) ASSERT_EQ(block[i], rng_uniform(seed, stream, base + i)) << "base " << base << " i " << i;
   }
 }
