@@ -43,10 +43,19 @@ inline Philox4 philox(uint64_t seed, uint64_t stream, uint64_t index) {
   return {{c0, c1, c2, c3}};
 }
 
-// Uniform in [0, 1) with 24 random bits. Element `index` is lane index % 4 of Philox block
-// index / 4, so runs of consecutive indices cost one Philox evaluation per four elements.
+// Element numbering: element `index` is word (index / 8) % 4 of Philox block
+// 8 * (index / 32) + index % 8, so every aligned group of 32 consecutive elements is eight
+// consecutive Philox blocks whose words come out as four runs of eight elements (one AVX2 vector
+// each, no shuffles). Runs of consecutive indices cost one Philox evaluation per four elements.
+inline uint32_t rng_word(uint64_t seed, uint64_t stream, uint64_t index) {
+  return philox(seed, stream, ((index >> 5) << 3) | (index & 7)).v[(index >> 3) & 3];
+}
+// The raw words of the aligned group `group`: out[r] = rng_word(seed, stream, 32 * group + r).
+void rng_words32(uint32_t* out, uint64_t seed, uint64_t stream, uint64_t group);
+
+// Uniform in [0, 1) with 24 random bits: (word >> 8) / 2^24.
 inline float rng_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
-  return static_cast<float>(philox(seed, stream, index >> 2).v[index & 3] >> 8) * (1.0f / 16777216.0f);
+  return static_cast<float>(rng_word(seed, stream, index) >> 8) * (1.0f / 16777216.0f);
 }
 // out[i] = rng_uniform(seed, stream, index_base + i) for i < n, one Philox per four elements.
 void rng_uniform_block(float* out, int64_t n, uint64_t seed, uint64_t stream, uint64_t index_base);

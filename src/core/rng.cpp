@@ -28,30 +28,26 @@ namespace {
 
 constexpr float kUniformScale = 1.0f / 16777216.0f;  // 24 random bits
 
-// Eight consecutive Philox blocks (32 uniforms) at once, bit-identical to philox() per block.
-void uniform32(float* out, uint64_t seed, uint64_t stream, uint64_t block) {
-  constexpr int kW = 8;
-  alignas(32) uint32_t c[4][kW];  // c[word][block j]
-  for (int j = 0; j < kW; ++j) {
-    c[0][j] = static_cast<uint32_t>(block + j);
-    c[1][j] = static_cast<uint32_t>((block + j) >> 32);
-    c[2][j] = static_cast<uint32_t>(stream);
-    c[3][j] = static_cast<uint32_t>(stream >> 32);
-  }
+}  // namespace
+
+void rng_words32(uint32_t* out, uint64_t seed, uint64_t stream, uint64_t group) {
+  const uint64_t block = group << 3;
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
 #if defined(__AVX2__)
-  // vpmuludq multiplies the even 32-bit lanes; the odd ones are shifted down and multiplied
-  // separately, and the high/low halves are blended back into eight 32-bit lanes.
+  // Lane j holds block 8 * group + j. vpmuludq multiplies the even 32-bit lanes; the odd ones are
+  // shifted down and multiplied separately, and the high/low halves are blended back.
   auto mul_hi_lo = [](__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
     const __m256i even = _mm256_mul_epu32(a, m), odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
     hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
     lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
   };
+  // block + j never carries into the high word: block is a multiple of 8.
+  __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(block))),
+                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256i c1 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(block >> 32)));
+  __m256i c2 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream)));
+  __m256i c3 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream >> 32)));
   const __m256i m0 = _mm256_set1_epi32(static_cast<int>(0xD2511F53u)), m1 = _mm256_set1_epi32(static_cast<int>(0xCD9E8D57u));
-  __m256i c0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(c[0]));
-  __m256i c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(c[1]));
-  __m256i c2 = _mm256_load_si256(reinterpret_cast<const __m256i*>(c[2]));
-  __m256i c3 = _mm256_load_si256(reinterpret_cast<const __m256i*>(c[3]));
   for (int round = 0; round < 10; ++round) {
     __m256i hi0, lo0, hi1, lo1;
     mul_hi_lo(c0, m0, hi0, lo0);
@@ -63,43 +59,29 @@ void uniform32(float* out, uint64_t seed, uint64_t stream, uint64_t block) {
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  const __m256 scale = _mm256_set1_ps(kUniformScale);
-  alignas(32) float f[4][kW];
-  _mm256_store_ps(f[0], _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(c0, 8)), scale));
-  _mm256_store_ps(f[1], _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(c1, 8)), scale));
-  _mm256_store_ps(f[2], _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(c2, 8)), scale));
-  _mm256_store_ps(f[3], _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(c3, 8)), scale));
-  for (int j = 0; j < kW; ++j)
-    for (int w = 0; w < 4; ++w) out[4 * j + w] = f[w][j];
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), c0);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8), c1);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16), c2);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 24), c3);
 #else
-  for (int round = 0; round < 10; ++round) {
-    for (int j = 0; j < kW; ++j) {
-      const uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * c[0][j];
-      const uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * c[2][j];
-      const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c[1][j] ^ k0, n1 = static_cast<uint32_t>(p1);
-      const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c[3][j] ^ k1, n3 = static_cast<uint32_t>(p0);
-      c[0][j] = n0; c[1][j] = n1; c[2][j] = n2; c[3][j] = n3;
-    }
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
+  constexpr int kW = 8;
+  for (int j = 0; j < kW; ++j) {
+    const Philox4 r = philox(seed, stream, block + static_cast<uint64_t>(j));
+    for (int w = 0; w < 4; ++w) out[w * kW + j] = r.v[w];
   }
-  for (int j = 0; j < kW; ++j)
-    for (int w = 0; w < 4; ++w) out[4 * j + w] = static_cast<float>(c[w][j] >> 8) * kUniformScale;
 #endif
 }
 
-}  // namespace
-
 void rng_uniform_block(float* out, int64_t n, uint64_t seed, uint64_t stream, uint64_t index_base) {
   int64_t i = 0;
-  auto scalar_block = [&] {  // the rest of one Philox block, from element i
-    const uint64_t index = index_base + static_cast<uint64_t>(i);
-    const Philox4 r = philox(seed, stream, index >> 2);
-    for (uint64_t lane = index & 3; lane < 4 && i < n; ++lane, ++i) out[i] = static_cast<float>(r.v[lane] >> 8) * kUniformScale;
-  };
-  if (((index_base + static_cast<uint64_t>(i)) & 3) != 0) scalar_block();  // up to a block boundary
-  for (; i + 32 <= n; i += 32) uniform32(out + i, seed, stream, (index_base + static_cast<uint64_t>(i)) >> 2);
-  while (i < n) scalar_block();
+  for (; i < n && ((index_base + static_cast<uint64_t>(i)) & 31) != 0; ++i)  // up to a group boundary
+    out[i] = rng_uniform(seed, stream, index_base + static_cast<uint64_t>(i));
+  uint32_t words[32];
+  for (; i + 32 <= n; i += 32) {
+    rng_words32(words, seed, stream, (index_base + static_cast<uint64_t>(i)) >> 5);
+    for (int r = 0; r < 32; ++r) out[i + r] = static_cast<float>(words[r] >> 8) * kUniformScale;
+  }
+  for (; i < n; ++i) out[i] = rng_uniform(seed, stream, index_base + static_cast<uint64_t>(i));
 }
 
 float rng_normal(uint64_t seed, uint64_t stream, uint64_t index) {

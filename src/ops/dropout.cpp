@@ -1,6 +1,7 @@
 #include "ops/dropout.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "ops/parallel.h"
 #include "reformer/error.h"
@@ -20,14 +21,28 @@ void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed
     return;
   }
   const float scale = 1.f / (1.f - p);
-  constexpr int64_t kBlock = 256;  // uniforms drawn per block, one Philox per four elements
-#pragma omp parallel for schedule(static) if (n >= kOmpMinWork / 8)
-  for (int64_t b = 0; b < n; b += kBlock) {
-    float u[kBlock];
-    const int64_t m = std::min(kBlock, n - b);
-    rng_uniform_block(u, m, seed, stream, index_base + static_cast<uint64_t>(b));
-    for (int64_t i = 0; i < m; ++i) y[b + i] = u[i] >= p ? x[b + i] * scale : 0.f;
+  // keep iff rng_uniform >= p, i.e. (word >> 8) / 2^24 >= p, decided on the integer word: exact,
+  // since both sides are exact in double.
+  const uint32_t threshold = static_cast<uint32_t>(std::ceil(static_cast<double>(p) * 16777216.0));
+  auto one = [&](int64_t i) {
+    y[i] = rng_uniform(seed, stream, index_base + static_cast<uint64_t>(i)) >= p ? x[i] * scale : 0.f;
+  };
+  // Whole aligned groups of 32 (rng.h) run through rng_words32 and a vectorisable select; the
+  // unaligned head and the tail go element by element.
+  int64_t head = static_cast<int64_t>((32 - (index_base & 31)) & 31);
+  head = std::min(head, n);
+  for (int64_t i = 0; i < head; ++i) one(i);
+  const int64_t groups = (n - head) / 32;
+  const uint64_t first_group = (index_base + static_cast<uint64_t>(head)) >> 5;
+#pragma omp parallel for schedule(static) if (groups * 32 >= kOmpMinWork / 8)
+  for (int64_t g = 0; g < groups; ++g) {
+    uint32_t words[32];
+    rng_words32(words, seed, stream, first_group + static_cast<uint64_t>(g));
+    const int64_t i0 = head + g * 32;
+#pragma omp simd
+    for (int r = 0; r < 32; ++r) y[i0 + r] = (words[r] >> 8) >= threshold ? x[i0 + r] * scale : 0.f;
   }
+  for (int64_t i = head + groups * 32; i < n; ++i) one(i);
 }
 
 void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed, uint64_t stream,
