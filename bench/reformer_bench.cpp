@@ -479,7 +479,6 @@ int main(int argc, char** argv) {
       reps = std::min(reps, 1);
       warmup = std::min(warmup, 1);
       fma_seconds = std::min(fma_seconds, 0.05);
-      if (sweeps == "length,attn,forward,layers,dff") sweeps = "length,attn,forward,layers,dff";
     }
     std::string parent_cmd;
     for (int i = 0; i < argc; ++i) parent_cmd += (i ? " " : "") + std::string(argv[i]);
