@@ -24,7 +24,8 @@ struct LshSelfAttention::Plan {
   int64_t nb_eff;
 };
 
-// Per-thread working memory for one (batch, head) pair. Only the per-slot outputs are O(nh * L * d);
+// Per-thread working memory for one (batch, head) pair. Only the per-slot outputs are O(nh * L * d),
+// and only with several rounds (one round's output is the head's output, written straight to o);
 // queries, keys and values are gathered per chunk (c + window rows) into chunk-sized buffers, and
 // the gradients are scattered straight into the (B, L, H*d) dqk/dv (one thread owns a head, so the
 // scatter is race-free). Memory note: holding sorted copies of q, k, v and their gradients would
@@ -33,6 +34,7 @@ struct LshHeadScratch {
   Buffer<int32_t> spos, undo, counts;        // sorted positions, inverse permutation, sort counts
   Buffer<float> o_slot, lse, weight;         // per sorted slot: output, logsumexp, round weight
   Buffer<float> chunk, hash;                 // chunk-kernel and hashing scratch
+  Buffer<float> co;                          // one chunk's outputs (single round)
   // One chunk: queries (c x d), window keys/values (window x d), their positions and validity;
   // backward: dO, dlse of the queries, dq, dk, dv of the chunk.
   Buffer<float> cq, ck, cv, cdo, cdlse, cdq, cdk, cdv;
@@ -40,7 +42,7 @@ struct LshHeadScratch {
   Buffer<uint8_t> ckvalid;
 
   int64_t bytes() const {
-    return static_cast<int64_t>(spos.bytes() + undo.bytes() + counts.bytes() + o_slot.bytes() + lse.bytes() +
+    return static_cast<int64_t>(spos.bytes() + undo.bytes() + counts.bytes() + o_slot.bytes() + co.bytes() + lse.bytes() +
                                 weight.bytes() + chunk.bytes() + hash.bytes() + cq.bytes() + ck.bytes() + cv.bytes() +
                                 cdo.bytes() + cdlse.bytes() + cdq.bytes() + cdk.bytes() + cdv.bytes() +
                                 ckpos.bytes() + ckvalid.bytes());
@@ -192,7 +194,8 @@ void LshSelfAttention::prepare(const Plan& p, bool backward) {
     LshHeadScratch& s = ws_->scratch[i];
     s.spos.ensure(p.n_slots, kWs);
     s.undo.ensure(p.n_slots, kWs);
-    s.o_slot.ensure(p.n_slots * d, kWs);
+    if (p.nh > 1) s.o_slot.ensure(p.n_slots * d, kWs);
+    s.co.ensure(p.c * d, kWs);
     s.lse.ensure(p.n_slots, kWs);
     s.weight.ensure(p.n_slots, kWs);
     s.chunk.ensure(2 * p.c * p.window, kWs);
@@ -293,20 +296,30 @@ void LshSelfAttention::head_forward(const Plan& p, const AttentionCall& call, in
     for (int64_t t = 0; t < L; ++t) s.spos[t] = s.undo[t] = static_cast<int32_t>(t);
   }
 
+  // One round: the combination below is exact (w = exp(0) = 1, o = o_1), so each chunk's outputs go
+  // straight to their positions in o and no per-slot copy is kept.
+  const bool single = p.nh == 1;
+  float* o = ws_->o().data() + b * L * Hd + h * d;
   ChunkAttentionOptions opt = chunk_options(call, b, h);
   for (int64_t i = 0; i < p.n_chunks; ++i) {
     opt.dropout_base = static_cast<uint64_t>(i * p.c * p.window);
     const int64_t q0 = i * p.c;  // first query slot = first padded key row of the window
     gather_chunk(p, qk, v, valid, q0, s);
-    chunk_attention_forward(s.o_slot.data() + q0 * d, d, s.lse.data() + q0, s.cq.data(), d, s.ck.data(), d,
-                            s.cv.data(), d, s.spos.data() + q0, s.ckpos.data(), valid ? s.ckvalid.data() : nullptr,
-                            p.c, p.window, d, opt, s.chunk.data());
+    float* out = single ? s.co.data() : s.o_slot.data() + q0 * d;
+    chunk_attention_forward(out, d, s.lse.data() + q0, s.cq.data(), d, s.ck.data(), d, s.cv.data(), d,
+                            s.spos.data() + q0, s.ckpos.data(), valid ? s.ckvalid.data() : nullptr, p.c, p.window, d,
+                            opt, s.chunk.data());
+    if (!single) continue;
+    for (int64_t r = 0; r < p.c; ++r) {
+      std::memcpy(o + s.spos[q0 + r] * Hd, s.co.data() + r * d, static_cast<size_t>(d) * sizeof(float));
+      s.weight[q0 + r] = 1.f;
+    }
   }
+  if (single) return;
 
   // o[pos] = sum_r w_r o_r, w_r = exp(lse_r - logsumexp_r'(lse_r')) (spec 1.9), computed like HF's
   // fp32 exp(logits - logsumexp) rather than normalised by the sum: the two differ only when every
-  // round is self-only (lse near -1e5, where the fp32 ulp is 0.0078). One round: w = exp(0) = 1.
-  float* o = ws_->o().data() + b * L * Hd + h * d;
+  // round is self-only (lse near -1e5, where the fp32 ulp is 0.0078).
   for (int64_t pos = 0; pos < L; ++pos) {
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t r = 0; r < p.nh; ++r) mx = std::max(mx, s.lse[s.undo[r * L + pos]]);
@@ -346,19 +359,25 @@ void LshSelfAttention::head_backward(const Plan& p, const AttentionCall& call, i
     const int64_t q0 = i * p.c;
     gather_chunk(p, qk, v, valid, q0, s);
     // Round combination: dO_r = w_r dO, dlse_r = w_r (dO.o_r - dO.o), for the chunk's query slots.
+    // One round: w = 1 and o_1 = o, so dlse = 0 and the round's outputs are o's rows.
+    const bool single = p.nh == 1;
     for (int64_t r = 0; r < p.c; ++r) {
       const int64_t slot = q0 + r, pos = s.spos[slot];
       const float* g = dO + pos * Hd;
       const float w = s.weight[slot];
       float* dst = s.cdo.data() + r * d;
       for (int64_t j = 0; j < d; ++j) dst[j] = w * g[j];
-      s.cdlse[r] = w * (dot_row(g, s.o_slot.data() + slot * d, d) - dot_row(g, o + pos * Hd, d));
+      if (single)
+        std::memcpy(s.co.data() + r * d, o + pos * Hd, static_cast<size_t>(d) * sizeof(float));
+      else
+        s.cdlse[r] = w * (dot_row(g, s.o_slot.data() + slot * d, d) - dot_row(g, o + pos * Hd, d));
     }
     std::fill(s.cdq.data(), s.cdq.data() + p.c * d, 0.f);
     std::fill(s.cdk.data(), s.cdk.data() + p.window * d, 0.f);
     std::fill(s.cdv.data(), s.cdv.data() + p.window * d, 0.f);
-    chunk_attention_backward(s.cdq.data(), d, s.cdk.data(), d, s.cdv.data(), d, s.cdo.data(), d, s.cdlse.data(),
-                             s.o_slot.data() + q0 * d, d, s.lse.data() + q0, s.cq.data(), d, s.ck.data(), d,
+    chunk_attention_backward(s.cdq.data(), d, s.cdk.data(), d, s.cdv.data(), d, s.cdo.data(), d,
+                             single ? nullptr : s.cdlse.data(), single ? s.co.data() : s.o_slot.data() + q0 * d, d,
+                             s.lse.data() + q0, s.cq.data(), d, s.ck.data(), d,
                              s.cv.data(), d, s.spos.data() + q0, s.ckpos.data(), valid ? s.ckvalid.data() : nullptr,
                              p.c, p.window, d, opt, s.chunk.data());
     // Un-sort: the chunk's queries and its window's keys/values go back to their positions.

@@ -46,10 +46,10 @@ AttentionBytes lsh_attention_bytes(const ReformerConfig& c, int64_t B, int64_t L
     buckets *= f;
     rotation_columns += f / 2;
   }
-  // Per thread: sorted positions, the slot outputs, logsumexps and weights, one chunk's queries,
-  // keys, values and scores (and their gradients), sort counts.
-  const int64_t per_thread = slots * (d + 4) + 2 * chunk * window + 3 * chunk * d + 4 * window * d + 2 * window +
-                             chunk + (nh + 1) * buckets;
+  // Per thread: sorted positions, logsumexps and weights, the slot outputs (several rounds only),
+  // one chunk's queries, outputs, keys, values and scores (and their gradients), sort counts.
+  const int64_t per_thread = slots * ((nh > 1 ? d : 0) + 4) + 2 * chunk * window + 4 * chunk * d +
+                             4 * window * d + 2 * window + chunk + (nh + 1) * buckets;
   AttentionBytes a;
   a.shared = std::min<int64_t>(threads, B * H) * per_thread * kFloat;
   a.per_layer = H * d * nh * rotation_columns * kFloat;
