@@ -1,0 +1,179 @@
+// micro_gemm: the engine's GEMM wrapper gemm() (src/kernels/cpu/gemm.h, oneDNN sgemm) on the exact
+// shapes the C&P and E8 models run, reported as FLOP/s (2*M*N*K per call).
+//
+//   OMP_NUM_THREADS=2 build/micro_gemm --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//
+// Two kinds of rows:
+//  - gemm/<model>/<site>/...: the row-chunk GEMMs (projections, output, feed-forward, LM head and
+//    their backward and weight-gradient products), called from the main thread as the layers do, so
+//    oneDNN spreads one call over the OpenMP threads.
+//  - gemm/<model>/tile_*: the per-chunk attention products inside chunk_attention_*. The model runs
+//    those inside an OpenMP region, one chunk per thread, where gemm() is single-threaded; the
+//    benchmark does the same (every thread multiplies its own tiles) and counts all threads' FLOPs.
+// Names: <site>/<opA><opB>/MxNxK, with N = as stored, T = transposed.
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <cmath>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/gemm.h"
+#include "reformer/rng.h"
+
+namespace {
+
+using reformer::gemm;
+
+// Deterministic N(0, 1) data, generated once per stream and kept: Google Benchmark calls each
+// benchmark function several times (iteration probing, repetitions), and regenerating and
+// first-touching tens of MB on every call would dominate the run.
+const float* normals(int64_t n, uint64_t stream) {
+  static std::map<uint64_t, std::vector<float>> cache;
+  std::vector<float>& v = cache[stream];
+  if (static_cast<int64_t>(v.size()) < n) {
+    v.resize(n);
+    reformer::rng_fill_normal(v.data(), n, /*seed=*/2024, stream);
+  }
+  return v.data();
+}
+
+struct Shape {
+  std::string site;
+  bool ta, tb;
+  int64_t M, N, K;
+  float beta;  // 1 where the model accumulates (weight gradients), else 0
+};
+
+void set_flops(benchmark::State& state, double flops_per_iteration) {
+  state.counters["FLOP/s"] = benchmark::Counter(flops_per_iteration, benchmark::Counter::kIsIterationInvariantRate,
+                                                benchmark::Counter::OneK::kIs1000);
+}
+
+bool all_finite(const std::vector<float>& v) {
+  for (float x : v)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+// Row-major operands stored contiguously: A is M x K (K x M when transposed), B is K x N (N x K).
+void bm_gemm(benchmark::State& state, Shape s) {
+  const int64_t lda = s.ta ? s.M : s.K, ldb = s.tb ? s.K : s.N;
+  const float* A = normals(s.M * s.K, 1);
+  const float* B = normals(s.K * s.N, 2);
+  std::vector<float> C(s.M * s.N);  // zero-filled here: first touch stays out of the timed loop
+  for (auto _ : state) {
+    gemm(s.ta, s.tb, s.M, s.N, s.K, 1.f, A, lda, B, ldb, s.beta, C.data(), s.N);
+    benchmark::ClobberMemory();
+  }
+  if (!all_finite(C)) state.SkipWithError("non-finite GEMM output");
+  set_flops(state, 2.0 * s.M * s.N * s.K);
+}
+
+// Per-chunk tiles: each thread owns its operands and multiplies them kTilesPerIteration times per
+// iteration (a chunk's operands stay in cache across its products, as in the kernel), so one
+// fork/join is spread over enough work to be negligible.
+constexpr int kTilesPerIteration = 16;
+
+void bm_tile(benchmark::State& state, Shape s) {
+  const int threads = omp_get_max_threads();
+  const int64_t lda = s.ta ? s.M : s.K, ldb = s.tb ? s.K : s.N;
+  std::vector<std::vector<float>> A(threads), B(threads), C(threads);
+  for (int t = 0; t < threads; ++t) {
+    const float* a = normals(s.M * s.K, 10 + 2 * t);
+    const float* b = normals(s.K * s.N, 11 + 2 * t);
+    A[t].assign(a, a + s.M * s.K);
+    B[t].assign(b, b + s.K * s.N);
+    C[t].assign(s.M * s.N, 0.f);
+  }
+  for (auto _ : state) {
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      for (int r = 0; r < kTilesPerIteration; ++r)
+        gemm(s.ta, s.tb, s.M, s.N, s.K, 1.f, A[t].data(), lda, B[t].data(), ldb, s.beta, C[t].data(), s.N);
+    }
+    benchmark::ClobberMemory();
+  }
+  for (const auto& c : C)
+    if (!all_finite(c)) state.SkipWithError("non-finite GEMM output");
+  state.counters["threads"] = threads;
+  set_flops(state, 2.0 * s.M * s.N * s.K * kTilesPerIteration * threads);
+}
+
+struct Model {
+  std::string name;
+  int64_t D, Hd, F, V;         // hidden, heads * head size, d_ff, vocabulary
+  int64_t d;                   // head size
+  int64_t local_c, lsh_c;      // chunk lengths; each chunk also sees one chunk before
+};
+
+constexpr int64_t kRows = 4096;      // row chunk of the projections and the feed-forward
+constexpr int64_t kHeadRows = 2048;  // row chunk of the LM head
+
+// The GEMMs of one model, as src/layers/row_stream.cpp, src/ops/linear.cpp (feed-forward, LM head)
+// call them. Weights are torch (out, in); y = x W^T, dx = dy W, dW += dy^T x.
+std::vector<Shape> row_chunk_shapes(const Model& m) {
+  const int64_t n = kRows, D = m.D, Hd = m.Hd, F = m.F, V = m.V, D2 = 2 * m.D;
+  return {
+      {"qkv_proj", false, true, n, Hd, D, 0.f},       // q, k, v = x W^T
+      {"out_proj", false, true, n, D, Hd, 0.f},       // o Wo^T
+      {"out_proj_dO", false, false, n, Hd, D, 0.f},   // dO = dout Wo
+      {"out_proj_dWo", true, false, D, Hd, n, 1.f},   // dWo += dout^T o
+      {"qkv_proj_dx", false, false, n, D, Hd, 1.f},   // dx += dq W (summed over q, k, v)
+      {"qkv_proj_dW", true, false, Hd, D, n, 1.f},    // dW += dq^T x
+      {"ff1", false, true, n, F, D, 1.f},             // h = x W1^T + b1 (bias preloaded, beta 1)
+      {"ff2", false, true, n, D, F, 1.f},             // y = a W2^T + b2
+      {"ff2_dx", false, false, n, F, D, 0.f},         // da = dy W2
+      {"ff2_dW", true, false, D, F, n, 1.f},          // dW2 += dy^T a
+      {"ff1_dx", false, false, n, D, F, 0.f},         // dx = dh W1
+      {"ff1_dW", true, false, F, D, n, 1.f},          // dW1 += dh^T x
+      {"lm_head", false, true, kHeadRows, V, D2, 1.f},   // logits = norm W^T + b
+      {"lm_head_dx", false, false, kHeadRows, D2, V, 0.f},
+      {"lm_head_dW", true, false, V, D2, kHeadRows, 1.f},
+  };
+}
+
+// chunk_attention_forward: s = q k^T (c x window x d), o = p v (c x d x window). The backward's
+// products have the same sizes (dP = dO v^T like q k^T; dv, dq, dk like p v).
+std::vector<Shape> tile_shapes(const Model& m) {
+  std::vector<Shape> out;
+  auto add = [&](const std::string& kind, int64_t c) {
+    const int64_t w = 2 * c;  // one chunk before
+    out.push_back({"tile_" + kind + "_qk", false, true, c, w, m.d, 0.f});
+    out.push_back({"tile_" + kind + "_pv", false, false, c, m.d, w, 0.f});
+  };
+  add("local", m.local_c);
+  if (m.lsh_c != m.local_c) add("lsh", m.lsh_c);  // C&P: LSH tiles = local tiles
+  return out;
+}
+
+std::string shape_name(const Model& m, const Shape& s) {
+  return "gemm/" + m.name + "/" + s.site + "/" + (s.ta ? "T" : "N") + (s.tb ? "T" : "N") + "/" +
+         std::to_string(s.M) + "x" + std::to_string(s.N) + "x" + std::to_string(s.K);
+}
+
+void register_all() {
+  const Model models[] = {
+      {"cp", 256, 128, 512, 320, 64, 64, 64},      // crime-and-punishment: D 256, 2 x 64 heads
+      {"e8", 512, 512, 2048, 258, 64, 128, 256},  // enwik8-like: D 512, 8 x 64 heads
+  };
+  for (const Model& m : models) {
+    for (const Shape& s : row_chunk_shapes(m))
+      benchmark::RegisterBenchmark(shape_name(m, s).c_str(), bm_gemm, s)->UseRealTime()->Unit(benchmark::kMillisecond);
+    for (const Shape& s : tile_shapes(m))
+      benchmark::RegisterBenchmark(shape_name(m, s).c_str(), bm_tile, s)->UseRealTime()->Unit(benchmark::kMillisecond);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,195 @@
+// micro_ops: the row-wise ops around the GEMMs, on the row chunks the models use:
+//  - LayerNorm forward and backward (src/ops/layernorm.h), 4096 rows x 256 (C&P) and x 512 (E8).
+//    Bytes/s counts the minimum traffic: forward reads x and writes y (2 floats per element),
+//    backward reads dy and x and writes dx (3 floats per element).
+//  - The LM head on one row chunk of 2048 rows (model.cpp ReformerModel::head): linear forward,
+//    cross-entropy forward and backward (dlogits over the logits, as the model does), linear
+//    backward. FLOP/s counts its three GEMMs (6 * rows * in * vocab); items/s is rows. The
+//    cross_entropy rows time the two cross-entropy calls alone, to show their share.
+//  - Dropout forward (src/ops/dropout.h) on 16M elements, p = 0.1, out of place (in place would
+//    rescale the same survivors every iteration). Bytes/s: read x, write y.
+//
+//   OMP_NUM_THREADS=2 build/micro_ops --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//
+// The ops parallelise internally with OpenMP, so they are called from the main thread as the
+// layers call them.
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ops/cross_entropy.h"
+#include "ops/dropout.h"
+#include "ops/layernorm.h"
+#include "ops/linear.h"
+#include "reformer/rng.h"
+
+namespace {
+
+using namespace reformer;
+
+constexpr uint64_t kSeed = 2024;
+
+// Deterministic N(0, 1) data, generated once per stream and kept across the several calls Google
+// Benchmark makes to each benchmark function (the dropout input alone is 64 MB).
+const float* normals(int64_t n, uint64_t stream) {
+  static std::map<uint64_t, std::vector<float>> cache;
+  std::vector<float>& v = cache[stream];
+  if (static_cast<int64_t>(v.size()) < n) {
+    v.resize(n);
+    rng_fill_normal(v.data(), n, kSeed, stream);
+  }
+  return v.data();
+}
+
+std::vector<float> normal_vector(int64_t n, uint64_t stream, float mean, float std) {
+  const float* z = normals(n, stream);
+  std::vector<float> v(n);
+  for (int64_t i = 0; i < n; ++i) v[i] = mean + std * z[i];
+  return v;
+}
+
+bool finite(const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
+}
+
+// ---- LayerNorm ----------------------------------------------------------------------------------
+
+constexpr int64_t kLnRows = 4096;
+
+void bm_layernorm(benchmark::State& state, int64_t C, bool backward) {
+  const int64_t N = kLnRows, n = N * C;
+  const float* x = normals(n, 1);
+  const float* dy = normals(n, 2);
+  const std::vector<float> w = normal_vector(C, 3, 1.f, 0.1f), b = normal_vector(C, 4, 0.f, 0.1f);
+  std::vector<float> y(n), dx(n), mean(N), rstd(N), dw(C), db(C);
+  layernorm_forward(y.data(), mean.data(), rstd.data(), x, w.data(), b.data(), N, C, 1e-12f);
+  for (auto _ : state) {
+    if (backward)
+      layernorm_backward(dx.data(), dw.data(), db.data(), dy, x, mean.data(), rstd.data(), w.data(), N, C);
+    else
+      layernorm_forward(y.data(), mean.data(), rstd.data(), x, w.data(), b.data(), N, C, 1e-12f);
+    benchmark::ClobberMemory();
+  }
+  if (!finite(y.data(), n) || (backward && !finite(dx.data(), n))) state.SkipWithError("non-finite LayerNorm output");
+  state.SetBytesProcessed(state.iterations() * n * (backward ? 3 : 2) * static_cast<int64_t>(sizeof(float)));
+  state.SetItemsProcessed(state.iterations() * N);
+}
+
+// ---- LM head ------------------------------------------------------------------------------------
+
+constexpr int64_t kHeadRows = 2048;
+
+struct Head {
+  int64_t in, V;
+  std::vector<float> x, w, b, logits, dx, dw, db;
+  std::vector<int32_t> targets;
+
+  Head(int64_t in_, int64_t V_) : in(in_), V(V_) {
+    x = normal_vector(kHeadRows * in, 10, 0.f, 1.f);  // the final LayerNorm's output
+    w = normal_vector(V * in, 11, 0.f, 0.02f);        // HF initializer_range
+    b = normal_vector(V, 12, 0.f, 0.02f);
+    logits.resize(kHeadRows * V);
+    dx.resize(kHeadRows * in);
+    dw.resize(V * in);
+    db.resize(V);
+    targets.resize(kHeadRows);
+    for (int64_t i = 0; i < kHeadRows; ++i) targets[i] = static_cast<int32_t>(rng_word(kSeed, 13, i) % V);
+  }
+  double cross_entropy() {  // forward, then backward over the logits (they alias in the model)
+    const CrossEntropyStats s = cross_entropy_forward(logits.data(), targets.data(), kHeadRows, V);
+    cross_entropy_backward(logits.data(), logits.data(), targets.data(), kHeadRows, V, 1.f / kHeadRows);
+    return s.loss_sum;
+  }
+  double step() {
+    linear_forward(logits.data(), x.data(), w.data(), b.data(), kHeadRows, in, V);
+    const double loss = cross_entropy();
+    linear_backward(dx.data(), dw.data(), db.data(), logits.data(), x.data(), w.data(), kHeadRows, in, V);
+    return loss;
+  }
+};
+
+void bm_lm_head(benchmark::State& state, int64_t in, int64_t V, bool ce_only) {
+  Head h(in, V);
+  double loss = h.step();
+  if (!std::isfinite(loss) || loss <= 0 || !finite(h.dx.data(), kHeadRows * in)) {
+    state.SkipWithError("non-finite LM head loss or gradient");
+    return;
+  }
+  for (auto _ : state) {
+    if (ce_only) {
+      // The backward overwrote the logits with dlogits: restore them first, untimed.
+      state.PauseTiming();
+      linear_forward(h.logits.data(), h.x.data(), h.w.data(), h.b.data(), kHeadRows, in, V);
+      state.ResumeTiming();
+      loss = h.cross_entropy();
+    } else {
+      loss = h.step();
+    }
+    benchmark::DoNotOptimize(loss);
+  }
+  state.counters["loss/row"] = loss / kHeadRows;
+  if (!ce_only)
+    state.counters["FLOP/s"] = benchmark::Counter(6.0 * kHeadRows * in * V, benchmark::Counter::kIsIterationInvariantRate,
+                                                  benchmark::Counter::OneK::kIs1000);
+  state.SetItemsProcessed(state.iterations() * kHeadRows);
+}
+
+// ---- Dropout ------------------------------------------------------------------------------------
+
+constexpr int64_t kDropoutElements = int64_t{1} << 24;
+
+void bm_dropout(benchmark::State& state) {
+  const int64_t n = kDropoutElements;
+  const float* x = normals(n, 20);
+  std::vector<float> y(n);
+  const uint64_t stream = hidden_dropout_stream(/*step=*/1, /*layer=*/0, DropoutSite::FeedForwardOutput);
+  for (auto _ : state) {
+    dropout_forward(y.data(), x, n, 0.1f, kSeed, stream, 0);
+    benchmark::ClobberMemory();
+  }
+  int64_t dropped = 0;
+  for (int64_t i = 0; i < n; ++i) dropped += y[i] == 0.f;
+  state.counters["dropped"] = static_cast<double>(dropped) / n;  // should be close to 0.1
+  if (!finite(y.data(), n)) state.SkipWithError("non-finite dropout output");
+  state.SetBytesProcessed(state.iterations() * n * 2 * static_cast<int64_t>(sizeof(float)));
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+void register_all() {
+  for (bool backward : {false, true})
+    for (int64_t C : {256, 512}) {
+      const std::string name = std::string("layernorm_") + (backward ? "bwd" : "fwd") + "/rows:" +
+                               std::to_string(kLnRows) + "/width:" + std::to_string(C);
+      benchmark::RegisterBenchmark(name.c_str(), bm_layernorm, C, backward)->UseRealTime()->Unit(benchmark::kMillisecond);
+    }
+  struct HeadShape {
+    const char* model;
+    int64_t in, V;
+  };
+  for (bool ce_only : {false, true})
+    for (const HeadShape& s : {HeadShape{"cp", 512, 320}, HeadShape{"e8", 1024, 258}}) {
+      const std::string name = std::string(ce_only ? "cross_entropy_fwd_bwd/" : "lm_head_fwd_bwd/") + s.model +
+                               "/rows:" + std::to_string(kHeadRows) + "/in:" + std::to_string(s.in) +
+                               "/vocab:" + std::to_string(s.V);
+      benchmark::RegisterBenchmark(name.c_str(), bm_lm_head, s.in, s.V, ce_only)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  benchmark::RegisterBenchmark("dropout_fwd/n:16M/p:0.1", bm_dropout)->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
