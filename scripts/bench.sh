@@ -2,7 +2,7 @@
 # `make bench`: the benchmark sweeps (bench/reformer_bench.cpp), the Hugging Face peer, the plots.
 #   bash scripts/bench.sh BUILD_DIR            full sweeps (tens of minutes; long runs take minutes each)
 #   QUICK=1 bash scripts/bench.sh BUILD_DIR    seconds-long smoke run
-# Outputs go to bench-results/ (CSV) and docs/plots/ (PNG). Set SWEEPS to choose sweeps
+# Outputs go to bench-results/ (CSV, microbenchmark JSON) and docs/plots/ (PNG). Set SWEEPS to choose sweeps
 # (length,long,attn,forward,layers,dff,e8), HF=0 to skip the Hugging Face peer, PLOTS=0 to skip plots.
 set -euo pipefail
 BUILD=${1:-build}
@@ -18,6 +18,12 @@ if [ "${QUICK:-0}" = 1 ]; then
 fi
 SWEEPS=${SWEEPS:-length,attn,forward,layers,dff,long,e8}
 "$BENCH" --sweeps "$SWEEPS" --reps "${REPS:-3}" --warmup 1 --mem-limit-gib "${MEM_LIMIT_GIB:-16}" --out "$OUT/reformer.csv"
+for micro in "$BUILD"/micro_*; do  # kernel microbenchmarks (Google Benchmark), JSON per program
+  if [ -x "$micro" ]; then
+    "$micro" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+      --benchmark_out="$OUT/$(basename "$micro").json" --benchmark_out_format=json
+  fi
+done
 PY=${PYTHON:-/work/hfvenv/bin/python}
 if [ "${HF:-1}" = 1 ] && [ -x "$PY" ]; then
   "$PY" "$ROOT/scripts/hf_peer_bench.py" --reformer-bench "$BENCH" --out "$OUT/hf_peer.csv" --table "$OUT/hf_ratio.md"

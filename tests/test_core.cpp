@@ -90,6 +90,7 @@ TEST(Rng, UniformBlockMatchesElementwiseAtAnyOffset) {
     const uint64_t seed = 0x123456789abcdefull;
     std::vector<float> block(101);
     rng_uniform_block(block.data(), 101, seed, stream, base);
-    for (int i = 0; i < 101; ++i) ASSERT_EQ(block[i], rng_uniform(seed, stream, base + i)) << "base " << base << " i " << i;
+    for (int i = 0; i < 101; ++i)
+      ASSERT_EQ(block[i], rng_uniform(seed, stream, base + i)) << "base " << base << " i " << i;
   }
 }

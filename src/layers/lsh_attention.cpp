@@ -42,8 +42,9 @@ struct LshHeadScratch {
   Buffer<uint8_t> ckvalid;
 
   int64_t bytes() const {
-    return static_cast<int64_t>(spos.bytes() + undo.bytes() + counts.bytes() + o_slot.bytes() + co.bytes() + lse.bytes() +
-                                weight.bytes() + chunk.bytes() + hash.bytes() + cq.bytes() + ck.bytes() + cv.bytes() +
+    return static_cast<int64_t>(spos.bytes() + undo.bytes() + counts.bytes() + o_slot.bytes() + co.bytes() +
+                                lse.bytes() + weight.bytes() + chunk.bytes() + hash.bytes() + cq.bytes() + ck.bytes() +
+                                cv.bytes() +
                                 cdo.bytes() + cdlse.bytes() + cdq.bytes() + cdk.bytes() + cdv.bytes() +
                                 ckpos.bytes() + ckvalid.bytes());
   }
@@ -114,7 +115,8 @@ float dot_row(const float* a, const float* b, int64_t d) {
 
 LshSelfAttention::LshSelfAttention(const LshAttentionConfig& config, LshAttentionWeights weights,
                                    LshAttentionGrads grads, std::shared_ptr<LshWorkspace> ws)
-    : AttentionLayer(config.hidden), cfg_(config), w_(weights), g_(grads), num_hashes_(config.num_hashes), ws_(ws ? std::move(ws) : make_workspace()) {
+    : AttentionLayer(config.hidden), cfg_(config), w_(weights), g_(grads), num_hashes_(config.num_hashes),
+      ws_(ws ? std::move(ws) : make_workspace()) {
   REFORMER_CHECK(cfg_.hidden > 0 && cfg_.heads > 0 && cfg_.head_size > 0, "LSH attention: hidden ", cfg_.hidden,
                  ", heads ", cfg_.heads, ", head_size ", cfg_.head_size, " must all be positive");
   REFORMER_CHECK(cfg_.chunk_length > 0, "LSH attention: chunk_length ", cfg_.chunk_length, " must be positive");

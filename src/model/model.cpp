@@ -370,7 +370,8 @@ void ReformerModel::run_layers(const Batch& batch, const StepOptions& opt, bool 
     const float p = hidden_dropout(opt);
     const uint64_t stream = hidden_dropout_stream(opt.step, li, DropoutSite::AttentionOutput);
     const RowReader attn_input = [&](float* dst, int64_t r0, int64_t rows) {
-      layernorm_forward(dst, nullptr, nullptr, x2_.data() + r0 * D, layer.ln_w->data(), layer.ln_b->data(), rows, D, eps);
+      layernorm_forward(dst, nullptr, nullptr, x2_.data() + r0 * D, layer.ln_w->data(), layer.ln_b->data(), rows, D,
+                        eps);
     };
     const RowWriter add_to_x1 = [&](float* f, int64_t r0, int64_t rows) {
       dropout_forward(f, f, rows * D, p, opt.seed, stream, static_cast<uint64_t>(r0 * D));
