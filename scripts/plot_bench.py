@@ -20,13 +20,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 GIB = 2 ** 30
 
 
-def load(paths):
+def load_all(paths):
+    """Every row, failed ones included (to mark where a run failed)."""
     rows = []
     for p in paths:
         if p and os.path.exists(p):
             with open(p) as f:
-                rows += [r for r in csv.DictReader(f) if r.get("status") == "ok"]
+                rows += list(csv.DictReader(f))
     return rows
+
+
+def load(paths):
+    return [r for r in load_all(paths) if r.get("status") == "ok"]
 
 
 def series(rows, key, **where):
@@ -61,6 +66,12 @@ def main():
     hx, hr = series(hf, "length", impl="huggingface")
     if hx:
         ax.plot(hx, [int(r["peak_rss"]) / GIB for r in hr], "s--", label="Hugging Face (C&P)")
+    # Lengths where the HF peer failed (out of memory): marked at the top of the plot.
+    failed = sorted(int(r["length"]) for r in load_all([args.hf]) if r.get("impl") == "huggingface" and r.get("status") != "ok")
+    for L in failed:
+        ax.annotate("HF out of\nmemory", (L, 1), xycoords=("data", "axes fraction"), xytext=(0, -4),
+                    textcoords="offset points", ha="center", va="top", fontsize=8, color="tab:purple")
+        ax.axvline(L, color="tab:purple", linestyle=":", alpha=0.6)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("sequence length (tokens)")
