@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "micro_common.h"
+
 #include "kernels/cpu/chunk_attention.h"
 #include "reformer/rng.h"
 
@@ -47,7 +49,7 @@ struct Chunk {
     const uint64_t stream = 1000 * (thread + 1);
     auto normal = [&](std::vector<float>& x, int64_t n, uint64_t s, float std) {
       x.resize(n);
-      rng_fill_normal(x.data(), n, /*seed=*/2024, stream + s, 0.f, std);
+      rng_fill_normal(x.data(), n, micro::kSeed, stream + s, 0.f, std);
     };
     // q scaled by 1/sqrt(d) as the projections do, so the logits have unit variance and the
     // softmax is neither flat nor one-hot.
@@ -65,7 +67,7 @@ struct Chunk {
     if (cs.lsh) {
       // Sorted by bucket, a window holds positions from all over the sequence (L = 65,536 here).
       for (int64_t j = 0; j < nk; ++j)
-        kpos[j] = static_cast<int32_t>(rng_word(2024, stream + 5, static_cast<uint64_t>(j)) % 65536);
+        kpos[j] = static_cast<int32_t>(rng_word(micro::kSeed, stream + 5, static_cast<uint64_t>(j)) % 65536);
     } else {
       for (int64_t j = 0; j < nk; ++j) kpos[j] = static_cast<int32_t>(j);
     }
@@ -149,11 +151,4 @@ void register_all() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  register_all();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return micro::run(argc, argv, register_all); }

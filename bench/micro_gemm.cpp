@@ -15,9 +15,10 @@
 #include <omp.h>
 
 #include <cmath>
-#include <map>
 #include <string>
 #include <vector>
+
+#include "micro_common.h"
 
 #include "kernels/cpu/gemm.h"
 #include "reformer/rng.h"
@@ -26,18 +27,7 @@ namespace {
 
 using reformer::gemm;
 
-// Deterministic N(0, 1) data, generated once per stream and kept: Google Benchmark calls each
-// benchmark function several times (iteration probing, repetitions), and regenerating and
-// first-touching tens of MB on every call would dominate the run.
-const float* normals(int64_t n, uint64_t stream) {
-  static std::map<uint64_t, std::vector<float>> cache;
-  std::vector<float>& v = cache[stream];
-  if (static_cast<int64_t>(v.size()) < n) {
-    v.resize(n);
-    reformer::rng_fill_normal(v.data(), n, /*seed=*/2024, stream);
-  }
-  return v.data();
-}
+using micro::normals;
 
 struct Shape {
   std::string site;
@@ -169,11 +159,4 @@ void register_all() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  register_all();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return micro::run(argc, argv, register_all); }

@@ -14,9 +14,10 @@
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
-#include <map>
 #include <string>
 #include <vector>
+
+#include "micro_common.h"
 
 #include "kernels/cpu/lsh_hash.h"
 #include "kernels/cpu/lsh_sort.h"
@@ -29,17 +30,7 @@ using namespace reformer;
 
 constexpr int64_t kL = 65536, kHeads = 2, kD = 64, kHd = kHeads * kD, kChunk = 64;
 
-// Deterministic N(0, 1) data, generated once per stream and kept across the several calls Google
-// Benchmark makes to each benchmark function.
-const float* normals(int64_t n, uint64_t stream) {
-  static std::map<uint64_t, std::vector<float>> cache;
-  std::vector<float>& v = cache[stream];
-  if (static_cast<int64_t>(v.size()) < n) {
-    v.resize(n);
-    rng_fill_normal(v.data(), n, /*seed=*/2024, stream);
-  }
-  return v.data();
-}
+using micro::normals;
 
 // Per-thread state for one head: its rows in the shared (L, H*d) projection, its rotations, and
 // the outputs and scratch of lsh_hash and lsh_sort.
@@ -152,11 +143,4 @@ void register_all() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  register_all();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return micro::run(argc, argv, register_all); }

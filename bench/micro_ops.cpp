@@ -16,9 +16,10 @@
 #include <benchmark/benchmark.h>
 
 #include <cmath>
-#include <map>
 #include <string>
 #include <vector>
+
+#include "micro_common.h"
 
 #include "ops/cross_entropy.h"
 #include "ops/dropout.h"
@@ -30,19 +31,7 @@ namespace {
 
 using namespace reformer;
 
-constexpr uint64_t kSeed = 2024;
-
-// Deterministic N(0, 1) data, generated once per stream and kept across the several calls Google
-// Benchmark makes to each benchmark function (the dropout input alone is 64 MB).
-const float* normals(int64_t n, uint64_t stream) {
-  static std::map<uint64_t, std::vector<float>> cache;
-  std::vector<float>& v = cache[stream];
-  if (static_cast<int64_t>(v.size()) < n) {
-    v.resize(n);
-    rng_fill_normal(v.data(), n, kSeed, stream);
-  }
-  return v.data();
-}
+using micro::normals;
 
 std::vector<float> normal_vector(int64_t n, uint64_t stream, float mean, float std) {
   const float* z = normals(n, stream);
@@ -98,7 +87,7 @@ struct Head {
     dw.resize(V * in);
     db.resize(V);
     targets.resize(kHeadRows);
-    for (int64_t i = 0; i < kHeadRows; ++i) targets[i] = static_cast<int32_t>(rng_word(kSeed, 13, i) % V);
+    for (int64_t i = 0; i < kHeadRows; ++i) targets[i] = static_cast<int32_t>(rng_word(micro::kSeed, 13, i) % V);
   }
   double cross_entropy() {  // forward, then backward over the logits (they alias in the model)
     const CrossEntropyStats s = cross_entropy_forward(logits.data(), targets.data(), kHeadRows, V);
@@ -149,7 +138,7 @@ void bm_dropout(benchmark::State& state) {
   std::vector<float> y(n);
   const uint64_t stream = hidden_dropout_stream(/*step=*/1, /*layer=*/0, DropoutSite::FeedForwardOutput);
   for (auto _ : state) {
-    dropout_forward(y.data(), x, n, 0.1f, kSeed, stream, 0);
+    dropout_forward(y.data(), x, n, 0.1f, micro::kSeed, stream, 0);
     benchmark::ClobberMemory();
   }
   int64_t dropped = 0;
@@ -185,11 +174,4 @@ void register_all() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  register_all();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return micro::run(argc, argv, register_all); }

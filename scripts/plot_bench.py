@@ -54,7 +54,8 @@ def main():
     ap.add_argument("--out", default="docs/plots")
     args = ap.parse_args()
     rows = load(args.csv)
-    hf = load([args.hf]) if args.hf else []
+    hf_all = load_all([args.hf])
+    hf = [r for r in hf_all if r.get("status") == "ok"]
     os.makedirs(args.out, exist_ok=True)
     train = [r for r in rows if r["mode"] == "train" and r["reversible"] == "1" and r["sweep"] in ("length", "long", "attn")]
 
@@ -67,7 +68,7 @@ def main():
     if hx:
         ax.plot(hx, [int(r["peak_rss"]) / GIB for r in hr], "s--", label="Hugging Face (C&P)")
     # Lengths where the HF peer failed (out of memory): marked at the top of the plot.
-    failed = sorted(int(r["length"]) for r in load_all([args.hf]) if r.get("impl") == "huggingface" and r.get("status") != "ok")
+    failed = sorted(int(r["length"]) for r in hf_all if r.get("impl") == "huggingface" and r.get("status") != "ok")
     for L in failed:
         ax.annotate("HF out of\nmemory", (L, 1), xycoords=("data", "axes fraction"), xytext=(0, -4),
                     textcoords="offset points", ha="center", va="top", fontsize=8, color="tab:purple")

@@ -1,8 +1,6 @@
 // The config-only estimates of train/memory_estimate.h against the real thing: parameter names and
 // shapes against the model's, and the training-step memory against the allocator's measured peak.
 #include <gtest/gtest.h>
-
-#include "support/tolerance.h"
 #include <omp.h>
 
 #include <cmath>
@@ -10,12 +8,12 @@
 
 #include "reformer/memory.h"
 #include "reformer/model.h"
+#include "support/tolerance.h"
 #include "train/make_optimizer.h"
 #include "train/memory_estimate.h"
 
 namespace reformer {
 namespace {
-
 
 ReformerConfig small_config(std::vector<std::string> layers, int64_t L, int64_t chunk) {
   ReformerConfig c;

@@ -125,8 +125,8 @@ class ReformerModel {
   std::vector<Tensor*> pos_w_, pos_g_;
   Tensor *final_ln_w_, *final_ln_b_, *final_ln_wg_, *final_ln_bg_;
   Tensor *head_w_, *head_b_, *head_wg_, *head_bg_;
-  // Activations (sized by the batch, reused): the two streams, their gradients, and two (B, L, D)
-  // branch buffers whose uses never overlap (model.cpp, "memory plan").
+  // Activations (sized by the batch, reused): the two streams and their gradients (the attention
+  // branch is streamed in row chunks, layers/row_stream.h), and LN_a's per-row statistics.
   Tensor x1_, x2_, dx1_, dx2_, ln_mean_, ln_rstd_;
   std::vector<Tensor> saved_x2_, saved_y1_;  // stored-activation mode only: each layer's X2 and Y1
   // Head workspace (chunk rows): concat, normalized, logits.

@@ -53,9 +53,10 @@ inline uint32_t rng_word(uint64_t seed, uint64_t stream, uint64_t index) {
 // The raw words of the aligned group `group`: out[r] = rng_word(seed, stream, 32 * group + r).
 void rng_words32(uint32_t* out, uint64_t seed, uint64_t stream, uint64_t group);
 
-// Uniform in [0, 1) with 24 random bits: (word >> 8) / 2^24.
+// Uniform in [0, 1) with 24 random bits: (word >> 8) * 2^-24.
+inline constexpr float kRngUniformScale = 1.0f / 16777216.0f;
 inline float rng_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
-  return static_cast<float>(rng_word(seed, stream, index) >> 8) * (1.0f / 16777216.0f);
+  return static_cast<float>(rng_word(seed, stream, index) >> 8) * kRngUniformScale;
 }
 // out[i] = rng_uniform(seed, stream, index_base + i) for i < n, one Philox per four elements.
 void rng_uniform_block(float* out, int64_t n, uint64_t seed, uint64_t stream, uint64_t index_base);

@@ -24,12 +24,6 @@ uint64_t rng_stream(RngPurpose purpose, std::initializer_list<uint64_t> parts) {
   return h;
 }
 
-namespace {
-
-constexpr float kUniformScale = 1.0f / 16777216.0f;  // 24 random bits
-
-}  // namespace
-
 void rng_words32(uint32_t* out, uint64_t seed, uint64_t stream, uint64_t group) {
   const uint64_t block = group << 3;
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
@@ -80,7 +74,7 @@ void rng_uniform_block(float* out, int64_t n, uint64_t seed, uint64_t stream, ui
   uint32_t words[32];
   for (; i + 32 <= n; i += 32) {
     rng_words32(words, seed, stream, (index_base + static_cast<uint64_t>(i)) >> 5);
-    for (int r = 0; r < 32; ++r) out[i + r] = static_cast<float>(words[r] >> 8) * kUniformScale;
+    for (int r = 0; r < 32; ++r) out[i + r] = static_cast<float>(words[r] >> 8) * kRngUniformScale;
   }
   for (; i < n; ++i) out[i] = rng_uniform(seed, stream, index_base + static_cast<uint64_t>(i));
 }

@@ -39,6 +39,24 @@ void sub_into(float* y, const float* x, int64_t n) {
 
 void copy(float* y, const float* x, int64_t n) { std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float)); }
 
+// The attention branch's streamed input LN(x), x: (rows, D), computed chunk by chunk as the layer
+// reads it; the statistics of the rows read land in mean/rstd (for LN's backward).
+RowReader layernorm_rows(const float* x, const float* w, const float* b, float* mean, float* rstd, int64_t D,
+                         float eps) {
+  return [=](float* dst, int64_t r0, int64_t rows) {
+    layernorm_forward(dst, mean + r0, rstd + r0, x + r0 * D, w, b, rows, D, eps);
+  };
+}
+
+// The branch output's writer: y += dropout(F) (Y1 = X1 + F), or y -= dropout(F) in the reversible
+// backward (X1 = Y1 - F); the mask is keyed by absolute element index, so chunking cannot change it.
+RowWriter dropout_rows_into(float* y, bool subtract, float p, uint64_t seed, uint64_t stream, int64_t D) {
+  return [=](float* f, int64_t r0, int64_t rows) {
+    dropout_forward(f, f, rows * D, p, seed, stream, static_cast<uint64_t>(r0 * D));
+    (subtract ? sub_into : add_into)(y + r0 * D, f, rows * D);
+  };
+}
+
 }  // namespace
 
 struct ReformerModel::Layer {
@@ -367,17 +385,11 @@ void ReformerModel::run_layers(const Batch& batch, const StepOptions& opt, bool 
     }
     // Y1 = X1 + dropout(Attn(LN_a(X2))), row chunk by row chunk: LN_a(X2) is computed as the
     // attention reads it, and its output is added into X1 as it is written (row_stream.h).
-    const float p = hidden_dropout(opt);
     const uint64_t stream = hidden_dropout_stream(opt.step, li, DropoutSite::AttentionOutput);
-    const RowReader attn_input = [&](float* dst, int64_t r0, int64_t rows) {
-      layernorm_forward(dst, nullptr, nullptr, x2_.data() + r0 * D, layer.ln_w->data(), layer.ln_b->data(), rows, D,
-                        eps);
-    };
-    const RowWriter add_to_x1 = [&](float* f, int64_t r0, int64_t rows) {
-      dropout_forward(f, f, rows * D, p, opt.seed, stream, static_cast<uint64_t>(r0 * D));
-      add_into(x1_.data() + r0 * D, f, rows * D);
-    };
-    layer.attn->forward(attn_input, add_to_x1, attention_call(batch, opt, li));
+    layer.attn->forward(
+        layernorm_rows(x2_.data(), layer.ln_w->data(), layer.ln_b->data(), ln_mean_.data(), ln_rstd_.data(), D, eps),
+        dropout_rows_into(x1_.data(), /*subtract=*/false, hidden_dropout(opt), opt.seed, stream, D),
+        attention_call(batch, opt, li));
     if (keep_inputs) {
       saved_y1_[l].ensure({B, L, D}, MemCategory::Activations);
       copy(saved_y1_[l].data(), x1_.data(), n);
@@ -407,17 +419,12 @@ void ReformerModel::backward_layers(const Batch& batch, const StepOptions& opt) 
     // (dX2 = dY2 + LN_a^T dA; dX1 = dY1').
     const float p = hidden_dropout(opt);
     const uint64_t stream = hidden_dropout_stream(opt.step, li, DropoutSite::AttentionOutput);
-    const RowReader attn_input = [&](float* dst, int64_t r0, int64_t rows) {
-      layernorm_forward(dst, ln_mean_.data() + r0, ln_rstd_.data() + r0, x2_.data() + r0 * D, layer.ln_w->data(),
-                        layer.ln_b->data(), rows, D, eps);
-    };
+    const RowReader attn_input =
+        layernorm_rows(x2_.data(), layer.ln_w->data(), layer.ln_b->data(), ln_mean_.data(), ln_rstd_.data(), D, eps);
     const RowReader attn_output_grad = [&](float* dst, int64_t r0, int64_t rows) {
       dropout_backward(dst, dx1_.data() + r0 * D, rows * D, p, opt.seed, stream, static_cast<uint64_t>(r0 * D));
     };
-    const RowWriter subtract_from_x1 = [&](float* f, int64_t r0, int64_t rows) {
-      dropout_forward(f, f, rows * D, p, opt.seed, stream, static_cast<uint64_t>(r0 * D));
-      sub_into(x1_.data() + r0 * D, f, rows * D);
-    };
+    const RowWriter subtract_from_x1 = dropout_rows_into(x1_.data(), /*subtract=*/true, p, opt.seed, stream, D);
     const RowWriter input_grad_to_dx2 = [&](float* da, int64_t r0, int64_t rows) {
       // LN statistics of these rows were left by attn_input, which read them just before.
       layernorm_backward(da, layer.ln_wg->data(), layer.ln_bg->data(), da, x2_.data() + r0 * D, ln_mean_.data() + r0,

@@ -23,9 +23,9 @@ void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed
   const float scale = 1.f / (1.f - p);
   // keep iff rng_uniform >= p, i.e. (word >> 8) / 2^24 >= p, decided on the integer word: exact,
   // since both sides are exact in double.
-  const uint32_t threshold = static_cast<uint32_t>(std::ceil(static_cast<double>(p) * 16777216.0));
+  const uint32_t threshold = static_cast<uint32_t>(std::ceil(static_cast<double>(p) / kRngUniformScale));
   auto one = [&](int64_t i) {
-    y[i] = rng_uniform(seed, stream, index_base + static_cast<uint64_t>(i)) >= p ? x[i] * scale : 0.f;
+    y[i] = rng_keep(seed, stream, index_base + static_cast<uint64_t>(i), p) ? x[i] * scale : 0.f;
   };
   // Whole aligned groups of 32 (rng.h) run through rng_words32 and a vectorisable select; the
   // unaligned head and the tail go element by element.
