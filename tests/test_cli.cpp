@@ -137,6 +137,12 @@ class Cli : public testing::Test {
 fs::path* Cli::dir_ = nullptr;
 std::optional<Outcome> Cli::train_run_;
 
+// A clear message and a non-zero exit.
+void expect_error(const Outcome& r, const std::string& message) {
+  EXPECT_NE(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find(message), std::string::npos) << "expected \"" << message << "\" in:\n" << r.out;
+}
+
 TEST_F(Cli, HelpForEverySubcommand) {
   for (const std::string cmd : {"train", "eval", "generate", "info"}) {
     const Outcome r = reformer(cmd + " --help");
@@ -182,9 +188,61 @@ TEST_F(Cli, GenerateIsDeterministicForASeed) {
   EXPECT_EQ(a.out.size(), 24u);
   EXPECT_EQ(a.out, b.out);
   EXPECT_NE(a.out, c.out);
-  const Outcome greedy = reformer("generate --model " + model() + " --prompt-file " + path("text.txt") + " --bytes 8 --temperature 0 --threads 1");
+  // A prompt longer than the context starts from its newest bytes and says so on stderr.
+  const Outcome greedy = sh("{ \"$R\" generate --model " + model() + " --prompt-file " + path("text.txt") +
+                            " --bytes 8 --temperature 0 --threads 1 2>" + path("greedy.err") + "; }");
   EXPECT_EQ(greedy.rc, 0) << greedy.out;
   EXPECT_EQ(greedy.out.size(), 8u);
+  EXPECT_NE(read_file(*dir_ / "greedy.err").find("60017 bytes, more than the context of 128; generation starts from its newest 64"), std::string::npos)
+      << read_file(*dir_ / "greedy.err");
+}
+
+TEST_F(Cli, GenerateBatchStopsAndContextShifts) {
+  std::ofstream(*dir_ / "prompts.txt") << "The cat \nA dog\r\nwater\n";
+  const std::string common = " --model " + model() + " --bytes 30 --seed 4 --threads 1 --stop e";
+  const Outcome batch = reformer("generate --prompts-file " + path("prompts.txt") + common);
+  ASSERT_EQ(batch.rc, 0) << batch.out;
+  std::istringstream lines(batch.out);
+  std::string line;
+  int n = 0;
+  for (const std::string prompt : {"The cat ", "A dog", "water"}) {
+    ASSERT_TRUE(std::getline(lines, line)) << batch.out;
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["prompt"], ++n);
+    const std::string text = j["text"], finish = j["finish"];
+    EXPECT_TRUE(finish == "stop" ? text.back() == 'e' : text.size() == 30u && text.find('e') == std::string::npos) << line;
+    // A prompt of a batch gets what it gets alone.
+    EXPECT_EQ(reformer("generate --prompt '" + prompt + "'" + common).out, text) << prompt;
+  }
+  // --max-context 64 on a 128-position model: the context shifts and generation goes on.
+  const Outcome shifted = sh("{ \"$R\" generate --model " + model() + " --prompt 'LIGHT, n.' --bytes 150 --max-context 64"
+                             " --threads 1 2>" + path("shift.err") + "; }");
+  ASSERT_EQ(shifted.rc, 0) << shifted.out;
+  EXPECT_EQ(shifted.out.size(), 150u);
+  EXPECT_NE(read_file(*dir_ / "shift.err").find("is full (64 positions): continuing from its newest 32"),
+            std::string::npos);
+  const Outcome none = reformer("generate --model " + model() + " --prompt x --bytes 0");
+  EXPECT_EQ(none.rc, 0) << none.out;
+  EXPECT_EQ(none.out, "");
+  expect_error(reformer("generate --model " + model() + " --prompt x --max-context 1"), "--max-context 1");
+  expect_error(reformer("generate --model " + model() + " --prompt x --max-context 129"), "--max-context 129");
+  expect_error(reformer("generate --model " + model() + " --prompt x --stop ''"), "--stop");
+  std::ofstream(*dir_ / "gap.txt") << "one\n\nthree\n";
+  expect_error(reformer("generate --model " + model() + " --prompts-file " + path("gap.txt")), "prompt 2 is empty");
+}
+
+// Teacher-forced bits per byte through the decoding path stay within 2% of the full forward's.
+TEST_F(Cli, EvalIncrementalIsCloseToTheFullForward) {
+  const std::string args = "eval --model " + model() + " --data " + path("text.txt") + " --max-windows 8 --threads 1";
+  const Outcome full = reformer(args), inc = reformer(args + " --incremental --batch 3");
+  ASSERT_EQ(full.rc, 0) << full.out;
+  ASSERT_EQ(inc.rc, 0) << inc.out;
+  auto bpb = [](const std::string& out) { return std::stod(out.substr(out.find("bits/byte ") + 10)); };
+  const double gap = std::abs(bpb(inc.out) - bpb(full.out)) / bpb(full.out);
+  EXPECT_NE(inc.out.find("incremental decoding"), std::string::npos) << inc.out;
+  EXPECT_LT(gap, 0.02) << "full forward: " << full.out << "incremental: " << inc.out;
+  std::printf("eval --incremental gap: %.4f%% (full %.4f, incremental %.4f bits/byte)\n", 100 * gap, bpb(full.out),
+              bpb(inc.out));
 }
 
 TEST_F(Cli, ResumeGivesTheLossesOfAnUninterruptedRun) {
@@ -227,11 +285,6 @@ TEST_F(Cli, CopyTaskReachesHighAccuracy) {
 }
 
 // --- bad input: a clear message, a non-zero exit, nothing on disk changed -------------------------
-
-void expect_error(const Outcome& r, const std::string& message) {
-  EXPECT_NE(r.rc, 0) << r.out;
-  EXPECT_NE(r.out.find(message), std::string::npos) << "expected \"" << message << "\" in:\n" << r.out;
-}
 
 TEST_F(Cli, MissingEmptyOrUnreadableDataFile) {
   std::ofstream(*dir_ / "empty.txt").close();

@@ -9,7 +9,8 @@
 
 namespace reformer {
 
-enum class MemCategory : int { Parameters = 0, Gradients, OptimizerState, Activations, Workspace, Count };
+// DecodeState: the caches of incremental decoding (include/reformer/decode.h).
+enum class MemCategory : int { Parameters = 0, Gradients, OptimizerState, Activations, Workspace, DecodeState, Count };
 const char* to_string(MemCategory c);
 
 struct MemStats {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "reformer/config.h"
+#include "reformer/decode.h"
 #include "reformer/tensor.h"
 
 namespace reformer {
@@ -76,6 +77,19 @@ class ReformerModel {
   // Forward to logits (B, L, vocab) for generation and parity checks.
   void forward_logits(Tensor& logits, const Batch& batch, const StepOptions& opt);
 
+  // Incremental decoding (reformer/decode.h, docs/NUMERICS.md). A state for `batch` sequences of
+  // up to `capacity` positions each (0 = max_length()); `seed` fixes the LSH rotations of the run.
+  // Needs a causal model (is_decoder) without look-ahead. An unset num_buckets is resolved from the
+  // capacity, as Hugging Face resolves it from the first hashed sequence.
+  DecodeState make_decode_state(int64_t batch = 1, int64_t capacity = 0, uint64_t seed = 0);
+  // Runs ids[0..n) (1 <= n <= capacity) as sequence `seq` through one chunked forward pass (padded
+  // with an attention mask to a length the model runs), replacing what the sequence held, and
+  // writes the logits of its last position (vocab floats) to `logits`.
+  void prefill(DecodeState& state, int64_t seq, const int32_t* ids, int64_t n, float* logits);
+  // One new token per listed sequence: ids[i] is appended to sequence seqs[i] (distinct, each with
+  // room for one more position) and logits (count, vocab) receive the next-token logits.
+  void decode_step(DecodeState& state, const int64_t* seqs, const int32_t* ids, int64_t count, float* logits);
+
   void set_reversible(bool on) { reversible_ = on; }
   bool reversible() const { return reversible_; }
   // Overrides num_hashes of every LSH layer (the paper evaluates with more hashes than it trains with).
@@ -93,6 +107,8 @@ class ReformerModel {
  private:
   struct Layer;
   void build_layers(const std::vector<int64_t>& buckets);
+  // Builds the layers (resolving an unset num_buckets from L, as HF does) unless already built.
+  void ensure_layers(int64_t L);
   void prepare(int64_t B, int64_t L, bool training, bool backward);
   AttentionCall attention_call(const Batch& batch, const StepOptions& opt, int layer) const;
   FeedForwardCall ff_call(const Batch& batch, const StepOptions& opt, int layer) const;
@@ -101,7 +117,14 @@ class ReformerModel {
   void position_dropout(float* pos, int64_t B, int64_t L, const StepOptions& opt) const;
   void embed(const Batch& batch, const StepOptions& opt);
   void embed_backward(const Batch& batch, const StepOptions& opt);
-  void run_layers(const Batch& batch, const StepOptions& opt, bool keep_inputs);
+  // after_attention(l), if given, runs right after layer l's attention (its workspace still holds
+  // the layer's projections: how prefill fills the decoding caches).
+  void run_layers(const Batch& batch, const StepOptions& opt, bool keep_inputs,
+                  const std::function<void(int)>& after_attention = nullptr);
+  // Final LN + LM head of `rows` rows given as the two streams' rows (rows, D) each.
+  void head_rows(float* logits, const float* x1, const float* x2, int64_t rows, float* cat) const;
+  void add_position(float* x, int64_t position) const;
+  void check_decode_state(const DecodeState& state) const;
   void backward_layers(const Batch& batch, const StepOptions& opt);
   // Final LN + dropout + LM head + loss over row chunks; with grads, also d(streams) into dx1_/dx2_.
   // logits_out: optional (B*L, vocab) output.

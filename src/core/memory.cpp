@@ -31,6 +31,7 @@ const char* to_string(MemCategory c) {
     case MemCategory::OptimizerState: return "optimizer_state";
     case MemCategory::Activations: return "activations";
     case MemCategory::Workspace: return "workspace";
+    case MemCategory::DecodeState: return "decode_state";
     default: return "?";
   }
 }

@@ -1,77 +1,142 @@
 #include "infer/generate.h"
 
 #include <algorithm>
-#include <numeric>
+#include <chrono>
 #include <vector>
 
 #include "reformer/error.h"
 #include "train/byte_data.h"
 
 namespace reformer {
-
 namespace {
 
-// Eval-mode lengths: anything up to the shortest chunk, longer ones a multiple of every chunk length.
-struct ChunkRule {
-  int64_t multiple = 1, shortest_chunk = INT64_MAX;
-  explicit ChunkRule(const ReformerConfig& config) {
-    for (const auto& type : config.attn_layers) {
-      if (type == "full") continue;
-      const int64_t c = type == "lsh" ? config.lsh_attn_chunk_length : config.local_attn_chunk_length;
-      multiple = std::lcm(multiple, c);
-      shortest_chunk = std::min(shortest_chunk, c);
-    }
-  }
-};
+using Clock = std::chrono::steady_clock;
 
-// The longest context the model runs.
-int64_t longest_context_length(const ReformerConfig& config) {
-  const ChunkRule rule(config);
-  const int64_t max = config.max_length();
-  return max <= rule.shortest_chunk ? max : std::max(max / rule.multiple * rule.multiple, rule.shortest_chunk);
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+bool ends_with_any(const std::string& text, const std::vector<std::string>& stops) {
+  for (const std::string& s : stops)
+    if (!s.empty() && text.size() >= s.size() && text.compare(text.size() - s.size(), s.size(), s) == 0) return true;
+  return false;
 }
+
+// One prompt's decoding: every token it has seen (for context shifts), its sampler and output.
+struct Sequence {
+  std::vector<int32_t> tokens;
+  Sampler sampler;
+  std::string text;
+  bool done = false;
+  Sequence(const SamplingOptions& o, uint64_t seed) : sampler(o, seed) {}
+};
 
 }  // namespace
 
-int64_t padded_context_length(const ReformerConfig& config, int64_t n) {
-  const ChunkRule rule(config);
-  const int64_t L = n <= rule.shortest_chunk ? n : (n + rule.multiple - 1) / rule.multiple * rule.multiple;
-  config.validate_length(L, /*training=*/false);
-  return L;
-}
-
-void generate_bytes(ReformerModel& model, const std::string& prompt, const GenerateOptions& options,
-                    const std::function<void(char)>& on_byte) {
+GenerateResult generate_bytes(ReformerModel& model, const std::vector<std::string>& prompts,
+                              const GenerateOptions& options, const GenerateCallbacks& cb) {
   const ReformerConfig& config = model.config();
   REFORMER_CHECK(config.vocab_size == kByteVocab, "generate needs a byte-level model (vocab_size ", kByteVocab,
                  "), but this one has vocab_size ", config.vocab_size);
-  REFORMER_CHECK(!prompt.empty(), "the prompt is empty; give at least one byte with --prompt or --prompt-file");
+  REFORMER_CHECK(!prompts.empty(), "no prompts given");
+  for (size_t i = 0; i < prompts.size(); ++i)
+    REFORMER_CHECK(!prompts[i].empty(), prompts.size() == 1 ? std::string("the prompt is empty")
+                                                            : "prompt " + std::to_string(i + 1) + " is empty",
+                   "; give at least one byte (--prompt, --prompt-file or a non-empty line of --prompts-file)");
   REFORMER_CHECK(options.bytes >= 0, "number of bytes to generate ", options.bytes, " must be >= 0");
-  const int64_t max_context = longest_context_length(config);
+  validate(options.sampling);
+  const int64_t max_context = options.max_context > 0 ? options.max_context : config.max_length();
+  REFORMER_CHECK(max_context >= 2 && max_context <= config.max_length(), "--max-context ", max_context,
+                 " must be in [2, ", config.max_length(), "] (the positions the model's positional embedding covers)");
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  GenerateResult result;
+  result.text.resize(prompts.size());
+  result.finish.assign(prompts.size(), "length");
+  if (options.bytes == 0) return result;
 
-  std::vector<int32_t> context;
-  for (unsigned char b : prompt) context.push_back(static_cast<int32_t>(b) + kByteIdOffset);
-  Sampler sampler(options.sampling, options.seed);
-  Tensor logits;
-  std::vector<int32_t> ids;
-  for (int64_t i = 0; i < options.bytes; ++i) {
-    const int64_t n = std::min<int64_t>(static_cast<int64_t>(context.size()), max_context);
-    const int64_t L = padded_context_length(config, n);
-    ids.assign(static_cast<size_t>(L), static_cast<int32_t>(config.pad_token_id));
-    std::copy(context.end() - n, context.end(), ids.begin());
-    Batch batch;
-    batch.ids = ids.data();
-    batch.length = L;
-    StepOptions step;
-    step.training = false;
-    step.seed = options.seed;
-    step.step = static_cast<uint64_t>(i);
-    model.forward_logits(logits, batch, step);
-    const int64_t id = sampler.sample(logits.data() + (n - 1) * config.vocab_size, config.vocab_size, kByteIdOffset,
-                                      static_cast<uint64_t>(i));
-    context.push_back(static_cast<int32_t>(id));
-    on_byte(static_cast<char>(id - kByteIdOffset));
+  DecodeState state = model.make_decode_state(B, max_context, options.seed);
+  const int64_t V = config.vocab_size;
+  std::vector<Sequence> seqs;
+  for (int64_t b = 0; b < B; ++b) {
+    seqs.emplace_back(options.sampling, options.seed);
+    for (unsigned char c : prompts[b]) seqs.back().tokens.push_back(static_cast<int32_t>(c) + kByteIdOffset);
   }
+  std::vector<float> logits(static_cast<size_t>(B * V));
+  // Prefills sequence b with its newest `keep` tokens; its next-token logits land in row b.
+  auto prefill = [&](int64_t b, int64_t keep) {
+    const auto t0 = Clock::now();
+    const std::vector<int32_t>& t = seqs[b].tokens;
+    model.prefill(state, b, t.data() + t.size() - keep, keep, logits.data() + b * V);
+    result.prefill_seconds += seconds_since(t0);
+    result.prompt_tokens += keep;
+  };
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = static_cast<int64_t>(seqs[b].tokens.size());
+    // A prompt that does not fit starts as a full context would continue: from its newest half.
+    const int64_t keep = n > max_context ? max_context / 2 : n;
+    if (keep < n && cb.on_note)
+      cb.on_note("prompt " + std::to_string(b + 1) + " has " + std::to_string(n) + " bytes, more than the context of " +
+                 std::to_string(max_context) + "; generation starts from its newest " + std::to_string(keep));
+    prefill(b, keep);
+  }
+
+  std::vector<int64_t> active, shifted;
+  std::vector<int32_t> next;
+  std::vector<float> step_logits(static_cast<size_t>(B * V));
+  const int64_t total = B * options.bytes;
+  for (int64_t i = 0; i < options.bytes; ++i) {
+    // Draw byte i of every live sequence from its logits row.
+    active.clear();
+    next.clear();
+    for (int64_t b = 0; b < B; ++b) {
+      Sequence& s = seqs[b];
+      if (s.done) continue;
+      const int64_t id = s.sampler.sample(logits.data() + b * V, V, kByteIdOffset, static_cast<uint64_t>(i));
+      const char byte = static_cast<char>(id - kByteIdOffset);
+      s.tokens.push_back(static_cast<int32_t>(id));
+      s.text.push_back(byte);
+      ++result.generated;
+      if (cb.on_byte) cb.on_byte(b, byte);
+      if (ends_with_any(s.text, options.stop)) {
+        s.done = true;
+        result.finish[b] = "stop";
+      } else if (i + 1 < options.bytes) {
+        active.push_back(b);
+        next.push_back(static_cast<int32_t>(id));
+      }
+    }
+    if (active.empty()) break;
+    // A full context shifts (prefill of its newest half, which includes the new byte); the others
+    // take one decoding step together.
+    const auto t0 = Clock::now();
+    size_t kept = 0;
+    shifted.clear();
+    for (size_t k = 0; k < active.size(); ++k) {
+      if (state.length(active[k]) == max_context) {
+        shifted.push_back(active[k]);
+        continue;
+      }
+      active[kept] = active[k];
+      next[kept] = next[k];
+      ++kept;
+    }
+    active.resize(kept);
+    next.resize(kept);
+    if (!active.empty()) {
+      model.decode_step(state, active.data(), next.data(), static_cast<int64_t>(active.size()), step_logits.data());
+      for (size_t k = 0; k < active.size(); ++k)
+        std::copy_n(step_logits.data() + k * V, V, logits.data() + active[k] * V);
+    }
+    result.decode_seconds += seconds_since(t0);
+    for (int64_t b : shifted) {
+      if (cb.on_note)
+        cb.on_note("context of prompt " + std::to_string(b + 1) + " is full (" + std::to_string(max_context) +
+                   " positions): continuing from its newest " + std::to_string(max_context / 2));
+      prefill(b, max_context / 2);
+      ++result.context_shifts;
+    }
+    if (cb.on_step) cb.on_step(result.generated, total);
+  }
+  for (int64_t b = 0; b < B; ++b) result.text[b] = seqs[b].text;
+  return result;
 }
 
 }  // namespace reformer

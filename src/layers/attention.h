@@ -12,6 +12,7 @@
 // Two forms: the streamed one (row_stream.h), which the model uses so that neither LN(X2) nor F is
 // ever held for the whole sequence, and a pointer form over (B, L, D) buffers for tests and tools.
 #include <cstdint>
+#include <memory>
 
 #include "layers/row_stream.h"
 
@@ -25,6 +26,18 @@ struct AttentionCall {
   uint64_t seed = 0;                 // keys rotations and dropout: (seed, step, layer, head, round)
   uint64_t step = 0;
   int layer = 0;
+};
+
+// One sequence's decoding cache of one attention layer (incremental decoding, docs/NUMERICS.md):
+// owned by the caller (the model's DecodeState), never by the layer, so a layer can serve any
+// number of sequences. Each kind of layer defines what it keeps; all memory is allocated when the
+// cache is made, so decoding a token allocates nothing.
+struct AttentionCache {
+  virtual ~AttentionCache() = default;
+  int64_t length = 0;    // positions cached (the next token's position)
+  int64_t capacity = 0;  // positions the cache can hold
+  virtual int64_t bytes() const = 0;
+  virtual void clear() { length = 0; }
 };
 
 class AttentionLayer {
@@ -41,6 +54,16 @@ class AttentionLayer {
                         const AttentionCall& call) = 0;
   // Bytes of workspace held by the layer (for the memory report).
   virtual int64_t workspace_bytes() const = 0;
+
+  // Incremental decoding. make_cache: an empty cache for `capacity` positions; `call` keys the
+  // LSH rotations (seed, step, layer), which stay fixed for the cache's life. fill_cache: stores
+  // positions [0, n) of batch element b from the workspace of the forward() just run with `call`
+  // (before any other layer runs). decode: x holds `rows` new tokens' attention inputs (rows, D),
+  // token i at position caches[i]->length of its own sequence; writes F (rows, D), appends each
+  // token to its cache. Requires a causal layer and room in every cache.
+  virtual std::unique_ptr<AttentionCache> make_cache(int64_t capacity, const AttentionCall& call) const = 0;
+  virtual void fill_cache(AttentionCache& cache, const AttentionCall& call, int64_t b, int64_t n) const = 0;
+  virtual void decode(float* out, const float* x, int64_t rows, AttentionCache* const* caches) = 0;
 
   // Pointer forms over (B, L, D) buffers. out may alias x; out may alias dout and dx may alias x.
   void forward(float* out, const float* x, const AttentionCall& call);

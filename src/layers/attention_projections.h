@@ -51,7 +51,18 @@ class QkvSelfAttention : public AttentionLayer {
                 const AttentionCall& call) override;
   int64_t workspace_bytes() const override;
 
+  // Incremental decoding (layers/qkv_decode.cpp): the cache keeps each head's scaled keys and
+  // values of the most recent decode_keep() positions in a ring.
+  std::unique_ptr<AttentionCache> make_cache(int64_t capacity, const AttentionCall& call) const override;
+  void fill_cache(AttentionCache& cache, const AttentionCall& call, int64_t b, int64_t n) const override;
+  void decode(float* out, const float* x, int64_t rows, AttentionCache* const* caches) override;
+
  protected:
+  // Incremental decoding: the positions a cache of `capacity` positions must keep, and the first
+  // key position the query at position t attends to (its last key is t itself).
+  virtual int64_t decode_keep(int64_t capacity) const = 0;
+  virtual int64_t decode_first_key(int64_t t) const = 0;
+
   QkvSelfAttention(int64_t hidden, int64_t heads, int64_t head_size, bool causal, float dropout,
                    QkvAttentionWeights weights, QkvAttentionGrads grads, std::shared_ptr<QkvWorkspace> ws);
 

@@ -41,6 +41,9 @@ class FullSelfAttention : public QkvSelfAttention {
   void attend_backward(float* q_to_dq, float* dk, float* dv, const float* dO, const float* row_dlse, const float* lse,
                        const float* k, const float* v, const AttentionCall& call) override;
   int64_t core_workspace_bytes() const override;
+  // Every earlier position: the cache keeps them all.
+  int64_t decode_keep(int64_t capacity) const override { return capacity; }
+  int64_t decode_first_key(int64_t) const override { return 0; }
 
  private:
   // Per-thread scratch of `floats` floats and the positions 0..L-1.

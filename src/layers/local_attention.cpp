@@ -165,4 +165,13 @@ void LocalSelfAttention::attend_backward(float* q_to_dq, float* dk, float* dv, c
   }
 }
 
+int64_t LocalSelfAttention::decode_keep(int64_t capacity) const {
+  return std::min(capacity, (config_.chunks_before + 1) * config_.chunk_length);
+}
+
+int64_t LocalSelfAttention::decode_first_key(int64_t t) const {
+  // A sequence of at most one chunk is attended whole (make_plan), which is the same set.
+  return std::max<int64_t>(0, (t / config_.chunk_length - config_.chunks_before) * config_.chunk_length);
+}
+
 }  // namespace reformer

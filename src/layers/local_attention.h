@@ -42,6 +42,10 @@ class LocalSelfAttention : public QkvSelfAttention {
   void attend_backward(float* q_to_dq, float* dk, float* dv, const float* dO, const float* row_dlse, const float* lse,
                        const float* k, const float* v, const AttentionCall& call) override;
   int64_t core_workspace_bytes() const override;
+  // The query at t sees chunks t/c - chunks_before .. t/c, earlier positions only: the keys
+  // [max(0, (t/c - chunks_before) * c), t], at most (chunks_before + 1) * c of them.
+  int64_t decode_keep(int64_t capacity) const override;
+  int64_t decode_first_key(int64_t t) const override;
 
  private:
   // Per-thread scratch for one chunk's window (floats, ints, flags per thread).

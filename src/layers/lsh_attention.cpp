@@ -10,6 +10,8 @@
 #include "kernels/cpu/chunk_attention.h"
 #include "kernels/cpu/lsh_hash.h"
 #include "kernels/cpu/lsh_sort.h"
+#include "layers/lsh_key.h"
+#include "layers/lsh_workspace.h"
 #include "reformer/rng.h"
 
 namespace reformer {
@@ -24,48 +26,6 @@ struct LshSelfAttention::Plan {
   int64_t nb_eff;
 };
 
-// Per-thread working memory for one (batch, head) pair. Only the per-slot outputs are O(nh * L * d),
-// and only with several rounds (one round's output is the head's output, written straight to o);
-// queries, keys and values are gathered per chunk (c + window rows) into chunk-sized buffers, and
-// the gradients are scattered straight into the (B, L, H*d) dqk/dv (one thread owns a head, so the
-// scatter is race-free). Memory note: holding sorted copies of q, k, v and their gradients would
-// cost 8 * nh * L * d floats per thread (4 GiB at L = 1M with two threads); this costs one.
-struct LshHeadScratch {
-  Buffer<int32_t> spos, undo, counts;        // sorted positions, inverse permutation, sort counts
-  Buffer<float> o_slot, lse, weight;         // per sorted slot: output, logsumexp, round weight
-  Buffer<float> chunk, hash;                 // chunk-kernel and hashing scratch
-  Buffer<float> co;                          // one chunk's outputs (single round)
-  // One chunk: queries (c x d), window keys/values (window x d), their positions and validity;
-  // backward: dO, dlse of the queries, dq, dk, dv of the chunk.
-  Buffer<float> cq, ck, cv, cdo, cdlse, cdq, cdk, cdv;
-  Buffer<int32_t> ckpos;
-  Buffer<uint8_t> ckvalid;
-
-  int64_t bytes() const {
-    return static_cast<int64_t>(spos.bytes() + undo.bytes() + counts.bytes() + o_slot.bytes() + co.bytes() +
-                                lse.bytes() + weight.bytes() + chunk.bytes() + hash.bytes() + cq.bytes() + ck.bytes() +
-                                cv.bytes() +
-                                cdo.bytes() + cdlse.bytes() + cdq.bytes() + cdk.bytes() + cdv.bytes() +
-                                ckpos.bytes() + ckvalid.bytes());
-  }
-};
-
-// The (B, L, H*d) projections and their gradients live in a QkvWorkspace, which a model shares with
-// its local/full layers (attention layers run one at a time and recompute their projections in the
-// backward, so nothing in these buffers outlives a call): qk -> q, v -> v, o -> o, dO -> k,
-// dqk -> dk, dv -> dv. Memory: max(LSH, local) of these instead of their sum.
-struct LshWorkspace {
-  std::shared_ptr<QkvWorkspace> pool;
-  std::vector<LshHeadScratch> scratch;  // one per thread
-  Tensor& qk() { return pool->q; }
-  Tensor& v() { return pool->v; }
-  Tensor& o() { return pool->o; }
-  Tensor& dO() { return pool->k; }
-  Tensor& dqk() { return pool->dk; }
-  Tensor& dv() { return pool->dv; }
-  RowScratch& rows() { return pool->rows; }
-};
-
 std::shared_ptr<LshWorkspace> LshSelfAttention::make_workspace(std::shared_ptr<QkvWorkspace> pool) {
   auto ws = std::make_shared<LshWorkspace>();
   ws->pool = pool ? std::move(pool) : std::make_shared<QkvWorkspace>();
@@ -74,32 +34,7 @@ std::shared_ptr<LshWorkspace> LshSelfAttention::make_workspace(std::shared_ptr<Q
 
 namespace {
 
-constexpr float kNormEps = 1e-6f;  // HF _len_norm epsilon
 constexpr MemCategory kWs = MemCategory::Workspace;
-
-// Shared-QK key (spec 1.5): k = q * rsqrt(mean(q^2) + 1e-6) / sqrt(d), two roundings as in HF.
-void normalize_key(float* k, const float* q, int64_t d) {
-  double ss = 0;
-  for (int64_t j = 0; j < d; ++j) ss += static_cast<double>(q[j]) * q[j];
-  const float inv = 1.f / std::sqrt(static_cast<float>(ss / d) + kNormEps);
-  const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(d));
-  for (int64_t j = 0; j < d; ++j) k[j] = (q[j] * inv) * inv_sqrt_d;
-}
-
-// dq += dk^T dk/dq for k = q * s(q), s = rsqrt(m)/sqrt(d), m = mean(q^2) + eps:
-// dq = s dk - s q (dk . q) / (d m).
-void normalize_key_backward(float* dq, const float* dk, const float* q, int64_t d) {
-  double ss = 0, dot = 0;
-  for (int64_t j = 0; j < d; ++j) {
-    ss += static_cast<double>(q[j]) * q[j];
-    dot += static_cast<double>(dk[j]) * q[j];
-  }
-  const double m = ss / d + kNormEps;
-  const double s = 1.0 / std::sqrt(m) / std::sqrt(static_cast<double>(d));
-  const float a = static_cast<float>(s);
-  const float b = static_cast<float>(s * dot / (d * m));
-  for (int64_t j = 0; j < d; ++j) dq[j] += a * dk[j] - b * q[j];
-}
 
 void add_row(float* dst, const float* src, int64_t d) {
   for (int64_t j = 0; j < d; ++j) dst[j] += src[j];
@@ -226,10 +161,21 @@ void LshSelfAttention::prepare_rotations(const AttentionCall& call) {
                    " hash rounds but num_hashes is ", num_hashes_, "; call set_rotations() again or clear_rotations()");
     return;
   }
+  rotations_.ensure(cfg_.heads * cfg_.head_size * num_hashes_ * rot_cols_, kWs);
+  draw_rotations(rotations_.data(), call);
+}
+
+void LshSelfAttention::draw_rotations(float* dst, const AttentionCall& call) const {
   const int64_t per_head = cfg_.head_size * num_hashes_ * rot_cols_;
-  rotations_.ensure(cfg_.heads * per_head, kWs);
+  if (injected_) {
+    REFORMER_CHECK(injected_hashes_ == num_hashes_, "LSH attention: injected rotations are for ", injected_hashes_,
+                   " hash rounds but num_hashes is ", num_hashes_, "; call set_rotations() again or clear_rotations()");
+    if (dst != rotations_.data())
+      std::memcpy(dst, rotations_.data(), static_cast<size_t>(cfg_.heads * per_head) * sizeof(float));
+    return;
+  }
   for (int64_t h = 0; h < cfg_.heads; ++h)
-    rng_fill_normal(rotations_.data() + h * per_head, per_head, call.seed,
+    rng_fill_normal(dst + h * per_head, per_head, call.seed,
                     rng_stream(RngPurpose::Rotations, {call.step, static_cast<uint64_t>(call.layer), static_cast<uint64_t>(h)}));
 }
 

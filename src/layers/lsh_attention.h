@@ -67,6 +67,13 @@ class LshSelfAttention : public AttentionLayer {
                 const AttentionCall& call) override;
   int64_t workspace_bytes() const override;
 
+  // Incremental decoding (layers/lsh_decode.cpp, docs/NUMERICS.md): the cache keeps every position's
+  // normalised key and value per head and, per head and round, its bucket in an LshBucketIndex; the
+  // rotations are fixed when the cache is made (injected ones, or drawn from `call` as forward() does).
+  std::unique_ptr<AttentionCache> make_cache(int64_t capacity, const AttentionCall& call) const override;
+  void fill_cache(AttentionCache& cache, const AttentionCall& call, int64_t b, int64_t n) const override;
+  void decode(float* out, const float* x, int64_t rows, AttentionCache* const* caches) override;
+
   // The forward of backward(): like forward() but reuses the buckets of the last forward() instead
   // of hashing again, so that (e.g. in finite-difference checks) perturbing x never moves a bucket.
   void forward_with_saved_buckets(float* out, const float* x, const AttentionCall& call);
@@ -102,6 +109,8 @@ class LshSelfAttention : public AttentionLayer {
   ChunkAttentionOptions chunk_options(const AttentionCall& call, int64_t b, int64_t h) const;
   void prepare(const Plan& plan, bool backward);
   void prepare_rotations(const AttentionCall& call);
+  // Every head's rotations for `call` into dst (H, d, num_hashes, rot_cols): injected or drawn.
+  void draw_rotations(float* dst, const AttentionCall& call) const;
   void project(const RowReader& x, const Plan& plan);
   void attend_all(const Plan& plan, const AttentionCall& call, Pass pass);
   void gather_chunk(const Plan& plan, const float* qk, const float* v, const uint8_t* valid, int64_t q0,

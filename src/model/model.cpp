@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <cstring>
 
-#include "layers/feed_forward.h"
 #include "layers/full_attention.h"
 #include "layers/local_attention.h"
-#include "layers/lsh_attention.h"
+#include "model/model_layer.h"
 #include "ops/activation.h"
 #include "ops/axial_position.h"
 #include "ops/cross_entropy.h"
@@ -58,18 +57,6 @@ RowWriter dropout_rows_into(float* y, bool subtract, float p, uint64_t seed, uin
 }
 
 }  // namespace
-
-struct ReformerModel::Layer {
-  std::string type;
-  Tensor *ln_w, *ln_b, *ln_wg, *ln_bg;
-  std::vector<Tensor*> attn_w, attn_g;  // lsh: qk, v, o; local/full: q, k, v, o
-  Tensor *ff_ln_w, *ff_ln_b, *ff_w1, *ff_b1, *ff_w2, *ff_b2;
-  Tensor *ff_ln_wg, *ff_ln_bg, *ff_w1g, *ff_b1g, *ff_w2g, *ff_b2g;
-  std::unique_ptr<AttentionLayer> attn;
-  LshSelfAttention* lsh = nullptr;
-  std::unique_ptr<FeedForward> ff;
-  std::vector<float> rotations;  // injected (HF layout); empty = drawn from the generator
-};
 
 ReformerModel::ReformerModel(const ReformerConfig& config, uint64_t init_seed) : config_(config) {
   config_.validate();
@@ -204,8 +191,7 @@ void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
   built_buckets_ = buckets;
 }
 
-void ReformerModel::prepare(int64_t B, int64_t L, bool training, bool backward) {
-  config_.validate_length(L, training);
+void ReformerModel::ensure_layers(int64_t L) {
   // HF resolves an unset num_buckets once, from the first sequence that is hashed (longer than a
   // chunk), and writes it into the config (spec 1.2, 9.7); shorter sequences never hash.
   std::vector<int64_t> buckets = config_.num_buckets;
@@ -214,6 +200,11 @@ void ReformerModel::prepare(int64_t B, int64_t L, bool training, bool backward) 
     if (L > config_.lsh_attn_chunk_length) config_.num_buckets = buckets;
   }
   if (layers_.empty() || !layers_[0]->ff || buckets != built_buckets_) build_layers(buckets);
+}
+
+void ReformerModel::prepare(int64_t B, int64_t L, bool training, bool backward) {
+  config_.validate_length(L, training);
+  ensure_layers(L);
   const int64_t D = config_.hidden_size;
   const Shape s{B, L, D};
   // The model's only (B, L, D) buffers: the two streams and, for a backward, their gradients. The
@@ -369,7 +360,8 @@ void ReformerModel::embed_backward(const Batch& batch, const StepOptions& opt) {
   embedding_backward(word_emb_g_->data(), dx1_.data(), batch.ids, B * L, config_.vocab_size, D);
 }
 
-void ReformerModel::run_layers(const Batch& batch, const StepOptions& opt, bool keep_inputs) {
+void ReformerModel::run_layers(const Batch& batch, const StepOptions& opt, bool keep_inputs,
+                               const std::function<void(int)>& after_attention) {
   const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, n = B * L * D;
   const float eps = static_cast<float>(config_.layer_norm_eps);
   if (keep_inputs) {
@@ -390,6 +382,7 @@ void ReformerModel::run_layers(const Batch& batch, const StepOptions& opt, bool 
         layernorm_rows(x2_.data(), layer.ln_w->data(), layer.ln_b->data(), ln_mean_.data(), ln_rstd_.data(), D, eps),
         dropout_rows_into(x1_.data(), /*subtract=*/false, hidden_dropout(opt), opt.seed, stream, D),
         attention_call(batch, opt, li));
+    if (after_attention) after_attention(li);
     if (keep_inputs) {
       saved_y1_[l].ensure({B, L, D}, MemCategory::Activations);
       copy(saved_y1_[l].data(), x1_.data(), n);

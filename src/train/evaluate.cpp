@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <vector>
+
+#include "ops/cross_entropy.h"
 
 namespace reformer {
 namespace {
@@ -40,6 +43,46 @@ LossStats evaluate_bytes(ReformerModel& model, const ByteDataset& data, Split sp
     opt.seed = seed;
     opt.step = static_cast<uint64_t>(first);
     accumulate(total, model.evaluate(in, opt));
+  }
+  return total;
+}
+
+LossStats evaluate_bytes_incremental(ReformerModel& model, const ByteDataset& data, Split split, int64_t length,
+                                     int64_t batch, int64_t max_windows, uint64_t seed) {
+  REFORMER_CHECK(batch >= 1, "evaluation batch ", batch, " must be at least 1");
+  REFORMER_CHECK(max_windows >= 0, "number of evaluation windows ", max_windows, " must be >= 0 (0 = the whole split)");
+  model.config().validate_length(length, /*training=*/false);
+  int64_t windows = data.eval_windows(split, length);
+  if (max_windows > 0) windows = std::min(windows, max_windows);
+  const int64_t V = model.config().vocab_size;
+  DecodeState state = model.make_decode_state(std::min(batch, std::max<int64_t>(windows, 1)), length, seed);
+  TokenBatch tokens;
+  std::vector<float> logits(static_cast<size_t>(state.batch() * V));
+  std::vector<int32_t> ids, targets;
+  std::vector<int64_t> seqs;
+  LossStats total;
+  auto score = [&](const float* rows, int64_t n, int64_t t) {
+    // logits at position t predict the label at t + 1 (HF), window by window.
+    targets.resize(static_cast<size_t>(n));
+    for (int64_t b = 0; b < n; ++b) targets[b] = t + 1 < length ? tokens.labels[b * length + t + 1] : kIgnoreIndex;
+    const CrossEntropyStats ce = cross_entropy_forward(rows, targets.data(), n, V);
+    total.loss_sum += ce.loss_sum;
+    total.count += ce.count;
+    total.correct += ce.correct;
+  };
+  for (int64_t first = 0; first < windows; first += batch) {
+    const int64_t b = std::min(batch, windows - first);
+    data.eval_batch(tokens, split, first, b, length);
+    for (int64_t i = 0; i < b; ++i) model.prefill(state, i, &tokens.ids[i * length], 1, logits.data() + i * V);
+    score(logits.data(), b, 0);
+    seqs.resize(static_cast<size_t>(b));
+    std::iota(seqs.begin(), seqs.end(), 0);
+    ids.resize(static_cast<size_t>(b));
+    for (int64_t t = 1; t < length; ++t) {
+      for (int64_t i = 0; i < b; ++i) ids[i] = tokens.ids[i * length + t];
+      model.decode_step(state, seqs.data(), ids.data(), b, logits.data());
+      score(logits.data(), b, t);
+    }
   }
   return total;
 }

@@ -16,6 +16,12 @@ namespace reformer {
 LossStats evaluate_bytes(ReformerModel& model, const ByteDataset& data, Split split, int64_t length, int64_t batch,
                          int64_t max_windows, uint64_t seed);
 
+// The same windows and scores as evaluate_bytes, but teacher-forced through incremental decoding
+// (reformer/decode.h): each window is decoded token by token from its first byte, `batch` windows
+// together, so the result shows what the decoding cache costs in quality against the full forward.
+LossStats evaluate_bytes_incremental(ReformerModel& model, const ByteDataset& data, Split split, int64_t length,
+                                     int64_t batch, int64_t max_windows, uint64_t seed);
+
 LossStats evaluate_copy(ReformerModel& model, const CopyTask& task, int64_t batch, int64_t batches, uint64_t seed);
 
 // Bits per byte of a byte-level mean loss in nats.

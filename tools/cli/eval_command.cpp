@@ -17,6 +17,7 @@ struct EvalCommand {
   std::optional<int64_t> seq_len, num_hashes;
   int64_t batch = 1, max_windows = 0;
   uint64_t seed = 0;
+  bool incremental = false;
   std::optional<int> threads;
 };
 
@@ -32,6 +33,7 @@ void run_eval(const EvalCommand& c) {
   REFORMER_CHECK(c.batch >= 1, "--batch ", c.batch, " must be at least 1");
   REFORMER_CHECK(c.max_windows >= 0, "--max-windows ", c.max_windows, " must be >= 0 (0 = all)");
   REFORMER_CHECK(c.task == "lm" || c.task == "copy", "--task '", c.task, "' is not a task; use lm or copy");
+  REFORMER_CHECK(!c.incremental || c.task == "lm", "--incremental scores byte windows; it does not apply to --task copy");
   const Split split = parse_split(c.split);
   auto model = open_model(c.model_dir);
   if (c.num_hashes) {
@@ -55,8 +57,10 @@ void run_eval(const EvalCommand& c) {
   // A whole file: every split is the file, so evaluating one of them covers it all.
   const ByteDataset data = c.file.empty() ? ByteDataset::from_file(c.data) : ByteDataset::from_files(c.file, c.file, c.file);
   const std::string source = c.file.empty() ? c.split + " split of " + c.data : c.file;
-  const LossStats s = evaluate_bytes(*model, data, c.file.empty() ? split : Split::Validation, L, c.batch, c.max_windows, c.seed);
-  std::printf("%s: %.0f bytes scored in windows of %lld: loss %.4f  bits/byte %.4f  accuracy %.4f\n", source.c_str(), s.count,
+  const Split which = c.file.empty() ? split : Split::Validation;
+  const LossStats s = c.incremental ? evaluate_bytes_incremental(*model, data, which, L, c.batch, c.max_windows, c.seed)
+                                    : evaluate_bytes(*model, data, which, L, c.batch, c.max_windows, c.seed);
+  std::printf("%s%s: %.0f bytes scored in windows of %lld: loss %.4f  bits/byte %.4f  accuracy %.4f\n", c.incremental ? "incremental decoding, " : "", source.c_str(), s.count,
               static_cast<long long>(L), s.mean(), bits_per_byte(s.mean()), s.count > 0 ? s.correct / s.count : 0.0);
 }
 
@@ -75,6 +79,9 @@ void add_eval_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-windows", c->max_windows, "evaluate only the first N windows (copy task: sequences), 0 = all")->capture_default_str();
   cmd->add_option("--num-hashes", c->num_hashes, "LSH hash rounds at evaluation (the paper evaluates with more than it trains with)");
   cmd->add_option("--seed", c->seed, "seed for LSH rotations")->capture_default_str();
+  cmd->add_flag("--incremental", c->incremental,
+                "score token by token through incremental decoding (as `generate` runs) instead of the full forward, "
+                "to see what the decoding cache costs in bits per byte");
   cmd->add_option("--threads", c->threads, "OpenMP threads");
   cmd->callback([c, &exit_code] {
     run_eval(*c);
