@@ -26,6 +26,7 @@ namespace reformer {
 namespace {
 
 constexpr MemCategory kCache = MemCategory::DecodeState;
+constexpr int64_t kParallelWork = 1 << 17;  // multiply-adds of a decoding step worth two threads
 
 // Every position's normalised key and value per head, the rotations of the run, one bucket index
 // per head and round, and per-head scratch for one query's window.
@@ -131,7 +132,10 @@ void LshSelfAttention::decode(float* out, const float* x, int64_t rows, Attentio
   ChunkAttentionOptions opt;
   opt.causal = true;
   opt.self_mask = true;  // always in LSH (spec 1.7)
-  const bool parallel = rows * H > 1;
+  // One token's window is ~c * (1 + chunks_before) * d multiply-adds per head and round: below
+  // kParallelWork a fork/join costs more than it saves.
+  const auto& first = static_cast<const LshDecodeCache&>(*caches[0]);
+  const bool parallel = rows * H * first.nh * first.window * d > kParallelWork;
 #pragma omp parallel for schedule(static) collapse(2) if (parallel)
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t h = 0; h < H; ++h) {

@@ -96,10 +96,12 @@ void ReformerModel::check_decode_state(const DecodeState& state) const {
 
 void ReformerModel::add_position(float* x, int64_t position) const {
   if (config_.axial_pos_embds) {
-    std::vector<const float*> w;
-    for (Tensor* t : pos_w_) w.push_back(t->data());
-    axial_position_forward(x, w.data(), AxialShape{config_.axial_pos_shape, config_.axial_pos_embds_dim}, 1, 1,
-                           position);
+    // At most a few axes: no allocation on the decoding path.
+    constexpr size_t kMaxAxes = 8;
+    REFORMER_CHECK(pos_w_.size() <= kMaxAxes, "decoding supports at most ", kMaxAxes, " axial position axes");
+    const float* w[kMaxAxes];
+    for (size_t a = 0; a < pos_w_.size(); ++a) w[a] = pos_w_[a]->data();
+    axial_position_forward(x, w, AxialShape{config_.axial_pos_shape, config_.axial_pos_embds_dim}, 1, 1, position);
   } else {
     learned_position_forward(x, pos_w_[0]->data(), 1, 1, config_.hidden_size, config_.max_position_embeddings,
                              position);
