@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_models.h"
 #include "reformer/memory.h"
 #include "reformer/model.h"
 #include "train/adam.h"
@@ -107,24 +108,8 @@ reformer::ReformerConfig model_config(const BenchConfig& b) {
   reformer::ReformerConfig c;
   std::vector<std::string> pattern;
   if (b.model == "cp") {
-    // google/reformer-crime-and-punishment: 6 layers [local, lsh] x 3, hidden 256, d_ff 512,
-    // 2 heads x 64, chunks 64 with one chunk before, 1 hash, causal, vocabulary 320, axial dims (64, 192).
-    pattern = {"local", "lsh"};
-    c.hidden_size = 256;
-    c.feed_forward_size = 512;
-    c.num_attention_heads = 2;
-    c.attention_head_size = 64;
-    c.local_attn_chunk_length = 64;
-    c.lsh_attn_chunk_length = 64;
-    c.num_hashes = 1;
-    c.vocab_size = 320;
-    c.axial_pos_embds_dim = {64, 192};
-    c.is_decoder = true;
-    c.hidden_dropout_prob = 0.05;
-    c.local_attention_probs_dropout_prob = 0.05;
-    c.lsh_attention_probs_dropout_prob = 0.0;
-    c.chunk_size_feed_forward = 4096;
-    if (b.layers == 0) pattern = {"local", "lsh", "local", "lsh", "local", "lsh"};
+    c = bench::crime_and_punishment();
+    pattern = b.layers == 0 ? c.attn_layers : std::vector<std::string>{"local", "lsh"};
   } else if (b.model == "e8") {
     // enwik8-like: 12 layers [local, local, lsh, local] x 3, hidden 512, d_ff 2048, 8 heads x 64,
     // local chunk 128, LSH chunk 256, 2 hashes, causal, vocabulary 258, axial dims (128, 384).

@@ -1,5 +1,7 @@
 // ReformerModel's incremental decoding (reformer/decode.h): prefill through the chunked forward,
 // then one token at a time through every layer using only the caches.
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -15,7 +17,22 @@
 namespace reformer {
 
 namespace {
+
 constexpr MemCategory kState = MemCategory::DecodeState;
+
+// Runs the calling thread's next parallel regions (and oneDNN's GEMMs) on n threads, restoring the
+// previous count on exit.
+class ThreadCount {
+ public:
+  explicit ThreadCount(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
+  ~ThreadCount() { omp_set_num_threads(saved_); }
+  ThreadCount(const ThreadCount&) = delete;
+  ThreadCount& operator=(const ThreadCount&) = delete;
+
+ private:
+  int saved_;
+};
+
 }  // namespace
 
 struct DecodeState::Impl {
@@ -168,6 +185,10 @@ void ReformerModel::decode_step(DecodeState& state, const int64_t* seqs, const i
     REFORMER_CHECK(ids[i] >= 0 && ids[i] < config_.vocab_size, "decode_step: token id ", ids[i],
                    " is outside the vocabulary [0, ", config_.vocab_size, ")");
   }
+  // A step is well under a millisecond of work per row, in pieces of a few microseconds: on two
+  // threads their fork/joins and threaded one-row GEMMs made it 35x slower (0.57 -> 20 ms per token,
+  // docs/PERFORMANCE.md "Generation"), so it runs on the calling thread.
+  const ThreadCount one_thread(1);
   const int64_t D = config_.hidden_size;
   const float eps = static_cast<float>(config_.layer_norm_eps);
   float *x1 = st.x1.data(), *x2 = st.x2.data(), *a = st.a.data(), *f = st.f.data();
