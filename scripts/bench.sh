@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: the benchmark sweeps (bench/reformer_bench.cpp), the Hugging Face peer, the plots.
+# `make bench`: the benchmark sweeps (bench/reformer_bench.cpp), generation (bench/decode_bench.cpp),
+# the Hugging Face peer, the plots.
 #   bash scripts/bench.sh BUILD_DIR            full sweeps (tens of minutes; long runs take minutes each)
 #   QUICK=1 bash scripts/bench.sh BUILD_DIR    seconds-long smoke run
 # Outputs go to bench-results/ (CSV, microbenchmark JSON) and docs/plots/ (PNG). Set SWEEPS to choose sweeps
@@ -24,6 +25,7 @@ for micro in "$BUILD"/micro_*; do  # kernel microbenchmarks (Google Benchmark), 
       --benchmark_out="$OUT/$(basename "$micro").json" --benchmark_out_format=json
   fi
 done
+CONTEXTS=${DECODE_CONTEXTS:-1000,16000,60000,1048576} bash "$ROOT/scripts/bench_decode.sh" "$BUILD" "$OUT/decode.csv"
 PY=${PYTHON:-/work/hfvenv/bin/python}
 if [ "${HF:-1}" = 1 ] && [ -x "$PY" ]; then
   "$PY" "$ROOT/scripts/hf_peer_bench.py" --reformer-bench "$BENCH" --out "$OUT/hf_peer.csv" --table "$OUT/hf_ratio.md"
