@@ -53,12 +53,16 @@ void load_weights(ReformerModel& model, const std::string& path) {
   std::set<std::string> expected;
   for (auto& p : model.parameters()) {
     expected.insert(p.name);
-    REFORMER_CHECK(file.contains(p.name), path, ": missing weight \"", p.name, "\" of shape ", shape_str(p.param->shape()),
+    // transformers' save_pretrained leaves out lm_head.decoder.bias, which it ties to lm_head.bias.
+    const std::string stored = p.name == "lm_head.decoder.bias" && !file.contains(p.name) && file.contains(kTiedHeadBias)
+                                   ? kTiedHeadBias
+                                   : p.name;
+    REFORMER_CHECK(file.contains(stored), path, ": missing weight \"", p.name, "\" of shape ", shape_str(p.param->shape()),
                    "; is this a checkpoint of the same architecture as its config.json?");
-    const Shape& s = file.shape(p.name);
-    REFORMER_CHECK(s == p.param->shape(), path, ": weight \"", p.name, "\" has shape ", shape_str(s),
+    const Shape& s = file.shape(stored);
+    REFORMER_CHECK(s == p.param->shape(), path, ": weight \"", stored, "\" has shape ", shape_str(s),
                    " but config.json needs ", shape_str(p.param->shape()), "; the checkpoint and its config disagree");
-    file.read_f32_into(p.name, p.param->data(), p.param->numel());
+    file.read_f32_into(stored, p.param->data(), p.param->numel());
   }
   for (const auto& name : file.names()) {
     if (expected.count(name) || is_legacy_buffer(name)) continue;
