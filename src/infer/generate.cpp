@@ -26,6 +26,7 @@ struct Sequence {
   Sampler sampler;
   std::string text;
   bool done = false;
+  bool shifted = false;  // its context has been shifted at least once
   Sequence(const SamplingOptions& o, uint64_t seed) : sampler(o, seed) {}
 };
 
@@ -127,9 +128,11 @@ GenerateResult generate_bytes(ReformerModel& model, const std::vector<std::strin
     }
     result.decode_seconds += seconds_since(t0);
     for (int64_t b : shifted) {
-      if (cb.on_note)
+      if (cb.on_note && !seqs[b].shifted)  // once per prompt; the result counts them all
         cb.on_note("context of prompt " + std::to_string(b + 1) + " is full (" + std::to_string(max_context) +
-                   " positions): continuing from its newest " + std::to_string(max_context / 2));
+                   " positions): continuing from its newest " + std::to_string(max_context / 2) +
+                   " (and so on each time it fills)");
+      seqs[b].shifted = true;
       prefill(b, max_context / 2);
       ++result.context_shifts;
     }

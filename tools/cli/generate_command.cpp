@@ -94,7 +94,9 @@ void run_generate(const GenerateCommand& c) {
       std::fputc(b, stdout);
       std::fflush(stdout);
     };
-  if (tty && batch) cb.on_step = [&](int64_t done, int64_t total) { progress.update(done, total); };
+  // The progress line goes to a terminal stderr, unless the bytes themselves stream to that terminal.
+  if (tty && (batch || !isatty(STDOUT_FILENO)))
+    cb.on_step = [&](int64_t done, int64_t total) { progress.update(done, total); };
   cb.on_note = [](const std::string& note) { std::fprintf(stderr, "[generate] %s\n", note.c_str()); };
   const GenerateResult r = generate_bytes(*model, prompts, c.options, cb);
   if (batch)
@@ -103,7 +105,7 @@ void run_generate(const GenerateCommand& c) {
       std::printf("%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     }
   if (tty)
-    std::fprintf(stderr, "\n[generate] prompt %lld tokens in %.2f s; %lld bytes in %.2f s (%.1f ms/byte)%s\n",
+    std::fprintf(stderr, "\n[generate] prompt %lld tokens in %.2f s; %lld bytes in %.2f s (%.3f ms/byte)%s\n",
                  static_cast<long long>(r.prompt_tokens), r.prefill_seconds, static_cast<long long>(r.generated),
                  r.decode_seconds, r.generated > 0 ? 1e3 * r.decode_seconds / r.generated : 0.0,
                  r.context_shifts ? (", " + std::to_string(r.context_shifts) + " context shifts").c_str() : "");
