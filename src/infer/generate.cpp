@@ -44,8 +44,8 @@ GenerateResult generate_bytes(ReformerModel& model, const std::vector<std::strin
                    "; give at least one byte (--prompt, --prompt-file or a non-empty line of --prompts-file)");
   REFORMER_CHECK(options.bytes >= 0, "number of bytes to generate ", options.bytes, " must be >= 0");
   validate(options.sampling);
-  const int64_t max_context = options.max_context > 0 ? options.max_context : config.max_length();
-  REFORMER_CHECK(max_context >= 2 && max_context <= config.max_length(), "--max-context ", max_context,
+  const int64_t context_limit = options.max_context > 0 ? options.max_context : config.max_length();
+  REFORMER_CHECK(context_limit >= 2 && context_limit <= config.max_length(), "--max-context ", context_limit,
                  " must be in [2, ", config.max_length(), "] (the positions the model's positional embedding covers)");
   const int64_t B = static_cast<int64_t>(prompts.size());
   GenerateResult result;
@@ -53,6 +53,12 @@ GenerateResult generate_bytes(ReformerModel& model, const std::vector<std::strin
   result.finish.assign(prompts.size(), "length");
   if (options.bytes == 0) return result;
 
+  // The state holds no more positions than the longest prompt and its output need, so a batch of
+  // short prompts does not reserve the model's whole context for each.
+  int64_t longest = 0;
+  for (const std::string& p : prompts) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
+  const int64_t max_context =
+      std::max<int64_t>(2, std::min(context_limit, longest + std::min(options.bytes, context_limit)));
   DecodeState state = model.make_decode_state(B, max_context, options.seed);
   const int64_t V = config.vocab_size;
   std::vector<Sequence> seqs;

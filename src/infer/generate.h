@@ -22,7 +22,8 @@ struct GenerateOptions {
   int64_t bytes = 200;             // bytes to generate per prompt (at most, with stop strings)
   SamplingOptions sampling;
   uint64_t seed = 0;               // keys sampling and the LSH rotations
-  int64_t max_context = 0;         // positions held per sequence; 0 = the model's max_length()
+  int64_t max_context = 0;         // positions held per sequence at most; 0 = the model's max_length()
+                                   // (the state holds only what the longest prompt + bytes need)
   std::vector<std::string> stop;   // a sequence ends once its output ends with one of these
 };
 
