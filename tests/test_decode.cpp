@@ -283,6 +283,22 @@ TEST(Decode, StateMemoryIsLinearInTheContextAndStepsAllocateNothing) {
   EXPECT_EQ(st.length(0), 200);
 }
 
+// A model whose positions (60) are not a multiple of its chunks (8): a 59-token prompt cannot be
+// padded to 64, so prefill runs the 56 it can through the forward and steps through the rest.
+TEST(Decode, PrefillNearTheEndOfThePositions) {
+  ReformerConfig c = decoder_config({"local", "lsh"});
+  c.axial_pos_embds = false;
+  c.max_position_embeddings = 60;
+  auto m = random_model(c);
+  const std::vector<int32_t> ids = random_ids(60, 13, 6);
+  const std::vector<float> want = decode_all(*m, ids, 4, 56);
+  DecodeState st = m->make_decode_state(1, 60, 4);
+  std::vector<float> got(13);
+  m->prefill(st, 0, ids.data(), 59, got.data());
+  EXPECT_EQ(st.length(0), 59);
+  EXPECT_CLOSE(got.data(), want.data() + 58 * 13, 13, test::kPathTol, "logits at position 58");
+}
+
 TEST(Decode, ClearErrors) {
   auto m = random_model(decoder_config({"local", "lsh"}));
   DecodeState st = m->make_decode_state(2, 16, 0);

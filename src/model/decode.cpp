@@ -145,6 +145,15 @@ void ReformerModel::prefill(DecodeState& state, int64_t seq, const int32_t* ids,
   for (int64_t t = 0; t < n; ++t)
     REFORMER_CHECK(ids[t] >= 0 && ids[t] < config_.vocab_size, "prefill: token id ", ids[t], " at position ", t,
                    " is outside the vocabulary [0, ", config_.vocab_size, ")");
+  // Near the end of the positional embedding the padded length may not exist (max_length not a
+  // multiple of the chunk lengths): the longest prefix the model runs goes through the forward and
+  // the remaining few tokens through decoding steps.
+  const int64_t longest = longest_eval_length(config_);
+  if (n > longest) {
+    prefill(state, seq, ids, longest, logits);
+    for (int64_t t = longest; t < n; ++t) decode_step(state, &seq, ids + t, 1, logits);
+    return;
+  }
   // The prompt padded to a length the model runs, the padding masked: LSH sorts padded slots after
   // every real key (the padding bucket), local attention never lets a real position see them.
   const int64_t L = padded_eval_length(config_, n);
