@@ -17,6 +17,12 @@ build: bootstrap $(BUILD)/build.ninja
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	bash scripts/python_test.sh $(BUILD)
+
+# The Python package alone: pip install . into $(BUILD)/venv, then pytest tests/python.
+.PHONY: python-test
+python-test: build
+	bash scripts/python_test.sh $(BUILD)
 
 demo: build
 	bash scripts/demo.sh $(BUILD)

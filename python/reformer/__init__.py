@@ -1,0 +1,204 @@
+"""reformer: train and run the Reformer (LSH attention, reversible layers) on long sequences.
+
+The engine is C++ (reformer._core); this package gives it a Python face:
+
+    import reformer
+    model = reformer.Model.load("runs/tiny")          # a `reformer train` output or a HF directory
+    logits = model.logits([[2 + b for b in b"LIGHT, n."]])       # numpy (B, L, vocab)
+    text = model.generate(b"LIGHT, n.", max_new_tokens=100, temperature=0.8, seed=1)
+    for byte in model.generate_iter(b"LIGHT, n.", max_new_tokens=100):
+        ...                                            # bytes as they are drawn
+
+Byte-level models map a byte b to id b + 2 (0 = padding, 1 = end of sequence), as `reformer train`.
+"""
+import json
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["Config", "Model", "DecodeState", "BYTE_ID_OFFSET"]
+
+BYTE_ID_OFFSET = 2
+DecodeState = _core.DecodeState
+
+
+class Config:
+    """A Reformer configuration with Hugging Face ReformerConfig field names (config.json).
+
+    Config(**fields) starts from the engine's defaults; unknown or invalid fields raise ValueError
+    naming the field. Fields read and write as attributes.
+    """
+
+    def __init__(self, **fields):
+        merged = json.loads(_core.config_defaults())
+        merged.update(fields)
+        object.__setattr__(self, "_fields", _validated(merged, fields))
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text_or_path):
+        text = text_or_path
+        if not text_or_path.lstrip().startswith("{"):
+            with open(text_or_path) as f:
+                text = f.read()
+        return cls(**json.loads(text))
+
+    def to_dict(self):
+        return dict(self._fields)
+
+    def to_json(self):
+        return json.dumps(self._fields, indent=2, sort_keys=True)
+
+    def __getattr__(self, name):
+        if name == "_fields":
+            raise AttributeError(name)
+        try:
+            return self._fields[name]
+        except KeyError:
+            raise AttributeError(f"Config has no field {name!r}") from None
+
+    def __setattr__(self, name, value):
+        fields = dict(self._fields)
+        fields[name] = value
+        object.__setattr__(self, "_fields", _validated(fields, {name: value}))
+
+    def __repr__(self):
+        return f"Config({self._fields})"
+
+
+def _validated(fields, given):
+    # num_hidden_layers is derived from attn_layers (config.json carries both, as HF writes them).
+    fields = dict(fields)
+    if "attn_layers" in given and "num_hidden_layers" not in given:
+        fields["num_hidden_layers"] = len(fields["attn_layers"])
+    return json.loads(_core.config_validate(json.dumps(fields)))
+
+
+def _ids_2d(ids, name="ids"):
+    a = np.asarray(ids)
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be (batch, length) or (length,), got shape {a.shape}")
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def _prompt_ids(prompt):
+    if isinstance(prompt, str):
+        prompt = prompt.encode("utf-8")
+    if isinstance(prompt, (bytes, bytearray)):
+        return [b + BYTE_ID_OFFSET for b in prompt]
+    return [int(i) for i in prompt]
+
+
+class Model:
+    """A Reformer language model (ReformerModelWithLMHead weights and semantics)."""
+
+    def __init__(self, config=None, seed=0, *, _core_model=None):
+        if _core_model is not None:
+            self._m = _core_model
+            return
+        config = config if isinstance(config, Config) else Config(**(config or {}))
+        self._m = _core.Model(config.to_json(), seed)
+
+    @classmethod
+    def load(cls, directory):
+        """Loads config.json + model.safetensors (a `reformer train` output or a Hugging Face directory)."""
+        return cls(_core_model=_core.Model.load(str(directory)))
+
+    def save(self, directory):
+        """Writes config.json + model.safetensors (Hugging Face layout)."""
+        self._m.save(str(directory))
+
+    @property
+    def config(self):
+        return Config.from_dict(json.loads(self._m.config_json()))
+
+    @property
+    def num_parameters(self):
+        return self._m.num_parameters
+
+    def logits(self, ids, attention_mask=None, *, seed=0, threads=0):
+        """Logits (B, L, vocab) of ids (B, L) in eval mode; seed keys the LSH rotations."""
+        ids = _ids_2d(ids)
+        mask = None if attention_mask is None else np.ascontiguousarray(_ids_2d(attention_mask), dtype=np.uint8)
+        return self._m.logits(ids, mask, seed, threads)
+
+    def loss(self, ids, labels=None, attention_mask=None, *, seed=0, threads=0):
+        """Mean next-token cross-entropy (nats) as Hugging Face computes it (logits[t] vs labels[t + 1])."""
+        ids = _ids_2d(ids)
+        lab = None if labels is None else _ids_2d(labels, "labels")
+        mask = None if attention_mask is None else np.ascontiguousarray(_ids_2d(attention_mask), dtype=np.uint8)
+        return self._m.loss(ids, lab, mask, seed, threads)[0]
+
+    def memory_plan(self, seq_len, batch=1, training=True, optimizer="adam"):
+        """Bytes by category of a training step of `batch` sequences of `seq_len` tokens."""
+        if not training:
+            raise ValueError("memory_plan(training=False) is not available yet; use training=True")
+        keys = ["parameters", "gradients", "optimizer_state", "activations", "workspace"]
+        plan = dict(zip(keys, self._m.training_memory(seq_len, batch, optimizer)))
+        plan["total"] = sum(plan.values())
+        return plan
+
+    # --- generation -------------------------------------------------------------------------------
+    def decode_state(self, batch=1, capacity=0, seed=0):
+        """A caller-owned decoding state (capacity 0 = the model's max length); see prefill/decode_step."""
+        return self._m.make_decode_state(batch, capacity, seed)
+
+    def prefill(self, state, ids, seq=0, *, threads=0):
+        """Runs a prompt's ids through the chunked forward into sequence `seq`; next-token logits (vocab,)."""
+        return self._m.prefill(state, seq, _prompt_ids(ids), threads)
+
+    def decode_step(self, state, ids, seqs=None):
+        """Appends ids[i] to sequence seqs[i] (default 0..len(ids)-1); next-token logits (len(ids), vocab)."""
+        ids = [int(i) for i in ids]
+        seqs = list(range(len(ids))) if seqs is None else [int(s) for s in seqs]
+        return self._m.decode_step(state, seqs, ids)
+
+    def generate(self, prompt, max_new_tokens=200, *, temperature=1.0, top_k=0, top_p=1.0, seed=0,
+                 max_context=0, stop=(), threads=0):
+        """Bytes generated after a prompt (bytes or str) by a byte-level model, exactly as `reformer
+        generate` draws them; a list of prompts decodes them together and returns a list."""
+        many = isinstance(prompt, (list, tuple))
+        prompts = [p.encode("utf-8") if isinstance(p, str) else bytes(p) for p in (prompt if many else [prompt])]
+        stops = [s.decode("latin-1") if isinstance(s, bytes) else s for s in stop]
+        texts, _ = _core.generate_bytes(self._m, prompts, max_new_tokens, temperature, top_k, top_p, seed,
+                                        max_context, stops, threads)
+        return texts if many else texts[0]
+
+    def generate_iter(self, prompt, max_new_tokens=200, *, temperature=1.0, top_k=0, top_p=1.0, seed=0,
+                      threads=0):
+        """Yields the generated bytes one at a time (as `bytes` of length 1), drawn like generate().
+
+        Stops with ValueError when the context (the model's max length) is full; generate() instead
+        continues from the newest half of the context.
+        """
+        ids = _prompt_ids(prompt)
+        if not ids:
+            raise ValueError("the prompt is empty; give at least one byte")
+        config = json.loads(self._m.config_json())
+        capacity = min(len(ids) + max_new_tokens, _max_length(config))
+        if len(ids) >= capacity:
+            raise ValueError(f"a prompt of {len(ids)} tokens leaves no room in the model's context of "
+                             f"{_max_length(config)} positions; use generate(), which keeps the newest half")
+        state = self._m.make_decode_state(1, capacity, seed)
+        sampler = _core.Sampler(temperature, top_k, top_p, seed)
+        logits = self._m.prefill(state, 0, ids, threads)
+        for i in range(max_new_tokens):
+            token = sampler.sample(logits, BYTE_ID_OFFSET, i)
+            yield bytes([token - BYTE_ID_OFFSET])
+            if i + 1 < max_new_tokens:
+                logits = self._m.decode_step(state, [0], [token])[0]
+
+
+def _max_length(config):
+    if config.get("axial_pos_embds", True):
+        n = 1
+        for s in config["axial_pos_shape"]:
+            n *= s
+        return n
+    return config["max_position_embeddings"]
