@@ -128,6 +128,12 @@ class Model:
         mask = None if attention_mask is None else np.ascontiguousarray(_ids_2d(attention_mask), dtype=np.uint8)
         return self._m.logits(ids, mask, seed, threads)
 
+    def hidden_states(self, ids, attention_mask=None, *, seed=0, threads=0):
+        """Hugging Face's output_hidden_states: [embedding output, X2 after layer 1, ...], each (B, L, hidden)."""
+        ids = _ids_2d(ids)
+        mask = None if attention_mask is None else np.ascontiguousarray(_ids_2d(attention_mask), dtype=np.uint8)
+        return self._m.hidden_states(ids, mask, seed, threads)
+
     def loss(self, ids, labels=None, attention_mask=None, *, seed=0, threads=0):
         """Mean next-token cross-entropy (nats) as Hugging Face computes it (logits[t] vs labels[t + 1])."""
         ids = _ids_2d(ids)

@@ -131,6 +131,38 @@ NB_MODULE(_core, m) {
         }
         return to_numpy(std::move(out), {ids.shape(0), ids.shape(1), static_cast<size_t>(self.config().vocab_size)});
       }, nb::arg("ids"), nb::arg("attention_mask") = nb::none(), nb::arg("seed") = 0, nb::arg("threads") = 0)
+      .def("hidden_states", [](ReformerModel& self, const IdArray& ids, const std::optional<MaskArray>& mask,
+                               uint64_t seed, int threads) {
+        // Hugging Face's output_hidden_states: j = 0 the embedding output, j = i + 1 the X2 stream
+        // after layer i, each (B, L, hidden), taken from the model's dump hook.
+        check_ids(self, ids.data(), ids.size());
+        const Batch b = make_batch(ids, mask);
+        const int64_t layers = self.config().num_layers();
+        std::vector<std::vector<float>> states(static_cast<size_t>(layers + 1));
+        {
+          nb::gil_scoped_release release;
+          const Threads t(threads);
+          self.set_dump_hook([&](const std::string& name, const float* data, const Shape& shape) {
+            int64_t j = -1;
+            if (name == "embeddings") j = 0;
+            for (int64_t i = 0; i < layers && j < 0; ++i)
+              if (name == "layer." + std::to_string(i) + ".y2") j = i + 1;
+            if (j >= 0) states[j].assign(data, data + shape_numel(shape));
+          });
+          Tensor logits;
+          try {
+            self.forward_logits(logits, b, eval_options(seed));
+          } catch (...) {
+            self.set_dump_hook(nullptr);
+            throw;
+          }
+          self.set_dump_hook(nullptr);
+        }
+        std::vector<FloatArray> out;
+        for (auto& s : states)
+          out.push_back(to_numpy(std::move(s), {ids.shape(0), ids.shape(1), static_cast<size_t>(self.config().hidden_size)}));
+        return out;
+      }, nb::arg("ids"), nb::arg("attention_mask") = nb::none(), nb::arg("seed") = 0, nb::arg("threads") = 0)
       .def("loss", [](ReformerModel& self, const IdArray& ids, const std::optional<IdArray>& labels,
                       const std::optional<MaskArray>& mask, uint64_t seed, int threads) {
         check_ids(self, ids.data(), ids.size());

@@ -52,6 +52,14 @@ def test_logits_loss_and_save_load(model, tmp_path):
     assert again.config.to_dict() == model.config.to_dict()
 
 
+def test_hidden_states_one_per_layer_plus_the_embeddings(model):
+    ids = [ids_of(b"abcdefgh")]
+    states = model.hidden_states(ids)
+    assert len(states) == 3 and all(h.shape == (1, 8, 16) for h in states)
+    assert not np.allclose(states[0], states[1]) and not np.allclose(states[1], states[2])
+    np.testing.assert_array_equal(model.hidden_states(ids)[2], states[2])  # the hook is cleared and re-set
+
+
 def test_bad_input_raises_value_error_naming_it(model):
     with pytest.raises(ValueError, match="token id 300"):
         model.logits([[2, 300]])
