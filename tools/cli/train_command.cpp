@@ -54,6 +54,11 @@ struct TrainArgs {
 const char* const kChangeableOnResume[] = {"steps", "log_interval", "eval_interval", "save_interval", "save_total_limit",
                                            "eval_windows"};
 
+// CLI11 would wrap "-1" into a huge unsigned seed, and --warmup -3 would silently mean "default".
+const CLI::Validator kNotNegative(
+    [](std::string& v) { return !v.empty() && v[0] == '-' ? "must not be negative, got " + v + "; give 0 or more" : std::string(); },
+    "NOT NEGATIVE");
+
 struct TrainCommand {
   TrainArgs args;
   ModelFlags model;
@@ -95,11 +100,13 @@ TrainArgs merge_resumed_args(const CLI::App& cmd, const TrainArgs& given, const 
   }
 }
 
-// The first config field where two configs differ, for the "different model" message.
-std::string first_difference(const nlohmann::json& a, const nlohmann::json& b) {
+// Every config field where two configs differ, for the "different model" message.
+std::string differences(const nlohmann::json& a, const nlohmann::json& b) {
+  std::string out;
   for (const auto& [key, value] : a.items())
-    if (!b.contains(key) || b[key] != value) return key + " = " + value.dump() + " vs " + (b.contains(key) ? b[key].dump() : "missing");
-  return "?";
+    if (!b.contains(key) || b[key] != value)
+      out += (out.empty() ? "" : ", ") + key + " = " + value.dump() + " vs " + (b.contains(key) ? b[key].dump() : "missing");
+  return out.empty() ? "?" : out;
 }
 
 std::string schedule_spec(const CLI::App& cmd, const TrainArgs& a) {
@@ -181,7 +188,7 @@ void train(CLI::App& cmd, TrainCommand& c, int& exit_code, bool& created_out) {
       // The flags are applied to the run's own config, so repeating one with its value is no change.
       const ReformerConfig requested = c.model.config_file ? c.model.build(vocab) : c.model.apply_to(config);
       REFORMER_CHECK(requested.to_json() == config.to_json(), "the model flags describe a different model than the checkpoint in ",
-                     c.out, " (", first_difference(requested.to_json(), config.to_json()), "); drop the model flags when resuming");
+                     c.out, " (", differences(requested.to_json(), config.to_json()), "); drop the model flags when resuming");
     }
   } else {
     config = c.model.build(vocab);
@@ -284,13 +291,13 @@ void add_train_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--steps", a.steps, "optimizer steps")->capture_default_str();
   cmd->add_option("--grad-accum", a.grad_accum, "micro-batches per step (gradient accumulation)")->capture_default_str();
   cmd->add_option("--lr", a.lr, "peak learning rate")->capture_default_str();
-  cmd->add_option("--warmup", a.warmup, "linear warm-up steps (default: steps / 10, at most 1000)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--warmup", a.warmup, "linear warm-up steps (default: steps / 10, at most 1000)")->check(kNotNegative);
   cmd->add_option("--schedule", a.schedule, "rsqrt (trax: warm-up then 1/sqrt(step)), cosine (to 0.1 x peak), constant, or a full spec like rsqrt:constant=0.03125,warmup=2000")->capture_default_str();
   cmd->add_option("--optimizer", a.optimizer, "adam (trax enwik8: b1 0.9, b2 0.98, eps 1e-9) or adafactor (the paper's); options as adam:b2=0.999")->capture_default_str();
   cmd->add_option("--clip-norm", a.clip_norm, "global gradient-norm clipping, 0 = off")->capture_default_str();
   cmd->add_option("--seed", a.seed, "seed for initialization, data windows, dropout and hashing")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNotNegative);
   cmd->add_option("--log-interval", a.log_interval, "steps between progress lines")->capture_default_str();
   cmd->add_option("--eval-interval", a.eval_interval, "steps between validation runs, 0 = only at the end")->capture_default_str();
   cmd->add_option("--eval-windows", a.eval_windows, "validation windows (copy task: sequences) per evaluation")->capture_default_str();
