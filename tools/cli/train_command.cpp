@@ -170,12 +170,6 @@ void train(CLI::App& cmd, TrainCommand& c, int& exit_code, bool& created_out) {
     REFORMER_CHECK(!has_checkpoint(c.out), c.out, " already holds a checkpoint; continue it with --resume or choose another --out");
   }
   check_args(args);
-  if (state && state->step >= args.steps) {
-    // Nothing to train: evaluating and saving again would only append duplicate records.
-    std::printf("the run in %s already finished: its checkpoint is at step %lld of --steps %lld; give a larger --steps to "
-                "train further\n", c.out.c_str(), static_cast<long long>(state->step), static_cast<long long>(args.steps));
-    return;
-  }
   const std::string schedule = schedule_spec(cmd, args);
   created_out = ensure_writable_dir(c.out);
 
@@ -192,6 +186,13 @@ void train(CLI::App& cmd, TrainCommand& c, int& exit_code, bool& created_out) {
     }
   } else {
     config = c.model.build(vocab);
+  }
+  // (After the checks above, so a resumed command that contradicts the run is still refused.)
+  if (state && state->step >= args.steps) {
+    // Nothing to train: evaluating and saving again would only append duplicate records.
+    std::printf("the run in %s already finished: its checkpoint is at step %lld of --steps %lld; give a larger --steps to "
+                "train further\n", c.out.c_str(), static_cast<long long>(state->step), static_cast<long long>(args.steps));
+    return;
   }
   const int64_t L = config.max_length();
 
