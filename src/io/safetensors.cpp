@@ -1,7 +1,5 @@
 #include "io/safetensors.h"
 
-#include "io/regular_file.h"
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +11,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <utility>
+
+#include "io/regular_file.h"
 
 namespace reformer {
 
