@@ -223,7 +223,9 @@ void SafetensorsFile::read_f32_into(const std::string& name, float* dst, int64_t
   const std::vector<char> raw = read_raw(name);
   const char* p = raw.data();
   switch (t.dtype) {
-    case SafeDType::F32: std::memcpy(dst, p, raw.size()); break;
+    case SafeDType::F32:  // an empty tensor has no bytes and maybe no pointers: memcpy(null) is UB
+      if (!raw.empty()) std::memcpy(dst, p, raw.size());
+      break;
     case SafeDType::F64:
       for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(load<double>(p + 8 * i));
       break;
