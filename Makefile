@@ -43,7 +43,7 @@ fuzz:
 	bash scripts/bootstrap.sh fuzz
 	CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DREFORMER_FUZZ=ON \
 	    -DREFORMER_TESTS=OFF -DREFORMER_BENCH=OFF
-	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_safetensors fuzz_config fuzz_byte_data
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_safetensors fuzz_config fuzz_trainer_state fuzz_byte_data
 	bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:

@@ -6,7 +6,7 @@ build=${1:-build-fuzz}
 seconds=${2:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
 status=0
-for name in safetensors config byte_data; do
+for name in safetensors config trainer_state byte_data; do
   mkdir -p "$build/corpus-$name"
   echo "fuzz_$name: $seconds s"
   # One thread: the inputs are small, and the machine is shared.
