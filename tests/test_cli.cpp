@@ -51,10 +51,11 @@ std::string read_file(const fs::path& p) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// Every file of a directory with its bytes, to check that a failed command changed nothing.
+// Every file of a directory (and its checkpoint-<step>/ subdirectories) with its bytes, to check that a failed command changed nothing.
 std::map<std::string, std::string> snapshot(const fs::path& dir) {
   std::map<std::string, std::string> files;
-  for (const auto& e : fs::directory_iterator(dir)) files[e.path().filename().string()] = read_file(e.path());
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) files[fs::relative(e.path(), dir).string()] = read_file(e.path());
   return files;
 }
 
@@ -162,7 +163,8 @@ TEST_F(Cli, TrainingLowersTheLossBelowTheBound) {
   double tail = 0;
   for (size_t i = losses.size() - 5; i < losses.size(); ++i) tail += losses[i] / 5;
   EXPECT_LT(tail, kLossBound) << train_run_->out;
-  for (const char* f : {"config.json", "model.safetensors", "trainer_state.safetensors", "metrics.jsonl"})
+  for (const char* f : {"config.json", "model.safetensors", "metrics.jsonl", "checkpoint-40/config.json",
+                        "checkpoint-40/model.safetensors", "checkpoint-40/trainer_state.safetensors"})
     EXPECT_TRUE(fs::exists(fs::path(model()) / f)) << f;
   EXPECT_NE(train_run_->out.find("step 40/40"), std::string::npos) << train_run_->out;
 }
@@ -265,7 +267,10 @@ TEST_F(Cli, CtrlCSavesACheckpointAndExits) {
                        " > /dev/null & pid=$!; for i in $(seq 600); do grep -q step " + out +
                        "/metrics.jsonl 2>/dev/null && break; sleep 0.05; done; kill -INT $pid; wait $pid; echo rc=$?");
   EXPECT_NE(r.out.find("rc=130"), std::string::npos) << r.out;
-  EXPECT_TRUE(fs::exists(fs::path(out) / "trainer_state.safetensors"));
+  bool saved = false;  // the checkpoint of the step it was interrupted at
+  for (const auto& e : fs::directory_iterator(out))
+    saved = saved || (e.path().filename().string().starts_with("checkpoint-") && fs::exists(e.path() / "trainer_state.safetensors"));
+  EXPECT_TRUE(saved);
   const Outcome resumed = reformer("train --out " + out + " --resume --steps 2 --threads 1");
   EXPECT_EQ(resumed.rc, 0) << resumed.out;
 }
@@ -302,10 +307,11 @@ TEST_F(Cli, SequenceLengthThatDoesNotFitTheChunks) {
 
 TEST_F(Cli, CorruptOrTruncatedCheckpoint) {
   const fs::path broken = *dir_ / "broken";
-  fs::copy(fs::path(model()), broken);
+  fs::copy(fs::path(model()), broken, fs::copy_options::recursive);
   const std::string weights = read_file(broken / "model.safetensors");
+  fs::remove(broken / "model.safetensors");  // a hard link to the checkpoint's: write a new file, not through it
   std::ofstream(broken / "model.safetensors", std::ios::binary) << weights.substr(0, weights.size() / 2);
-  std::ofstream(broken / "trainer_state.safetensors", std::ios::binary) << "garbage";
+  std::ofstream(broken / "checkpoint-40" / "trainer_state.safetensors", std::ios::binary) << "garbage";
   const auto before = snapshot(broken);
   expect_error(reformer("eval --model " + broken.string() + " --data " + path("text.txt")), "model.safetensors");
   expect_error(reformer("generate --model " + broken.string() + " --prompt x"), "model.safetensors");

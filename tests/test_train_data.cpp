@@ -96,7 +96,7 @@ TEST_F(ReadBytes, GzipLargerThanTheFirstReadBuffer) {
 
 TEST_F(ReadBytes, ClearErrors) {
   expect_error([&] { read_file_bytes(path("missing.txt")); }, "'" + path("missing.txt") + "' does not exist");
-  expect_error([&] { read_file_bytes(dir_.string()); }, "not a regular file");
+  expect_error([&] { read_file_bytes(dir_.string()); }, "is a directory, not a file");
   write_plain(path("empty.txt"), {});
   expect_error([&] { read_file_bytes(path("empty.txt")); }, "'" + path("empty.txt") + "' is empty");
   write_plain(path("corrupt.gz"), {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 'n', 'o', 't', ' ', 'd', 'e', 'f', 'l', 'a', 't', 'e'});

@@ -28,6 +28,11 @@ void* mem_allocate(size_t bytes, MemCategory category);
 void mem_free(void* ptr, size_t bytes, MemCategory category);
 
 MemStats mem_stats();
+// A ceiling on the live bytes of all categories together (0 = none, the default): an allocation that
+// would pass it throws reformer::Error with the bytes asked for, the limit and the table of live
+// bytes, instead of growing until the kernel's OOM killer ends the process without a word.
+void mem_set_limit(int64_t bytes);
+int64_t mem_limit();
 // Peaks restart from the current live values; the allocation counter restarts from 0.
 void mem_reset_peaks();
 // Human-readable table of live and peak bytes per category.

@@ -21,6 +21,7 @@ constexpr size_t kHugePage = size_t(2) << 20;
 
 std::mutex g_mutex;
 MemStats g_stats;
+std::atomic<int64_t> g_limit{0};
 
 }  // namespace
 
@@ -38,6 +39,14 @@ const char* to_string(MemCategory c) {
 
 void* mem_allocate(size_t bytes, MemCategory category) {
   if (bytes == 0) bytes = kAlign;
+  const int64_t limit = g_limit.load();
+  if (limit > 0) {
+    const int64_t live = mem_stats().live_total;
+    if (bytes > static_cast<size_t>(INT64_MAX - live) || live + static_cast<int64_t>(bytes) > limit)
+      fail("memory limit: allocating ", bytes, " bytes for ", to_string(category), " on top of ", live,
+           " live bytes would pass the limit of ", limit, " bytes (--max-memory)\n", mem_report(),
+           "use a shorter sequence, a smaller batch or model, or raise --max-memory");
+  }
   const bool huge = bytes >= kHugePageThreshold;
   const size_t align = huge ? kHugePage : kAlign;
   const size_t rounded = (bytes + align - 1) / align * align;
@@ -64,6 +73,9 @@ void mem_free(void* ptr, size_t bytes, MemCategory category) {
   g_stats.live[c] -= static_cast<int64_t>(bytes);
   g_stats.live_total -= static_cast<int64_t>(bytes);
 }
+
+void mem_set_limit(int64_t bytes) { g_limit.store(bytes > 0 ? bytes : 0); }
+int64_t mem_limit() { return g_limit.load(); }
 
 MemStats mem_stats() {
   std::lock_guard<std::mutex> lock(g_mutex);

@@ -2,14 +2,19 @@
 
 #include <sstream>
 
+#include "core/checked_math.h"
+#include "core/limits.h"
+
 namespace reformer {
 
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) {
     REFORMER_CHECK(d >= 0, "negative dimension in shape ", shape_str(shape));
-    n *= d;
+    n = checked_mul(n, d, "element count of shape " + shape_str(shape));
   }
+  REFORMER_CHECK(n <= limits::kMaxElements, "shape ", shape_str(shape), " has ", n, " elements, more than the limit ",
+                 limits::kMaxElements, "; use smaller sizes");
   return n;
 }
 

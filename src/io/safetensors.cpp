@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "io/regular_file.h"
+
 namespace reformer {
 
 static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian; port the byte swaps");
@@ -121,8 +123,7 @@ struct SafetensorsFile::Fd {
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
   SafetensorsFile f;
   f.path_ = path;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  REFORMER_CHECK(fd >= 0, "cannot open safetensors file '", path, "': ", errno_text());
+  const int fd = open_regular_file(path, "safetensors file");
   f.fd_ = std::make_shared<Fd>(fd);
   struct stat st{};
   REFORMER_CHECK(::fstat(fd, &st) == 0, "cannot stat safetensors file '", path, "': ", errno_text());
@@ -146,21 +147,26 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(header);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(where, ": header is not valid JSON (", e.what(), ")");
+  } catch (const nlohmann::json::exception& e) {  // parse errors and number overflow (out_of_range)
+    fail(where, ": header is not valid JSON (", e.what(), "); the file is corrupt or not safetensors");
   }
-  REFORMER_CHECK(j.is_object(), where, ": header must be a JSON object, got ", j.type_name());
+  // Any exception of the JSON library (a value of an unexpected type) becomes an Error naming the file.
+  try {
+    REFORMER_CHECK(j.is_object(), where, ": header must be a JSON object, got ", j.type_name());
 
-  for (const auto& [name, entry] : j.items()) {
-    if (name == "__metadata__") {
-      REFORMER_CHECK(entry.is_object(), where, ": __metadata__ must be an object, got ", entry.dump());
-      for (const auto& [k, v] : entry.items()) {
-        REFORMER_CHECK(v.is_string(), where, ": __metadata__ value of '", k, "' must be a string, got ", v.dump());
-        f.metadata_[k] = v.get<std::string>();
+    for (const auto& [name, entry] : j.items()) {
+      if (name == "__metadata__") {
+        REFORMER_CHECK(entry.is_object(), where, ": __metadata__ must be an object, got ", entry.dump());
+        for (const auto& [k, v] : entry.items()) {
+          REFORMER_CHECK(v.is_string(), where, ": __metadata__ value of '", k, "' must be a string, got ", v.dump());
+          f.metadata_[k] = v.get<std::string>();
+        }
+        continue;
       }
-      continue;
+      f.tensors_.emplace(name, parse_entry(path, name, entry));
     }
-    f.tensors_.emplace(name, parse_entry(path, name, entry));
+  } catch (const nlohmann::json::exception& e) {
+    fail(where, ": malformed header (", e.what(), "); the file is corrupt or not safetensors");
   }
 
   // Byte ranges must lie inside the data buffer and must not overlap (gaps are tolerated).
@@ -217,7 +223,9 @@ void SafetensorsFile::read_f32_into(const std::string& name, float* dst, int64_t
   const std::vector<char> raw = read_raw(name);
   const char* p = raw.data();
   switch (t.dtype) {
-    case SafeDType::F32: std::memcpy(dst, p, raw.size()); break;
+    case SafeDType::F32:  // an empty tensor has no bytes and maybe no pointers: memcpy(null) is UB
+      if (!raw.empty()) std::memcpy(dst, p, raw.size());
+      break;
     case SafeDType::F64:
       for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(load<double>(p + 8 * i));
       break;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/parallel_errors.h"
 #include "kernels/cpu/chunk_attention.h"
 #include "kernels/cpu/lsh_hash.h"
 #include "kernels/cpu/lsh_sort.h"
@@ -342,15 +343,19 @@ void LshSelfAttention::head_backward(const Plan& p, const AttentionCall& call, i
 void LshSelfAttention::attend_all(const Plan& p, const AttentionCall& call, Pass pass) {
   const int64_t pairs = p.B * cfg_.heads;
   const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), pairs));
+  ParallelErrors errors;  // a failed check inside must not cross the region (core/parallel_errors.h)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (int64_t bh = 0; bh < pairs; ++bh) {
-    LshHeadScratch& s = ws_->scratch[omp_get_thread_num()];
-    const int64_t b = bh / cfg_.heads, h = bh % cfg_.heads;
-    if (pass == Pass::Backward)
-      head_backward(p, call, b, h, s);
-    else
-      head_forward(p, call, b, h, pass == Pass::Hash, s);
+    errors.run([&] {
+      LshHeadScratch& s = ws_->scratch[omp_get_thread_num()];
+      const int64_t b = bh / cfg_.heads, h = bh % cfg_.heads;
+      if (pass == Pass::Backward)
+        head_backward(p, call, b, h, s);
+      else
+        head_forward(p, call, b, h, pass == Pass::Hash, s);
+    });
   }
+  errors.rethrow();
 }
 
 void LshSelfAttention::forward(const RowReader& x, const RowWriter& out, const AttentionCall& call) {

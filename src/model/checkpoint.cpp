@@ -1,6 +1,9 @@
 #include "reformer/checkpoint.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <vector>
@@ -18,6 +21,19 @@ bool is_legacy_buffer(const std::string& name) {
   for (const char* suffix : {"self_mask_value_float16", "self_mask_value_float32", "mask_value_float16", "mask_value_float32"})
     if (name.size() > std::string(suffix).size() && name.ends_with(suffix)) return true;
   return false;
+}
+
+// Error naming the tensor and the first element that is NaN or infinite.
+void check_finite(const std::string& path, const std::string& name, const float* x, int64_t n) {
+  int64_t bad = -1;
+#pragma omp parallel for reduction(max : bad) schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) bad = std::max(bad, n - i);  // max of n - i = the first bad index
+  if (bad < 0) return;
+  const int64_t i = n - bad;
+  fail(path, ": weight \"", name, "\" holds a non-finite value (", x[i], " at element ", i,
+       "); the checkpoint is corrupt or its training diverged. Use an earlier checkpoint, or set "
+       "REFORMER_ALLOW_NONFINITE=1 to load it anyway");
 }
 
 constexpr const char* kTiedHeadBias = "lm_head.bias";  // HF ties it to lm_head.decoder.bias
@@ -49,6 +65,10 @@ void save_model(const std::string& dir, ReformerModel& model, const std::map<std
 }
 
 void load_weights(ReformerModel& model, const std::string& path) {
+  // A NaN or Inf weight would only surface later as "loss nan"; the escape hatch is for inspecting
+  // such a checkpoint on purpose.
+  const char* allow = std::getenv("REFORMER_ALLOW_NONFINITE");
+  const bool allow_nonfinite = allow && std::string(allow) == "1";
   const SafetensorsFile file = SafetensorsFile::open(path);
   std::set<std::string> expected;
   for (auto& p : model.parameters()) {
@@ -63,6 +83,7 @@ void load_weights(ReformerModel& model, const std::string& path) {
     REFORMER_CHECK(s == p.param->shape(), path, ": weight \"", stored, "\" has shape ", shape_str(s),
                    " but config.json needs ", shape_str(p.param->shape()), "; the checkpoint and its config disagree");
     file.read_f32_into(stored, p.param->data(), p.param->numel());
+    if (!allow_nonfinite) check_finite(path, p.name, p.param->data(), p.param->numel());
   }
   for (const auto& name : file.names()) {
     if (expected.count(name) || is_legacy_buffer(name)) continue;
@@ -79,7 +100,7 @@ void load_weights(ReformerModel& model, const std::string& path) {
 std::unique_ptr<ReformerModel> load_model(const std::string& dir) {
   REFORMER_CHECK(fs::is_directory(dir), "model directory ", dir, " does not exist; pass a directory with config.json and model.safetensors");
   const fs::path weights = fs::path(dir) / "model.safetensors";
-  REFORMER_CHECK(fs::exists(weights), "no model.safetensors in ", dir,
+  REFORMER_CHECK(fs::exists(weights) || fs::is_symlink(weights), "no model.safetensors in ", dir,
                  (fs::exists(fs::path(dir) / "pytorch_model.bin")
                       ? "; convert pytorch_model.bin first with scripts/convert_pytorch_bin.py"
                       : "; pass a directory written by `reformer train` or Hugging Face save_pretrained"));

@@ -6,8 +6,12 @@
 #include <cstdio>
 #include <fstream>
 #include <numeric>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
+#include "core/checked_math.h"
+#include "core/limits.h"
+#include "io/regular_file.h"
 #include "reformer/error.h"
 
 namespace reformer {
@@ -15,15 +19,72 @@ namespace {
 
 using nlohmann::json;
 
-// Reads field `key` into `out` if present (null leaves the default), with a clear type error.
-template <typename T>
-void read(const json& j, const char* key, T& out) {
+// Field readers: a present, non-null field must have exactly the JSON type of the HF field (an
+// integer field refuses 32.5 and "32", a number above int64 is refused rather than wrapped), with a
+// message naming the field and its value. Absent or null fields keep the default.
+const json* field(const json& j, const char* key) {
   auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return;
-  try {
-    out = it->get<T>();
-  } catch (const json::exception&) {
-    fail("config.json: field \"", key, "\" has value ", it->dump(), " of the wrong type; see Hugging Face ReformerConfig for its type");
+  return it == j.end() || it->is_null() ? nullptr : &*it;
+}
+
+[[noreturn]] void wrong_type(const char* key, const json& v, const char* want) {
+  fail("config.json: field \"", key, "\" = ", v.dump(), " must be ", want);
+}
+
+int64_t as_int(const char* key, const json& v) {
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+    fail("config.json: field \"", key, "\" = ", v.dump(), " is larger than any size reformer supports");
+  if (!v.is_number_integer()) wrong_type(key, v, "an integer");
+  return v.get<int64_t>();
+}
+
+void read(const json& j, const char* key, int64_t& out) {
+  if (const json* v = field(j, key)) out = as_int(key, *v);
+}
+void read(const json& j, const char* key, std::optional<int64_t>& out) {
+  if (const json* v = field(j, key)) out = as_int(key, *v);
+}
+void read(const json& j, const char* key, double& out) {
+  const json* v = field(j, key);
+  if (!v) return;
+  if (!v->is_number()) wrong_type(key, *v, "a number");
+  out = v->get<double>();
+}
+void read(const json& j, const char* key, bool& out) {
+  const json* v = field(j, key);
+  if (!v) return;
+  if (!v->is_boolean()) wrong_type(key, *v, "true or false");
+  out = v->get<bool>();
+}
+void read(const json& j, const char* key, std::string& out) {
+  const json* v = field(j, key);
+  if (!v) return;
+  if (!v->is_string()) wrong_type(key, *v, "a string");
+  out = v->get<std::string>();
+}
+void read(const json& j, const char* key, std::vector<std::string>& out) {
+  const json* v = field(j, key);
+  if (!v) return;
+  if (!v->is_array()) wrong_type(key, *v, "a list of strings");
+  REFORMER_CHECK(v->size() <= static_cast<size_t>(limits::kMaxLayers) || std::string(key) != "attn_layers",
+                 "config.json: attn_layers has ", v->size(), " entries, more than the ", limits::kMaxLayers,
+                 " layers reformer supports");
+  out.clear();
+  for (const json& e : *v) {
+    if (!e.is_string()) wrong_type(key, *v, "a list of strings");
+    out.push_back(e.get<std::string>());
+  }
+}
+void read(const json& j, const char* key, std::vector<int64_t>& out) {
+  const json* v = field(j, key);
+  if (!v) return;
+  if (!v->is_array()) wrong_type(key, *v, "a list of integers");
+  REFORMER_CHECK(v->size() <= static_cast<size_t>(limits::kMaxAxes), "config.json: field \"", key, "\" has ", v->size(),
+                 " entries, more than the ", limits::kMaxAxes, " reformer supports");
+  out.clear();
+  for (const json& e : *v) {
+    if (!e.is_number_integer()) wrong_type(key, *v, "a list of integers");
+    out.push_back(as_int(key, e));
   }
 }
 
@@ -31,12 +92,14 @@ void read(const json& j, const char* key, T& out) {
 std::vector<int64_t> read_buckets(const json& j) {
   auto it = j.find("num_buckets");
   if (it == j.end() || it->is_null()) return {};
-  if (it->is_number_integer()) return {it->get<int64_t>()};
+  if (it->is_number_integer()) return {as_int("num_buckets", *it)};
   if (it->is_array()) {
+    REFORMER_CHECK(it->size() <= static_cast<size_t>(limits::kMaxAxes), "config.json: num_buckets has ", it->size(),
+                   " factors, more than the ", limits::kMaxAxes, " reformer supports");
     std::vector<int64_t> v;
     for (const auto& e : *it) {
       REFORMER_CHECK(e.is_number_integer(), "config.json: num_buckets must be an int or a list of ints, got ", it->dump());
-      v.push_back(e.get<int64_t>());
+      v.push_back(as_int("num_buckets", e));
     }
     return v;
   }
@@ -81,30 +144,35 @@ bool is_generic_hf_key(const std::string& key) {
 int64_t ReformerConfig::total_buckets() const {
   if (num_buckets.empty()) return 0;
   int64_t n = 1;
-  for (int64_t f : num_buckets) n *= f;
+  for (int64_t f : num_buckets) n = checked_mul(n, f, "config: the product of num_buckets");
   return n;
 }
 
 int64_t ReformerConfig::max_length() const {
   if (!axial_pos_embds) return max_position_embeddings;
   int64_t n = 1;
-  for (int64_t s : axial_pos_shape) n *= s;
+  for (int64_t s : axial_pos_shape) n = checked_mul(n, s, "config: the product of axial_pos_shape");
   return n;
 }
 
 void ReformerConfig::validate() const {
-  auto positive = [](const char* name, int64_t v) {
-    REFORMER_CHECK(v > 0, "config: ", name, " = ", v, " must be positive");
-  };
-  positive("hidden_size", hidden_size);
-  positive("feed_forward_size", feed_forward_size);
-  positive("num_attention_heads", num_attention_heads);
-  positive("attention_head_size", attention_head_size);
-  positive("vocab_size", vocab_size);
-  positive("num_hashes", num_hashes);
-  positive("lsh_attn_chunk_length", lsh_attn_chunk_length);
-  positive("local_attn_chunk_length", local_attn_chunk_length);
-  positive("max_position_embeddings", max_position_embeddings);
+  // Sizes: each within its limit (core/limits.h), so that no product below can overflow and no
+  // impossible value reaches an allocation.
+  using limits::check_range;
+  check_range("config: hidden_size", hidden_size, 1, limits::kMaxWidth);
+  check_range("config: feed_forward_size", feed_forward_size, 1, limits::kMaxWidth);
+  check_range("config: num_attention_heads", num_attention_heads, 1, limits::kMaxHeads);
+  check_range("config: attention_head_size", attention_head_size, 1, limits::kMaxWidth);
+  check_range("config: vocab_size", vocab_size, 1, limits::kMaxVocab);
+  check_range("config: num_hashes", num_hashes, 1, limits::kMaxHashes);
+  check_range("config: lsh_attn_chunk_length", lsh_attn_chunk_length, 1, limits::kMaxLength);
+  check_range("config: local_attn_chunk_length", local_attn_chunk_length, 1, limits::kMaxLength);
+  check_range("config: max_position_embeddings", max_position_embeddings, 1, limits::kMaxLength);
+  REFORMER_CHECK(num_layers() <= limits::kMaxLayers, "config: attn_layers has ", num_layers(), " layers, more than the limit ",
+                 limits::kMaxLayers);
+  // HF pads with pad_token_id (and generation fills the context with it): it must be a token.
+  REFORMER_CHECK(pad_token_id >= 0 && pad_token_id < vocab_size, "config: pad_token_id = ", pad_token_id,
+                 " is not a token of the vocabulary [0, ", vocab_size, "); set it to an id below vocab_size (usually 0)");
   REFORMER_CHECK(!attn_layers.empty(), "config: attn_layers is empty; give at least one of \"lsh\", \"local\", \"full\"");
   for (size_t i = 0; i < attn_layers.size(); ++i) {
     const auto& t = attn_layers[i];
@@ -117,7 +185,8 @@ void ReformerConfig::validate() const {
                          {"local_num_chunks_after", local_num_chunks_after},
                          {"chunk_size_feed_forward", chunk_size_feed_forward},
                          {"chunk_size_lm_head", chunk_size_lm_head}})
-    REFORMER_CHECK(v >= 0, "config: ", name, " = ", v, " must be >= 0");
+    check_range(std::string("config: ") + name, v, 0,
+                std::string(name).starts_with("chunk_size") ? limits::kMaxElements : limits::kMaxChunksAround);
   if (is_decoder) {
     // HF ReformerModelWithLMHead asserts this (its message wrongly says "set to 1").
     REFORMER_CHECK(lsh_num_chunks_after == 0 || !uses(*this, "lsh"), "config: lsh_num_chunks_after = ", lsh_num_chunks_after,
@@ -129,6 +198,23 @@ void ReformerConfig::validate() const {
     REFORMER_CHECK(num_buckets[i] >= 2 && num_buckets[i] % 2 == 0, "config: num_buckets",
                    num_buckets.size() > 1 ? "[" + std::to_string(i) + "]" : std::string(), " = ", num_buckets[i],
                    " must be an even number >= 2 (buckets come from argmax over [xR, -xR])");
+  for (size_t i = 0; i < num_buckets.size(); ++i)
+    check_range("config: num_buckets" + (num_buckets.size() > 1 ? "[" + std::to_string(i) + "]" : std::string()),
+                num_buckets[i], 2, limits::kMaxBuckets);
+  REFORMER_CHECK(total_buckets() <= limits::kMaxBuckets, "config: num_buckets multiply to ", total_buckets(),
+                 " buckets, more than the limit ", limits::kMaxBuckets);
+  // Every weight matrix must be a tensor the allocator can hold (the element counts are checked products).
+  const int64_t Hd = checked_mul(num_attention_heads, attention_head_size, "config: num_attention_heads x attention_head_size");
+  for (auto [name, a, b] : {std::tuple{"vocab_size x hidden_size (word embeddings)", vocab_size, hidden_size},
+                            {"vocab_size x 2 hidden_size (LM head)", vocab_size, 2 * hidden_size},
+                            {"feed_forward_size x hidden_size (feed-forward)", feed_forward_size, hidden_size},
+                            {"num_attention_heads x attention_head_size x hidden_size (attention)", Hd, hidden_size},
+                            {"max_position_embeddings x hidden_size (positions)", axial_pos_embds ? 1 : max_position_embeddings,
+                             hidden_size}}) {
+    const int64_t n = checked_mul(a, b, std::string("config: ") + name);
+    REFORMER_CHECK(n <= limits::kMaxElements, "config: ", name, " = ", n, " weights in one tensor, more than the limit ",
+                   limits::kMaxElements, "; use smaller sizes");
+  }
   for (auto [name, p] : {std::pair{"hidden_dropout_prob", hidden_dropout_prob},
                          {"local_attention_probs_dropout_prob", local_attention_probs_dropout_prob},
                          {"lsh_attention_probs_dropout_prob", lsh_attention_probs_dropout_prob}})
@@ -139,15 +225,18 @@ void ReformerConfig::validate() const {
                  "config: hidden_act = \"", hidden_act, "\" is not supported; use relu, gelu, gelu_new or silu");
   REFORMER_CHECK(!tie_word_embeddings, "config: tie_word_embeddings = true is not supported by Reformer (HF unties them); set it to false");
   if (axial_pos_embds) {
+    REFORMER_CHECK(axial_pos_shape.size() <= static_cast<size_t>(limits::kMaxAxes), "config: axial_pos_shape has ",
+                   axial_pos_shape.size(), " axes, more than the ", limits::kMaxAxes, " reformer supports");
     REFORMER_CHECK(!axial_pos_shape.empty() && axial_pos_shape.size() == axial_pos_embds_dim.size(),
                    "config: axial_pos_shape has ", axial_pos_shape.size(), " axes but axial_pos_embds_dim has ",
                    axial_pos_embds_dim.size(), "; give one embedding dim per axis");
     int64_t sum = 0;
     for (size_t i = 0; i < axial_pos_shape.size(); ++i) {
-      REFORMER_CHECK(axial_pos_shape[i] > 0, "config: axial_pos_shape[", i, "] = ", axial_pos_shape[i], " must be positive");
-      REFORMER_CHECK(axial_pos_embds_dim[i] > 0, "config: axial_pos_embds_dim[", i, "] = ", axial_pos_embds_dim[i], " must be positive");
+      check_range("config: axial_pos_shape[" + std::to_string(i) + "]", axial_pos_shape[i], 1, limits::kMaxLength);
+      check_range("config: axial_pos_embds_dim[" + std::to_string(i) + "]", axial_pos_embds_dim[i], 1, limits::kMaxWidth);
       sum += axial_pos_embds_dim[i];
     }
+    check_range("config: the product of axial_pos_shape (the longest sequence)", max_length(), 1, limits::kMaxLength);
     REFORMER_CHECK(sum == hidden_size, "config: axial_pos_embds_dim sums to ", sum, " but hidden_size is ", hidden_size,
                    "; the axial embeddings are concatenated, so their dims must sum to hidden_size");
   }
@@ -201,7 +290,7 @@ ReformerConfig ReformerConfig::from_json(const json& j) {
   read(j, "chunk_size_feed_forward", c.chunk_size_feed_forward);
   read(j, "eos_token_id", c.eos_token_id);
   read(j, "feed_forward_size", c.feed_forward_size);
-  if (j.contains("hash_seed") && !j["hash_seed"].is_null()) c.hash_seed = j["hash_seed"].get<int64_t>();
+  read(j, "hash_seed", c.hash_seed);
   read(j, "hidden_act", c.hidden_act);
   read(j, "hidden_dropout_prob", c.hidden_dropout_prob);
   read(j, "hidden_size", c.hidden_size);
@@ -224,7 +313,7 @@ ReformerConfig ReformerConfig::from_json(const json& j) {
   read(j, "vocab_size", c.vocab_size);
   read(j, "tie_word_embeddings", c.tie_word_embeddings);
   if (j.contains("num_hidden_layers") && j["num_hidden_layers"].is_number_integer())
-    REFORMER_CHECK(j["num_hidden_layers"].get<int64_t>() == c.num_layers(), "config.json: num_hidden_layers = ",
+    REFORMER_CHECK(as_int("num_hidden_layers", j["num_hidden_layers"]) == c.num_layers(), "config.json: num_hidden_layers = ",
                    j["num_hidden_layers"].get<int64_t>(), " disagrees with len(attn_layers) = ", c.num_layers());
   if (j.contains("model_type") && j["model_type"].is_string())
     REFORMER_CHECK(j["model_type"] == "reformer", "config.json: model_type is \"", j["model_type"].get<std::string>(),
@@ -296,6 +385,7 @@ json ReformerConfig::to_json() const {
 }
 
 ReformerConfig ReformerConfig::load(const std::string& path) {
+  require_regular_file(path, "config file");
   std::ifstream in(path);
   REFORMER_CHECK(in.good(), "cannot read config file ", path, "; pass a model directory containing config.json");
   json j;

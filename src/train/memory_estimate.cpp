@@ -1,16 +1,27 @@
 #include "train/memory_estimate.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
+#include "core/checked_math.h"
+#include "core/limits.h"
 #include "layers/row_stream.h"
 #include "reformer/error.h"
 #include "train/option_spec.h"
+#include "train/progress.h"
 
 namespace reformer {
 namespace {
 
 constexpr int64_t kFloat = sizeof(float);
 constexpr int64_t kDefaultHeadChunk = 2048;  // the model's LM-head rows per chunk when chunk_size_lm_head = 0
+
+// Every product and sum of sizes below is checked (core/checked_math.h): a plan too large for 64 bits
+// is an Error, not a wrapped (small or negative) estimate.
+const char* const kWhat = "the training memory estimate";
+int64_t mul(std::initializer_list<int64_t> f) { return checked_product(f, kWhat); }
+int64_t sum(std::initializer_list<int64_t> t) { return checked_sum(t, kWhat); }
 
 // The bucket factors an LSH layer uses at length L (HF's automatic choice when the config has none).
 std::vector<int64_t> bucket_factors(const ReformerConfig& c, int64_t L) {
@@ -27,10 +38,10 @@ struct AttentionBytes {
 AttentionBytes qkv_attention_bytes(const ReformerConfig& c, const std::string& type, int64_t L, int threads) {
   const int64_t d = c.attention_head_size;
   const int64_t chunk = type == "local" ? c.local_attn_chunk_length : 128;
-  const int64_t keys = type == "local" ? chunk * (1 + c.local_num_chunks_before + c.local_num_chunks_after) : chunk;
+  const int64_t keys = type == "local" ? mul({chunk, sum({1, c.local_num_chunks_before, c.local_num_chunks_after})}) : chunk;
   const int64_t rows = std::min(chunk, L), cols = std::min(keys, L);
   AttentionBytes a;
-  a.per_layer = threads * (2 * cols * d + 2 * rows * cols + rows * d + 2 * cols) * kFloat;
+  a.per_layer = mul({threads, sum({mul({2, cols, d}), mul({2, rows, cols}), mul({rows, d}), 2 * cols}), kFloat});
   return a;
 }
 
@@ -39,21 +50,21 @@ AttentionBytes lsh_attention_bytes(const ReformerConfig& c, int64_t B, int64_t L
   const bool hashed = L > c.lsh_attn_chunk_length;
   const int64_t nh = hashed ? c.num_hashes : 1;
   const int64_t chunk = hashed ? c.lsh_attn_chunk_length : L;
-  const int64_t extra = hashed ? c.lsh_num_chunks_before + c.lsh_num_chunks_after : 0;
-  const int64_t slots = nh * L, window = chunk * (1 + extra);
+  const int64_t extra = hashed ? sum({c.lsh_num_chunks_before, c.lsh_num_chunks_after}) : 0;
+  const int64_t slots = mul({nh, L}), window = mul({chunk, sum({1, extra})});
   int64_t buckets = 1, rotation_columns = 0;
   for (int64_t f : bucket_factors(c, L)) {
-    buckets *= f;
-    rotation_columns += f / 2;
+    buckets = mul({buckets, f});
+    rotation_columns = sum({rotation_columns, f / 2});
   }
   // Per thread: sorted positions, logsumexps and weights, the slot outputs (several rounds only),
   // one chunk's queries, outputs, keys, values and scores (and their gradients), sort counts.
-  const int64_t per_thread = slots * ((nh > 1 ? d : 0) + 4) + 2 * chunk * window + 4 * chunk * d +
-                             4 * window * d + 2 * window + chunk + (nh + 1) * buckets;
+  const int64_t per_thread = sum({mul({slots, (nh > 1 ? d : 0) + 4}), mul({2, chunk, window}), mul({4, chunk, d}),
+                                  mul({4, window, d}), mul({2, window}), chunk, mul({nh + 1, buckets})});
   AttentionBytes a;
-  a.shared = std::min<int64_t>(threads, B * H) * per_thread * kFloat;
-  a.per_layer = H * d * nh * rotation_columns * kFloat;
-  a.per_layer_activations = B * H * nh * L * static_cast<int64_t>(sizeof(int32_t));
+  a.shared = mul({std::min<int64_t>(threads, mul({B, H})), per_thread, kFloat});
+  a.per_layer = mul({H, d, nh, rotation_columns, kFloat});
+  a.per_layer_activations = mul({B, H, nh, L, static_cast<int64_t>(sizeof(int32_t))});
   return a;
 }
 
@@ -61,22 +72,22 @@ AttentionBytes lsh_attention_bytes(const ReformerConfig& c, int64_t B, int64_t L
 // dqk, dv; local/full: q/dq, k, v, o/dO, dk, dv), local/full layers add the (B, H, L) logsumexp and
 // -dO.o; and the row-chunk scratch of the streamed branch input/output (row_stream.h).
 int64_t attention_projection_bytes(const ReformerConfig& c, int64_t B, int64_t L) {
-  const int64_t H = c.num_attention_heads, Hd = H * c.attention_head_size;
+  const int64_t H = c.num_attention_heads, Hd = mul({H, c.attention_head_size});
   const bool qkv = std::any_of(c.attn_layers.begin(), c.attn_layers.end(), [](const std::string& t) { return t != "lsh"; });
-  const int64_t row_chunk = std::min(B * L, kRowChunk);
-  return (6 * B * L * Hd + (qkv ? 2 * B * H * L : 0) + row_chunk * (2 * c.hidden_size + Hd)) * kFloat;
+  const int64_t row_chunk = std::min(mul({B, L}), kRowChunk);
+  return mul({sum({mul({6, B, L, Hd}), qkv ? mul({2, B, H, L}) : 0, mul({row_chunk, sum({2 * c.hidden_size, Hd})})}), kFloat});
 }
 
 int64_t feed_forward_bytes(const ReformerConfig& c, int64_t B, int64_t L) {
-  const int64_t rows = c.chunk_size_feed_forward > 0 ? std::min(c.chunk_size_feed_forward, B * L) : B * L;
-  return rows * (3 * c.feed_forward_size + 2 * c.hidden_size + 2) * kFloat;
+  const int64_t rows = c.chunk_size_feed_forward > 0 ? std::min(c.chunk_size_feed_forward, mul({B, L})) : mul({B, L});
+  return mul({rows, 3 * c.feed_forward_size + 2 * c.hidden_size + 2, kFloat});
 }
 
 int64_t optimizer_floats(const std::vector<ParameterShape>& shapes, const std::string& spec) {
   OptionSpec o(spec, "optimizer");
   int64_t total = 0;
   if (o.kind() == "adam") {
-    for (const auto& p : shapes) total += 2 * shape_numel(p.shape);
+    for (const auto& p : shapes) total = sum({total, mul({2, shape_numel(p.shape)})});
     return total;
   }
   REFORMER_CHECK(o.kind() == "adafactor", "unknown optimizer \"", o.kind(), "\"; use adam or adafactor");
@@ -84,9 +95,9 @@ int64_t optimizer_floats(const std::vector<ParameterShape>& shapes, const std::s
   const bool momentum = o.number("beta1", 0.0) > 0;
   for (const auto& p : shapes) {
     const int64_t n = shape_numel(p.shape);
-    if (factored && p.shape.size() >= 2) total += n / p.shape.back() + n / p.shape[p.shape.size() - 2];
-    else total += n;
-    if (momentum) total += n;
+    if (factored && p.shape.size() >= 2) total = sum({total, n / p.shape.back(), n / p.shape[p.shape.size() - 2]});
+    else total = sum({total, n});
+    if (momentum) total = sum({total, n});
   }
   return total;
 }
@@ -138,41 +149,61 @@ std::vector<PartCount> parameter_counts(const ReformerConfig& config) {
   std::vector<PartCount> parts;
   for (const auto& p : parameter_shapes(config)) {
     if (parts.empty() || parts.back().part != p.part) parts.push_back({p.part, 0});
-    parts.back().parameters += shape_numel(p.shape);
+    parts.back().parameters = sum({parts.back().parameters, shape_numel(p.shape)});
   }
   return parts;
 }
 
 MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer,
                                         int threads) {
-  REFORMER_CHECK(B >= 1, "batch ", B, " must be at least 1");
+  REFORMER_CHECK(B >= 1 && B <= limits::kMaxBatch, "batch ", B, " must be between 1 and ", limits::kMaxBatch);
+  REFORMER_CHECK(threads >= 1 && threads <= limits::kMaxThreads, "threads ", threads, " must be between 1 and ",
+                 limits::kMaxThreads);
   c.validate_length(L, /*training=*/true);
   const auto shapes = parameter_shapes(c);
   MemoryEstimate m;
   int64_t params = 0, largest = 0;
   for (const auto& p : shapes) {
-    params += shape_numel(p.shape);
+    params = sum({params, shape_numel(p.shape)});
     largest = std::max(largest, shape_numel(p.shape));
   }
-  m.parameters = m.gradients = params * kFloat;
-  m.optimizer_state = optimizer_floats(shapes, optimizer) * kFloat;
-  const int64_t D = c.hidden_size, rows = B * L;
+  m.parameters = m.gradients = mul({params, kFloat});
+  m.optimizer_state = mul({optimizer_floats(shapes, optimizer), kFloat});
+  const int64_t D = c.hidden_size, rows = mul({B, L});
   // The two streams and their gradients (B, L, D), layer-norm statistics.
-  m.activations = (4 * rows * D + 2 * rows) * kFloat;
+  m.activations = mul({sum({mul({4, rows, D}), mul({2, rows})}), kFloat});
   // The LM head's row chunk: concat, normalized, its gradient (2D wide), the logits, LN statistics.
   const int64_t head_rows = std::min(rows, c.chunk_size_lm_head > 0 ? c.chunk_size_lm_head : kDefaultHeadChunk);
-  m.workspace = head_rows * (3 * 2 * D + c.vocab_size + 2) * kFloat + feed_forward_bytes(c, B, L) +
-                attention_projection_bytes(c, B, L);
-  if (OptionSpec(optimizer, "optimizer").kind() == "adafactor") m.workspace += largest * kFloat;  // its update buffer
+  m.workspace = sum({mul({head_rows, sum({6 * D, c.vocab_size, 2}), kFloat}), feed_forward_bytes(c, B, L),
+                     attention_projection_bytes(c, B, L)});
+  if (OptionSpec(optimizer, "optimizer").kind() == "adafactor")
+    m.workspace = sum({m.workspace, mul({largest, kFloat})});  // its update buffer
   bool has_lsh = false;
   for (const auto& type : c.attn_layers) {
     const AttentionBytes a = type == "lsh" ? lsh_attention_bytes(c, B, L, threads) : qkv_attention_bytes(c, type, L, threads);
-    if (!has_lsh || type != "lsh") m.workspace += a.shared;
+    if (!has_lsh || type != "lsh") m.workspace = sum({m.workspace, a.shared});
     has_lsh = has_lsh || type == "lsh";
-    m.workspace += a.per_layer;
-    m.activations += a.per_layer_activations;
+    m.workspace = sum({m.workspace, a.per_layer});
+    m.activations = sum({m.activations, a.per_layer_activations});
   }
   return m;
+}
+
+int64_t MemoryEstimate::total() const {
+  return checked_sum({parameters, gradients, optimizer_state, activations, workspace}, kWhat);
+}
+
+int64_t memory_budget(int64_t max_memory) {
+  if (max_memory > 0) return max_memory;
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? checked_mul(pages, page, "physical memory") : INT64_MAX;
+}
+
+void check_memory_plan(const MemoryEstimate& plan, int64_t max_memory) {
+  const int64_t total = plan.total(), budget = memory_budget(max_memory);
+  REFORMER_CHECK(total <= budget, "the training step needs about ", total, " bytes (", format_bytes(total), ") but ",
+                 max_memory > 0 ? "--max-memory allows " : "this machine has ", budget, " bytes (", format_bytes(budget),
+                 "); use a smaller --batch, --seq-len, model or --layers", max_memory > 0 ? ", or raise --max-memory" : "");
 }
 
 }  // namespace reformer

@@ -33,12 +33,18 @@ std::vector<PartCount> parameter_counts(const ReformerConfig& config);
 
 struct MemoryEstimate {
   int64_t parameters = 0, gradients = 0, optimizer_state = 0, activations = 0, workspace = 0;
-  int64_t total() const { return parameters + gradients + optimizer_state + activations + workspace; }
+  int64_t total() const;  // overflow-checked sum
 };
 
 // A training step of `batch` sequences of `length` tokens with the optimizer spec (train/make_optimizer.h)
 // on `threads` OpenMP threads (per-thread attention scratch).
 MemoryEstimate estimate_training_memory(const ReformerConfig& config, int64_t batch, int64_t length,
                                         const std::string& optimizer, int threads);
+
+// The memory a plan may use: `max_memory` bytes when given (> 0), else the machine's physical memory.
+int64_t memory_budget(int64_t max_memory);
+// Refuses (reformer::Error) a plan whose total exceeds memory_budget(max_memory), with the planned
+// and available bytes in the message, before anything is allocated.
+void check_memory_plan(const MemoryEstimate& plan, int64_t max_memory);
 
 }  // namespace reformer

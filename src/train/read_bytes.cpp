@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "io/regular_file.h"
 #include "reformer/error.h"
 
 namespace reformer {
@@ -41,9 +42,11 @@ std::vector<uint8_t> read_gzip(const std::string& path) {
 }  // namespace
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  // stat first: a FIFO or device would block or never end (io/regular_file.h).
   std::error_code ec;
-  REFORMER_CHECK(std::filesystem::is_regular_file(path, ec), "data file '", path,
-                 "' does not exist or is not a regular file; pass the path of a text file (plain, gzip or dictzip)");
+  REFORMER_CHECK(std::filesystem::exists(path, ec), "data file '", path,
+                 "' does not exist; pass the path of a text file (plain, gzip or dictzip)");
+  require_regular_file(path, "data file");
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
   REFORMER_CHECK(f, "cannot open data file '", path, "': ", std::strerror(errno));
   const auto size = static_cast<size_t>(std::filesystem::file_size(path));

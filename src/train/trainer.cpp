@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 
 #include "reformer/error.h"
 #include "reformer/memory.h"
@@ -9,6 +10,7 @@
 #include "train/grad_clip.h"
 #include "train/make_optimizer.h"
 #include "train/metrics_log.h"
+#include "train/checkpoint_dir.h"
 #include "train/trainer_state.h"
 
 namespace reformer {
@@ -37,6 +39,8 @@ Trainer::Trainer(ReformerModel& model, TrainerOptions options, TrainerHooks hook
   REFORMER_CHECK(options_.log_interval >= 1, "--log-interval ", options_.log_interval, " must be at least 1");
   REFORMER_CHECK(options_.eval_interval >= 0, "--eval-interval ", options_.eval_interval, " must be >= 0");
   REFORMER_CHECK(options_.save_interval >= 0, "--save-interval ", options_.save_interval, " must be >= 0");
+  REFORMER_CHECK(options_.save_total_limit >= 0, "--save-total-limit ", options_.save_total_limit,
+                 " must be >= 0 (0 = keep every checkpoint)");
   REFORMER_CHECK(hooks_.batch, "trainer needs a batch source");
   for (NamedParameter& p : model_.parameters()) params_.push_back({p.name, p.param->data(), p.grad->data(), p.param->shape()});
   optimizer_ = make_optimizer(options_.optimizer, params_);
@@ -44,7 +48,7 @@ Trainer::Trainer(ReformerModel& model, TrainerOptions options, TrainerHooks hook
 
 Trainer::~Trainer() = default;
 
-void Trainer::resume() { step_ = load_checkpoint(options_.out_dir, model_, *optimizer_).step; }
+void Trainer::resume(const std::string& checkpoint_dir) { step_ = load_checkpoint(checkpoint_dir, model_, *optimizer_).step; }
 
 double Trainer::train_step(double& grad_norm, double& lr) {
   model_.zero_grad();
@@ -88,8 +92,9 @@ void Trainer::save(Progress& progress) {
   auto metadata = options_.checkpoint_metadata;
   metadata["seed"] = std::to_string(options_.seed);
   metadata["data_position"] = std::to_string(step_ * options_.grad_accum);  // the next micro-batch's index
-  save_checkpoint(options_.out_dir, model_, *optimizer_, step_, metadata);
-  progress.message("checkpoint at step " + std::to_string(step_) + " saved to " + options_.out_dir);
+  save_checkpoint(options_.out_dir, model_, *optimizer_, step_, metadata, options_.save_total_limit);
+  progress.message("checkpoint at step " + std::to_string(step_) + " saved to " +
+                   (std::filesystem::path(options_.out_dir) / checkpoint_name(step_)).string());
 }
 
 TrainResult Trainer::run(Progress& progress) {

@@ -30,6 +30,7 @@ struct TrainerOptions {
   int64_t log_interval = 10;   // steps between progress lines
   int64_t eval_interval = 0;   // steps between evaluations; 0 = only at the end
   int64_t save_interval = 0;   // steps between checkpoints; 0 = only at the end
+  int64_t save_total_limit = 0;  // checkpoints kept (the newest); 0 = all
   std::string out_dir;
   std::string optimizer = "adam";
   std::string schedule = "rsqrt";
@@ -50,8 +51,9 @@ class Trainer {
   Trainer(ReformerModel& model, TrainerOptions options, TrainerHooks hooks);
   ~Trainer();
 
-  // Continues from the checkpoint in options.out_dir (weights, optimizer state, step).
-  void resume();
+  // Continues from a checkpoint directory (weights, optimizer state, step): TrainerState::dir of
+  // read_trainer_state(options.out_dir).
+  void resume(const std::string& checkpoint_dir);
   int64_t step() const { return step_; }
   // Trains up to options.steps; saves a checkpoint at the end and when stopped.
   TrainResult run(Progress& progress);

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "common.h"
 #include "model_flags.h"
+#include "core/checked_math.h"
 #include "reformer/error.h"
 #include "train/byte_data.h"
 #include "train/memory_estimate.h"
@@ -22,10 +23,12 @@ struct InfoCommand {
   int64_t batch = 1, copy_vocab = 0;
   std::string optimizer = "adam";
   std::optional<int> threads;
+  std::string max_memory = "0";
 };
 
 void run_info(const CLI::App& cmd, const InfoCommand& c) {
   set_threads(c.threads);
+  const int64_t max_memory = parse_memory_flag(c.max_memory);
   REFORMER_CHECK(!(c.model_dir && c.model.any_given(cmd)), "give either --model or model flags, not both");
   const ReformerConfig config = c.model_dir ? ReformerConfig::load((std::filesystem::path(*c.model_dir) / "config.json").string())
                                             : c.model.build(c.copy_vocab > 0 ? c.copy_vocab : kByteVocab);
@@ -34,7 +37,7 @@ void run_info(const CLI::App& cmd, const InfoCommand& c) {
   int64_t total = 0;
   for (const PartCount& p : parameter_counts(config)) {
     std::printf("%-36s %14lld\n", p.part.c_str(), static_cast<long long>(p.parameters));
-    total += p.parameters;
+    total = checked_add(total, p.parameters, "the parameter count");
   }
   std::printf("%-36s %14lld\n\n", "total", static_cast<long long>(total));
   const MemoryEstimate m = estimate_training_memory(config, c.batch, L, c.optimizer, omp_get_max_threads());
@@ -44,6 +47,8 @@ void run_info(const CLI::App& cmd, const InfoCommand& c) {
                              {"optimizer state", m.optimizer_state}, {"activations", m.activations},
                              {"workspace", m.workspace}, {"total", m.total()}})
     std::printf("  %-18s %12s  (%lld bytes)\n", name, format_bytes(bytes).c_str(), static_cast<long long>(bytes));
+  // The table is printed first, so the refusal below can be read against it.
+  check_memory_plan(m, max_memory);
 }
 
 }  // namespace
@@ -57,6 +62,8 @@ void add_info_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--optimizer", c->optimizer, "adam or adafactor (its state size)")->capture_default_str();
   cmd->add_option("--copy-vocab", c->copy_vocab, "vocabulary for a copy-task model (default: bytes, 258)");
   cmd->add_option("--threads", c->threads, "OpenMP threads (per-thread attention scratch)");
+  cmd->add_option("--max-memory", c->max_memory, "fail (exit 1) when the plan exceeds this many bytes (or 24G; 0 = physical memory)")
+      ->capture_default_str();
   cmd->callback([cmd, c, &exit_code] {
     run_info(*cmd, *c);
     exit_code = 0;

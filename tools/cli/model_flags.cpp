@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <tuple>
 
+#include "core/limits.h"
 #include "reformer/error.h"
 
 namespace reformer::cli {
@@ -20,8 +22,8 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
-void check_positive(const char* flag, const std::optional<int64_t>& v) {
-  if (v) REFORMER_CHECK(*v > 0, flag, " ", *v, " must be positive");
+void check_range(const char* flag, const std::optional<int64_t>& v, int64_t lo, int64_t limit) {
+  if (v) limits::check_range(flag, *v, lo, limit);
 }
 
 }  // namespace
@@ -56,14 +58,23 @@ bool ModelFlags::any_given(const CLI::App& app) const {
   return false;
 }
 
-ReformerConfig ModelFlags::build(int64_t vocab) const {
-  for (auto [flag, v] : {std::pair{"--hidden-size", hidden_size}, {"--ff-size", ff_size}, {"--heads", heads},
-                         {"--head-size", head_size}, {"--layers", layers}, {"--seq-len", seq_len}, {"--hashes", hashes},
-                         {"--lsh-chunk", lsh_chunk}, {"--local-chunk", local_chunk}})
-    check_positive(flag, v);
-  if (ff_chunk) REFORMER_CHECK(*ff_chunk >= 0, "--ff-chunk ", *ff_chunk, " must be >= 0 (0 = no chunking)");
+void ModelFlags::check_ranges() const {
+  // Each flag within its limit (core/limits.h) before it is used in any arithmetic or loop.
+  for (auto [flag, v, limit] : {std::tuple{"--hidden-size", hidden_size, limits::kMaxWidth}, {"--ff-size", ff_size, limits::kMaxWidth},
+                                {"--heads", heads, limits::kMaxHeads}, {"--head-size", head_size, limits::kMaxWidth},
+                                {"--layers", layers, limits::kMaxLayers}, {"--seq-len", seq_len, limits::kMaxLength},
+                                {"--hashes", hashes, limits::kMaxHashes}, {"--lsh-chunk", lsh_chunk, limits::kMaxLength},
+                                {"--local-chunk", local_chunk, limits::kMaxLength}})
+    check_range(flag, v, 1, limit);
+  check_range("--ff-chunk", ff_chunk, 0, limits::kMaxElements);
   if (dropout) REFORMER_CHECK(*dropout >= 0 && *dropout < 1, "--dropout ", *dropout, " must be in [0, 1)");
+  if (buckets)
+    REFORMER_CHECK(!buckets->empty(), "--buckets is empty; give a number like 32 or a factor pair like 16,16, or drop the "
+                   "flag for Hugging Face's rule");
+}
 
+ReformerConfig ModelFlags::build(int64_t vocab) const {
+  check_ranges();
   ReformerConfig c;
   if (config_file) {
     c = ReformerConfig::load(*config_file);
@@ -85,9 +96,18 @@ ReformerConfig ModelFlags::build(int64_t vocab) const {
     // 3.11 vs 3.62 bits/byte). Saved in config.json, so HF rebuilds the same model.
     c.axial_norm_std = c.initializer_range;
   }
+  return apply(std::move(c), config_file.has_value());
+}
+
+ReformerConfig ModelFlags::apply_to(ReformerConfig base) const {
+  check_ranges();
+  return apply(std::move(base), /*from_file=*/true);
+}
+
+ReformerConfig ModelFlags::apply(ReformerConfig c, bool from_file) const {
   if (hidden_size) c.hidden_size = *hidden_size;
   if (ff_size) c.feed_forward_size = *ff_size;
-  else if (!config_file) c.feed_forward_size = 2 * c.hidden_size;
+  else if (!from_file) c.feed_forward_size = 2 * c.hidden_size;
   if (heads) c.num_attention_heads = *heads;
   if (head_size) c.attention_head_size = *head_size;
   if (hashes) c.num_hashes = *hashes;
@@ -107,7 +127,7 @@ ReformerConfig ModelFlags::build(int64_t vocab) const {
     c.max_position_embeddings = *seq_len;
   }
   // Axial dims: a quarter of the width on the first axis, as HF's default (64, 192) for 256.
-  if (!config_file || hidden_size || seq_len) {
+  if (!from_file || hidden_size || seq_len) {
     const int64_t d1 = c.hidden_size / 4;
     c.axial_pos_embds_dim = {d1, c.hidden_size - d1};
   }

@@ -24,6 +24,13 @@ struct ModelFlags {
   bool any_given(const CLI::App& app) const;
   // The config for a model with `vocab` ids; validated, num_buckets resolved for the sequence length.
   ReformerConfig build(int64_t vocab) const;
+  // The given flags applied on top of `base` (a resumed run's config), as if base were --config: a
+  // flag repeated with the value the run already has gives back base unchanged.
+  ReformerConfig apply_to(ReformerConfig base) const;
+
+ private:
+  void check_ranges() const;
+  ReformerConfig apply(ReformerConfig c, bool from_file) const;
 };
 
 // n1 * n2 = L with n1 the largest factor <= sqrt(L) (1024 -> 32 x 32, 512 x 1024 as in HF's

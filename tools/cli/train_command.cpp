@@ -12,7 +12,9 @@
 #include "commands.h"
 #include "common.h"
 #include "model_flags.h"
+#include "core/limits.h"
 #include "reformer/error.h"
+#include "reformer/memory.h"
 #include "train/byte_data.h"
 #include "train/copy_task.h"
 #include "train/evaluate.h"
@@ -39,17 +41,23 @@ void on_sigint(int) {
 struct TrainArgs {
   std::string data = kDefaultData, valid_data, test_data, task = "lm";
   int64_t copy_vocab = 128, batch = 4, steps = 1000, grad_accum = 1, warmup = -1;
-  int64_t eval_interval = 0, eval_windows = 16, save_interval = 0, log_interval = 10;
+  int64_t eval_interval = 0, eval_windows = 16, save_interval = 0, save_total_limit = 0, log_interval = 10;
   double lr = 1e-3, clip_norm = 1.0;
   std::string schedule = "cosine", optimizer = "adam";
   uint64_t seed = 0;
   NLOHMANN_DEFINE_TYPE_INTRUSIVE(TrainArgs, data, valid_data, test_data, task, copy_vocab, batch, steps, grad_accum,
-                                 warmup, eval_interval, eval_windows, save_interval, log_interval, lr, clip_norm,
-                                 schedule, optimizer, seed)
+                                 warmup, eval_interval, eval_windows, save_interval, save_total_limit, log_interval, lr,
+                                 clip_norm, schedule, optimizer, seed)
 };
 
 // Options a resumed run may change; the others must stay as the checkpoint has them.
-const char* const kChangeableOnResume[] = {"steps", "log_interval", "eval_interval", "save_interval", "eval_windows"};
+const char* const kChangeableOnResume[] = {"steps", "log_interval", "eval_interval", "save_interval", "save_total_limit",
+                                           "eval_windows"};
+
+// CLI11 would wrap "-1" into a huge unsigned seed, and --warmup -3 would silently mean "default".
+const CLI::Validator kNotNegative(
+    [](std::string& v) { return !v.empty() && v[0] == '-' ? "must not be negative, got " + v + "; give 0 or more" : std::string(); },
+    "NOT NEGATIVE");
 
 struct TrainCommand {
   TrainArgs args;
@@ -57,6 +65,7 @@ struct TrainCommand {
   std::string out;
   bool resume = false;
   std::optional<int> threads;
+  std::string max_memory = "0";
 };
 
 std::string json_key(const CLI::Option& opt) {
@@ -68,6 +77,8 @@ std::string json_key(const CLI::Option& opt) {
 // Flags not given take the checkpoint's values; a flag given with a different value is an error
 // unless it may change.
 TrainArgs merge_resumed_args(const CLI::App& cmd, const TrainArgs& given, const nlohmann::json& stored, const std::string& out) {
+  REFORMER_CHECK(stored.is_object(), "the training options stored in the checkpoint in ", out, " are ", stored.dump(),
+                 ", not an object; the checkpoint is corrupt");
   nlohmann::json merged = given;
   for (const CLI::Option* opt : cmd.get_options()) {
     const std::string key = json_key(*opt);
@@ -81,14 +92,21 @@ TrainArgs merge_resumed_args(const CLI::App& cmd, const TrainArgs& given, const 
            "the flag, or start a new run in another --out directory");
     }
   }
-  return merged.get<TrainArgs>();
+  try {
+    return merged.get<TrainArgs>();
+  } catch (const nlohmann::json::exception& e) {
+    fail("the training options stored in the checkpoint in ", out, " (", stored.dump(), ") are malformed: ", e.what(),
+         "; the checkpoint is corrupt or from another program");
+  }
 }
 
-// The first config field where two configs differ, for the "different model" message.
-std::string first_difference(const nlohmann::json& a, const nlohmann::json& b) {
+// Every config field where two configs differ, for the "different model" message.
+std::string differences(const nlohmann::json& a, const nlohmann::json& b) {
+  std::string out;
   for (const auto& [key, value] : a.items())
-    if (!b.contains(key) || b[key] != value) return key + " = " + value.dump() + " vs " + (b.contains(key) ? b[key].dump() : "missing");
-  return "?";
+    if (!b.contains(key) || b[key] != value)
+      out += (out.empty() ? "" : ", ") + key + " = " + value.dump() + " vs " + (b.contains(key) ? b[key].dump() : "missing");
+  return out.empty() ? "?" : out;
 }
 
 std::string schedule_spec(const CLI::App& cmd, const TrainArgs& a) {
@@ -118,40 +136,63 @@ std::string schedule_spec(const CLI::App& cmd, const TrainArgs& a) {
 void check_args(const TrainArgs& a) {
   REFORMER_CHECK(a.steps >= 0, "--steps ", a.steps, " must be >= 0");
   REFORMER_CHECK(a.batch >= 1, "--batch ", a.batch, " must be at least 1");
-  REFORMER_CHECK(a.eval_windows >= 1, "--eval-windows ", a.eval_windows, " must be at least 1");
+  // Upper bounds (core/limits.h), so that no product of these can overflow.
+  limits::check_range("--steps", a.steps, 0, limits::kMaxSteps);
+  limits::check_range("--batch", a.batch, 1, limits::kMaxBatch);
+  limits::check_range("--grad-accum", a.grad_accum, 1, limits::kMaxBatch);
+  limits::check_range("--eval-windows", a.eval_windows, 1, limits::kMaxBatch);
+  limits::check_range("--warmup", a.warmup, -1, limits::kMaxSteps);  // -1: not given (steps / 10)
+  limits::check_range("--save-total-limit", a.save_total_limit, 0, limits::kMaxSteps);
+  if (a.task == "copy") limits::check_range("--copy-vocab", a.copy_vocab, 2, limits::kMaxVocab);
   REFORMER_CHECK(a.task == "lm" || a.task == "copy", "--task '", a.task, "' is not a task; use lm (bytes of --data) or copy");
   REFORMER_CHECK(a.valid_data.empty() == a.test_data.empty(), "give both --valid-data and --test-data, or neither (then --data is split 90/5/5)");
 }
 
-void run_train(CLI::App& cmd, TrainCommand& c, int& exit_code) {
+void train(CLI::App& cmd, TrainCommand& c, int& exit_code, bool& created_out) {
   set_threads(c.threads);
+  const int64_t max_memory = parse_memory_flag(c.max_memory);
   TrainArgs args = c.args;
-  std::optional<int64_t> resume_step;
+  std::optional<TrainerState> state;
   if (c.resume) {
-    const TrainerState state = read_trainer_state(c.out);
-    const auto it = state.metadata.find("train_args");
-    REFORMER_CHECK(it != state.metadata.end(), c.out, "/", kTrainerStateFile, " has no training options; it was not written by `reformer train`");
-    args = merge_resumed_args(cmd, args, nlohmann::json::parse(it->second), c.out);
-    resume_step = state.step;
+    state = read_trainer_state(c.out);
+    for (const std::string& note : state->ignored)
+      std::fprintf(stderr, "warning: ignoring incomplete checkpoint %s\n", note.c_str());
+    const auto it = state->metadata.find("train_args");
+    REFORMER_CHECK(it != state->metadata.end(), state->dir, "/", kTrainerStateFile, " has no training options; it was not written by `reformer train`");
+    nlohmann::json stored;
+    try {
+      stored = nlohmann::json::parse(it->second);
+    } catch (const nlohmann::json::exception& e) {
+      fail(state->dir, "/", kTrainerStateFile, ": metadata train_args is not valid JSON (", e.what(), "); the checkpoint is corrupt");
+    }
+    args = merge_resumed_args(cmd, args, stored, c.out);
   } else {
     REFORMER_CHECK(!has_checkpoint(c.out), c.out, " already holds a checkpoint; continue it with --resume or choose another --out");
   }
   check_args(args);
   const std::string schedule = schedule_spec(cmd, args);
-  ensure_writable_dir(c.out);
+  created_out = ensure_writable_dir(c.out);
 
   const bool copy = args.task == "copy";
   const int64_t vocab = copy ? args.copy_vocab : kByteVocab;
   ReformerConfig config;
-  if (c.resume) {
-    config = ReformerConfig::load((fs::path(c.out) / "config.json").string());
+  if (state) {
+    config = ReformerConfig::load((fs::path(state->dir) / "config.json").string());
     if (c.model.any_given(cmd)) {
-      const ReformerConfig requested = c.model.build(vocab);
+      // The flags are applied to the run's own config, so repeating one with its value is no change.
+      const ReformerConfig requested = c.model.config_file ? c.model.build(vocab) : c.model.apply_to(config);
       REFORMER_CHECK(requested.to_json() == config.to_json(), "the model flags describe a different model than the checkpoint in ",
-                     c.out, " (", first_difference(requested.to_json(), config.to_json()), "); drop the model flags when resuming");
+                     c.out, " (", differences(requested.to_json(), config.to_json()), "); drop the model flags when resuming");
     }
   } else {
     config = c.model.build(vocab);
+  }
+  // (After the checks above, so a resumed command that contradicts the run is still refused.)
+  if (state && state->step >= args.steps) {
+    // Nothing to train: evaluating and saving again would only append duplicate records.
+    std::printf("the run in %s already finished: its checkpoint is at step %lld of --steps %lld; give a larger --steps to "
+                "train further\n", c.out.c_str(), static_cast<long long>(state->step), static_cast<long long>(args.steps));
+    return;
   }
   const int64_t L = config.max_length();
 
@@ -167,6 +208,9 @@ void run_train(CLI::App& cmd, TrainCommand& c, int& exit_code) {
   }
 
   const MemoryEstimate mem = estimate_training_memory(config, args.batch, L, args.optimizer, omp_get_max_threads());
+  // An impossible plan is refused here, with its size, instead of being OOM-killed later.
+  check_memory_plan(mem, max_memory);
+  if (max_memory > 0) mem_set_limit(max_memory);
   std::printf("model: %zu layers (%s), hidden %lld, %lld heads x %lld, seq len %lld; training needs about %s\n",
               config.attn_layers.size(), nlohmann::json(config.attn_layers).dump().c_str(), static_cast<long long>(config.hidden_size),
               static_cast<long long>(config.num_attention_heads), static_cast<long long>(config.attention_head_size),
@@ -181,13 +225,15 @@ void run_train(CLI::App& cmd, TrainCommand& c, int& exit_code) {
   options.log_interval = args.log_interval;
   options.eval_interval = args.eval_interval;
   options.save_interval = args.save_interval;
+  options.save_total_limit = args.save_total_limit;
   options.out_dir = c.out;
   options.optimizer = args.optimizer;
   options.schedule = schedule;
   options.checkpoint_metadata = {{"train_args", nlohmann::json(args).dump()},
                                  {"threads", std::to_string(omp_get_max_threads())}};
 
-  MetricsLog log((fs::path(c.out) / "metrics.jsonl").string(), resume_step);
+  MetricsLog log((fs::path(c.out) / "metrics.jsonl").string(),
+                 state ? std::optional<int64_t>(state->step) : std::nullopt);
   TrainerHooks hooks;
   const int64_t B = args.batch;
   if (copy) {
@@ -201,9 +247,9 @@ void run_train(CLI::App& cmd, TrainCommand& c, int& exit_code) {
   hooks.stop_requested = [] { return g_interrupted != 0; };
 
   Trainer trainer(model, options, hooks);
-  if (c.resume) {
-    trainer.resume();
-    std::printf("resuming from step %lld\n", static_cast<long long>(trainer.step()));
+  if (state) {
+    trainer.resume(state->dir);
+    std::printf("resuming from step %lld (%s)\n", static_cast<long long>(trainer.step()), state->dir.c_str());
   }
   g_interrupted = 0;
   std::signal(SIGINT, on_sigint);
@@ -216,6 +262,18 @@ void run_train(CLI::App& cmd, TrainCommand& c, int& exit_code) {
   }
 }
 
+// A failed run removes the --out directory it created, as long as nothing was written into it.
+void run_train(CLI::App& cmd, TrainCommand& c, int& exit_code) {
+  bool created_out = false;
+  try {
+    train(cmd, c, exit_code, created_out);
+  } catch (...) {
+    std::error_code ec;
+    if (created_out && fs::is_directory(c.out, ec) && fs::is_empty(c.out, ec)) fs::remove(c.out, ec);
+    throw;
+  }
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app, int& exit_code) {
@@ -223,7 +281,7 @@ void add_train_command(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand("train", "Train a byte-level language model on a file (or the copy task)");
   c->model.add_to(*cmd);
   TrainArgs& a = c->args;
-  cmd->add_option("--out", c->out, "output directory: config.json, model.safetensors, trainer_state.safetensors, metrics.jsonl")->required();
+  cmd->add_option("--out", c->out, "output directory: checkpoint-<step>/ directories, the newest one's config.json + model.safetensors, metrics.jsonl")->required();
   cmd->add_flag("--resume", c->resume, "continue the run in --out from its last checkpoint");
   cmd->add_option("--task", a.task, "lm (bytes of --data) or copy (the paper's duplication task)")->capture_default_str();
   cmd->add_option("--data", a.data, "text or byte file (plain, gzip or dictzip), split 90/5/5 into train/validation/test")->capture_default_str();
@@ -234,15 +292,20 @@ void add_train_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--steps", a.steps, "optimizer steps")->capture_default_str();
   cmd->add_option("--grad-accum", a.grad_accum, "micro-batches per step (gradient accumulation)")->capture_default_str();
   cmd->add_option("--lr", a.lr, "peak learning rate")->capture_default_str();
-  cmd->add_option("--warmup", a.warmup, "linear warm-up steps (default: steps / 10, at most 1000)");
+  cmd->add_option("--warmup", a.warmup, "linear warm-up steps (default: steps / 10, at most 1000)")->check(kNotNegative);
   cmd->add_option("--schedule", a.schedule, "rsqrt (trax: warm-up then 1/sqrt(step)), cosine (to 0.1 x peak), constant, or a full spec like rsqrt:constant=0.03125,warmup=2000")->capture_default_str();
   cmd->add_option("--optimizer", a.optimizer, "adam (trax enwik8: b1 0.9, b2 0.98, eps 1e-9) or adafactor (the paper's); options as adam:b2=0.999")->capture_default_str();
   cmd->add_option("--clip-norm", a.clip_norm, "global gradient-norm clipping, 0 = off")->capture_default_str();
-  cmd->add_option("--seed", a.seed, "seed for initialization, data windows, dropout and hashing")->capture_default_str();
+  cmd->add_option("--seed", a.seed, "seed for initialization, data windows, dropout and hashing")
+      ->capture_default_str()
+      ->check(kNotNegative);
   cmd->add_option("--log-interval", a.log_interval, "steps between progress lines")->capture_default_str();
   cmd->add_option("--eval-interval", a.eval_interval, "steps between validation runs, 0 = only at the end")->capture_default_str();
   cmd->add_option("--eval-windows", a.eval_windows, "validation windows (copy task: sequences) per evaluation")->capture_default_str();
   cmd->add_option("--save-interval", a.save_interval, "steps between checkpoints, 0 = only at the end (and on Ctrl-C)")->capture_default_str();
+  cmd->add_option("--save-total-limit", a.save_total_limit, "checkpoint-<step> directories kept (the newest), 0 = all")->capture_default_str();
+  cmd->add_option("--max-memory", c->max_memory, "refuse a run whose planned memory exceeds this (bytes or 24G; 0 = physical memory) "
+                  "and cap the allocator at it")->capture_default_str();
   cmd->add_option("--threads", c->threads, "OpenMP threads (default: OMP_NUM_THREADS or all cores); same seed + same threads = same losses");
   cmd->callback([cmd, c, &exit_code] { run_train(*cmd, *c, exit_code); });
 }
