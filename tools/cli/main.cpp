@@ -5,9 +5,11 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.h"
+#include "interrupts.h"
 #include "reformer/error.h"
 
 int main(int argc, char** argv) {
+  reformer::cli::start_interrupt_watcher();  // first: every later thread inherits the signal block
   CLI::App app{"Reformer language models on long byte sequences: train, eval, generate, info.\n"
                "Run `reformer COMMAND --help` for a command's options."};
   app.require_subcommand(1);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "interrupts.h"
 #include "common.h"
 #include "model_flags.h"
 #include "core/limits.h"
@@ -29,12 +30,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-volatile std::sig_atomic_t g_interrupted = 0;
-
-void on_sigint(int) {
-  g_interrupted = 1;
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
-}
 
 // Training options; a checkpoint stores them (as JSON with the flag names) so --resume continues
 // the same run.
@@ -244,20 +239,21 @@ void train(CLI::App& cmd, TrainCommand& c, int& exit_code, bool& created_out) {
     hooks.evaluate = [&, B, L] { return evaluate_bytes(model, *data, Split::Validation, L, B, args.eval_windows, args.seed); };
   }
   hooks.metrics = [&](const nlohmann::json& record) { log.write(record); };
-  hooks.stop_requested = [] { return g_interrupted != 0; };
+  hooks.stop_requested = [] { return interrupt_requested(); };
 
   Trainer trainer(model, options, hooks);
   if (state) {
     trainer.resume(state->dir);
     std::printf("resuming from step %lld (%s)\n", static_cast<long long>(trainer.step()), state->dir.c_str());
   }
-  g_interrupted = 0;
-  std::signal(SIGINT, on_sigint);
+  // Ctrl-C or SIGTERM: save a checkpoint and exit after the current step; a second one exits at once.
+  clear_interrupt();
+  set_graceful_interrupts(true);
   Progress progress(stdout, isatty(fileno(stdout)) != 0);
   const TrainResult result = trainer.run(progress);
-  std::signal(SIGINT, SIG_DFL);
+  set_graceful_interrupts(false);
   if (result == TrainResult::Interrupted) {
-    progress.message("stopped by Ctrl-C; continue with: reformer train --out " + c.out + " --resume");
+    progress.message("stopped by Ctrl-C (or SIGTERM); continue with: reformer train --out " + c.out + " --resume");
     exit_code = kInterruptedExit;
   }
 }
