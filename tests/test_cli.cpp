@@ -229,6 +229,8 @@ TEST_F(Cli, GenerateBatchStopsAndContextShifts) {
   expect_error(reformer("generate --model " + model() + " --prompt x --max-context 1"), "--max-context 1");
   expect_error(reformer("generate --model " + model() + " --prompt x --max-context 129"), "--max-context 129");
   expect_error(reformer("generate --model " + model() + " --prompt x --stop ''"), "--stop");
+  expect_error(reformer("generate --model " + model() + " --prompt x --seed -1"), "must not be negative");
+  expect_error(reformer("eval --model " + model() + " --seed -2"), "must not be negative");
   std::ofstream(*dir_ / "gap.txt") << "one\n\nthree\n";
   expect_error(reformer("generate --model " + model() + " --prompts-file " + path("gap.txt")), "prompt 2 is empty");
 }

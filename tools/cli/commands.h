@@ -11,6 +11,11 @@ void add_generate_command(CLI::App& app, int& exit_code);
 void add_info_command(CLI::App& app, int& exit_code);
 void add_logits_command(CLI::App& app, int& exit_code);
 
+// For unsigned flags (seeds): CLI11 would wrap "-1" into a huge unsigned value.
+inline const CLI::Validator kNotNegative(
+    [](std::string& v) { return !v.empty() && v[0] == '-' ? "must not be negative, got " + v + "; give 0 or more" : std::string(); },
+    "NOT NEGATIVE");
+
 // Exit code of a training run stopped by Ctrl-C after saving its checkpoint (128 + SIGINT).
 inline constexpr int kInterruptedExit = 130;
 

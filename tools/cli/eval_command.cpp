@@ -78,7 +78,7 @@ void add_eval_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--batch", c->batch, "windows per forward pass")->capture_default_str();
   cmd->add_option("--max-windows", c->max_windows, "evaluate only the first N windows (copy task: sequences), 0 = all")->capture_default_str();
   cmd->add_option("--num-hashes", c->num_hashes, "LSH hash rounds at evaluation (the paper evaluates with more than it trains with)");
-  cmd->add_option("--seed", c->seed, "seed for LSH rotations")->capture_default_str();
+  cmd->add_option("--seed", c->seed, "seed for LSH rotations")->capture_default_str()->check(kNotNegative);
   cmd->add_flag("--incremental", c->incremental,
                 "score token by token through incremental decoding (as `generate` runs) instead of the full forward, "
                 "to see what the decoding cache costs in bits per byte");

@@ -130,7 +130,8 @@ void add_generate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--top-k", c->options.sampling.top_k, "sample among the k most likely bytes, 0 = all")->capture_default_str();
   cmd->add_option("--top-p", c->options.sampling.top_p, "nucleus sampling: the most likely bytes holding this probability, in (0, 1]")->capture_default_str();
   cmd->add_option("--seed", c->options.seed, "seed of sampling and of the LSH rotations: the same seed gives the same bytes")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kNotNegative);
   cmd->add_option("--max-context", c->options.max_context,
                   "positions kept per prompt (0 = the model's max_position_embeddings); a longer prompt starts from its "
                   "newest half, and so does a full context (the positions restart)")

@@ -49,10 +49,7 @@ struct TrainArgs {
 const char* const kChangeableOnResume[] = {"steps", "log_interval", "eval_interval", "save_interval", "save_total_limit",
                                            "eval_windows"};
 
-// CLI11 would wrap "-1" into a huge unsigned seed, and --warmup -3 would silently mean "default".
-const CLI::Validator kNotNegative(
-    [](std::string& v) { return !v.empty() && v[0] == '-' ? "must not be negative, got " + v + "; give 0 or more" : std::string(); },
-    "NOT NEGATIVE");
+// kNotNegative (commands.h) also guards --warmup, where -3 would silently mean "default".
 
 struct TrainCommand {
   TrainArgs args;
