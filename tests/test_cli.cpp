@@ -18,32 +18,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/run_cli.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Outcome {
-  int rc;
-  std::string out;  // stdout and stderr
-};
+using reformer::test::Outcome;
+using reformer::test::sh;
 
-// The build directory's `reformer` (REFORMER_BINARY_DIR overrides the one compiled in).
-std::string binary() {
-  const char* dir = std::getenv("REFORMER_BINARY_DIR");
-  return std::string(dir ? dir : REFORMER_BUILD_DIR) + "/reformer";
-}
-
-// Runs a shell command line (the binary is $R) and captures its output.
-Outcome sh(const std::string& command) {
-  const std::string line = "R='" + binary() + "'; " + command + " 2>&1";
-  FILE* p = popen(line.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
-}
-
+// Without support/run_cli.h's 60 s timeout: the suite's training run may take longer under the sanitizers.
 Outcome reformer(const std::string& args) { return sh("\"$R\" " + args); }
 
 std::string read_file(const fs::path& p) {
