@@ -123,7 +123,6 @@ class ReformerModel {
                   const std::function<void(int)>& after_attention = nullptr);
   // Final LN + LM head of `rows` rows given as the two streams' rows (rows, D) each.
   void head_rows(float* logits, const float* x1, const float* x2, int64_t rows, float* cat) const;
-  void add_position(float* x, int64_t position) const;
   void check_decode_state(const DecodeState& state) const;
   void backward_layers(const Batch& batch, const StepOptions& opt);
   // Final LN + dropout + LM head + loss over row chunks; with grads, also d(streams) into dx1_/dx2_.

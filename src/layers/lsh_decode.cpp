@@ -7,8 +7,6 @@
 // rounds, as in the forward), without the padding slots (the forward masks them). Rounds are
 // combined by their logsumexp as in the forward. Sequences of at most c positions take Hugging
 // Face's short path (every position once, no hashing), again as the forward does.
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -26,7 +24,6 @@ namespace reformer {
 namespace {
 
 constexpr MemCategory kCache = MemCategory::DecodeState;
-constexpr int64_t kParallelWork = 1 << 17;  // multiply-adds of a decoding step worth two threads
 
 // Every position's normalised key and value per head, the rotations of the run, one bucket index
 // per head and round, and per-head scratch for one query's window.
@@ -71,7 +68,7 @@ std::unique_ptr<AttentionCache> LshSelfAttention::make_cache(int64_t capacity, c
   c->nh = num_hashes_;
   c->nb = total_buckets_;
   c->rot_cols = rot_cols_;
-  // The window of one round, or the whole sequence on the short path (at most c positions).
+  // The window of one round (at least c slots, so it also holds the short path's <= c positions).
   c->window = cfg_.chunk_length * (1 + cfg_.chunks_before + cfg_.chunks_after);
   c->keys = Buffer<float>(H * capacity * d, kCache);
   c->values = Buffer<float>(H * capacity * d, kCache);
@@ -81,8 +78,8 @@ std::unique_ptr<AttentionCache> LshSelfAttention::make_cache(int64_t capacity, c
   for (LshBucketIndex& x : c->index) x.reset(capacity, c->nb, kCache);
   c->wk = Buffer<float>(H * c->window * d, kCache);
   c->wv = Buffer<float>(H * c->window * d, kCache);
-  c->scores = Buffer<float>(H * std::max(c->window, cfg_.chunk_length), kCache);
-  c->wpos = Buffer<int32_t>(H * std::max(c->window, cfg_.chunk_length), kCache);
+  c->scores = Buffer<float>(H * c->window, kCache);
+  c->wpos = Buffer<int32_t>(H * c->window, kCache);
   c->buckets = Buffer<int32_t>(H * c->nh, kCache);
   c->o_round = Buffer<float>(H * c->nh * d, kCache);
   c->lse_round = Buffer<float>(H * c->nh, kCache);
@@ -132,11 +129,7 @@ void LshSelfAttention::decode(float* out, const float* x, int64_t rows, Attentio
   ChunkAttentionOptions opt;
   opt.causal = true;
   opt.self_mask = true;  // always in LSH (spec 1.7)
-  // One token's window is ~c * (1 + chunks_before) * d multiply-adds per head and round: below
-  // kParallelWork a fork/join costs more than it saves.
-  const auto& first = static_cast<const LshDecodeCache&>(*caches[0]);
-  const bool parallel = rows * H * first.nh * first.window * d > kParallelWork;
-#pragma omp parallel for schedule(static) collapse(2) if (parallel)
+  // On the calling thread: ReformerModel::decode_step runs a step on one thread (decode.cpp says why).
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t h = 0; h < H; ++h) {
       auto& c = static_cast<LshDecodeCache&>(*caches[i]);
@@ -150,8 +143,8 @@ void LshSelfAttention::decode(float* out, const float* x, int64_t rows, Attentio
                c.hash.data() + h * c.hash_floats);
       for (int64_t r = 0; r < nh; ++r) c.index[h * nh + r].append(static_cast<int32_t>(bk[r] - r * c.nb));
       const int32_t qpos = static_cast<int32_t>(t);
-      int32_t* wpos = c.wpos.data() + h * std::max(c.window, ch);
-      float* scores = c.scores.data() + h * std::max(c.window, ch);
+      int32_t* wpos = c.wpos.data() + h * c.window;
+      float* scores = c.scores.data() + h * c.window;
       if (n <= ch) {
         // Short path (spec 1.11): every position once, keys in position order.
         for (int64_t j = 0; j < n; ++j) wpos[j] = static_cast<int32_t>(j);

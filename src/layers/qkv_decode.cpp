@@ -2,8 +2,6 @@
 // attention): the new token's query meets the cached keys [decode_first_key(t), t] of its own
 // sequence, which are exactly the keys the forward lets position t see (causal mask), in the same
 // order, so a cached step equals the forward at that position up to rounding.
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 
@@ -79,9 +77,7 @@ void QkvSelfAttention::decode(float* out, const float* x, int64_t rows, Attentio
   gemm(false, true, rows, hd, D, 1.f, x, D, w_.query, D, 0.f, ws_->q.data(), hd);
   gemm(false, true, rows, hd, D, key_scale(), x, D, w_.key, D, 0.f, ws_->k.data(), hd);
   gemm(false, true, rows, hd, D, 1.f, x, D, w_.value, D, 0.f, ws_->v.data(), hd);
-  int64_t work = 0;
-  for (int64_t i = 0; i < rows; ++i) work += (caches[i]->length + 1) * hd;
-#pragma omp parallel for schedule(static) collapse(2) if (work > (1 << 17))
+  // On the calling thread: ReformerModel::decode_step runs a step on one thread (decode.cpp says why).
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t h = 0; h < heads_; ++h) {
       auto& c = static_cast<KvCache&>(*caches[i]);

@@ -45,6 +45,9 @@ struct DecodeState::Impl {
   // the head's concatenation, and the caches of the rows being decoded.
   Tensor x1, x2, a, f, cat;
   std::vector<AttentionCache*> row_caches;
+  // The positional embedding's weights and shape, taken once, so that a step allocates nothing.
+  std::vector<const float*> pos_weights;
+  AxialShape axial;
 };
 
 DecodeState::DecodeState(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -103,26 +106,14 @@ DecodeState ReformerModel::make_decode_state(int64_t batch, int64_t capacity, ui
   for (Tensor* t : {&impl->x1, &impl->x2, &impl->a, &impl->f}) *t = Tensor({batch, D}, kState);
   impl->cat = Tensor({batch, 2 * D}, kState);
   impl->row_caches.resize(static_cast<size_t>(batch));
+  for (Tensor* t : pos_w_) impl->pos_weights.push_back(t->data());
+  impl->axial = AxialShape{config_.axial_pos_shape, config_.axial_pos_embds_dim};
   return DecodeState(std::move(impl));
 }
 
 void ReformerModel::check_decode_state(const DecodeState& state) const {
   REFORMER_CHECK(state.impl_ && state.impl_->model == this,
                  "decode state was made by another model; make one with this model's make_decode_state()");
-}
-
-void ReformerModel::add_position(float* x, int64_t position) const {
-  if (config_.axial_pos_embds) {
-    // At most a few axes: no allocation on the decoding path.
-    constexpr size_t kMaxAxes = 8;
-    REFORMER_CHECK(pos_w_.size() <= kMaxAxes, "decoding supports at most ", kMaxAxes, " axial position axes");
-    const float* w[kMaxAxes];
-    for (size_t a = 0; a < pos_w_.size(); ++a) w[a] = pos_w_[a]->data();
-    axial_position_forward(x, w, AxialShape{config_.axial_pos_shape, config_.axial_pos_embds_dim}, 1, 1, position);
-  } else {
-    learned_position_forward(x, pos_w_[0]->data(), 1, 1, config_.hidden_size, config_.max_position_embeddings,
-                             position);
-  }
 }
 
 void ReformerModel::head_rows(float* logits, const float* x1, const float* x2, int64_t rows, float* cat) const {
@@ -203,7 +194,13 @@ void ReformerModel::decode_step(DecodeState& state, const int64_t* seqs, const i
   float *x1 = st.x1.data(), *x2 = st.x2.data(), *a = st.a.data(), *f = st.f.data();
   // Embedding (eval: no dropout): word embedding + the position's embedding, both streams.
   embedding_forward(x1, ids, word_emb_->data(), count, config_.vocab_size, D);
-  for (int64_t i = 0; i < count; ++i) add_position(x1 + i * D, st.length[seqs[i]]);
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t position = st.length[seqs[i]];
+    if (config_.axial_pos_embds)
+      axial_position_forward(x1 + i * D, st.pos_weights.data(), st.axial, 1, 1, position);
+    else
+      learned_position_forward(x1 + i * D, st.pos_weights[0], 1, 1, D, config_.max_position_embeddings, position);
+  }
   std::memcpy(x2, x1, static_cast<size_t>(count * D) * sizeof(float));
   for (size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = *layers_[l];
