@@ -5,7 +5,7 @@
 #include <sstream>
 #include <tuple>
 
-#include "core/limits.h"
+#include "reformer/limits.h"
 #include "reformer/error.h"
 
 namespace reformer::cli {
@@ -59,7 +59,7 @@ bool ModelFlags::any_given(const CLI::App& app) const {
 }
 
 void ModelFlags::check_ranges() const {
-  // Each flag within its limit (core/limits.h) before it is used in any arithmetic or loop.
+  // Each flag within its limit (reformer/limits.h) before it is used in any arithmetic or loop.
   for (auto [flag, v, limit] : {std::tuple{"--hidden-size", hidden_size, limits::kMaxWidth}, {"--ff-size", ff_size, limits::kMaxWidth},
                                 {"--heads", heads, limits::kMaxHeads}, {"--head-size", head_size, limits::kMaxWidth},
                                 {"--layers", layers, limits::kMaxLayers}, {"--seq-len", seq_len, limits::kMaxLength},
