@@ -75,13 +75,19 @@ StepOptions eval_options(uint64_t seed) {
 // Python's error indicator while this unwinds the engine, and is raised again once back in Python.
 struct PythonCallbackFailed {};
 
-// Calls a Python callable from engine code that runs without the GIL.
+// Runs fn (Python code) from engine code that runs without the GIL. A KeyboardInterrupt (Ctrl-C,
+// which Python raises wherever its code runs) is not an error here: it sets `interrupted`, and the
+// run stops at its next poll of stop_requested, after saving.
 template <class Fn>
-void call_python(Fn&& fn) {
+void call_python(bool& interrupted, Fn&& fn) {
   nb::gil_scoped_acquire acquire;
   try {
     fn();
   } catch (nb::python_error& e) {
+    if (e.matches(PyExc_KeyboardInterrupt)) {
+      interrupted = true;
+      return;
+    }
     e.restore();
     throw PythonCallbackFailed{};
   }
@@ -113,17 +119,13 @@ nb::dict train_run(const std::string& out_dir, const std::string& args_json, con
   nb::object json_loads = nb::module_::import_("json").attr("loads");
   if (!on_record.is_none())
     cb.on_record = [&](const nlohmann::json& record) {
-      call_python([&] { on_record(json_loads(record.dump())); });
+      call_python(interrupted_by_user, [&] { on_record(json_loads(record.dump())); });
     };
   cb.stop_requested = [&] {
-    bool stop = false;
-    call_python([&] {
-      if (PyErr_CheckSignals() == 0) return;
-      if (!PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) throw nb::python_error();
-      PyErr_Clear();
-      interrupted_by_user = stop = true;
+    call_python(interrupted_by_user, [&] {
+      if (PyErr_CheckSignals() != 0) throw nb::python_error();  // runs the signal handlers
     });
-    return stop;
+    return interrupted_by_user;
   };
   TrainSummary summary;
   try {
