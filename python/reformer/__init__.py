@@ -196,6 +196,16 @@ class Model:
         mask = None if attention_mask is None else np.ascontiguousarray(_ids_2d(attention_mask), dtype=np.uint8)
         return self._m.loss(ids, lab, mask, seed, threads)[0]
 
+    def set_num_hashes(self, num_hashes):
+        """Hash rounds of every LSH layer from now on (0 = the config's num_hashes)."""
+        self._m.set_num_hashes(num_hashes)
+
+    def set_rotations(self, layer, rotations):
+        """Fixes LSH layer `layer`'s random rotations, in Hugging Face's layout (heads, head size,
+        num_hashes, num_buckets / 2), float32, instead of drawing them from the seed (None goes back
+        to drawing): for comparing with transformers, whose rotations come from torch.randn."""
+        self._m.set_rotations(layer, None if rotations is None else np.ascontiguousarray(rotations, dtype=np.float32))
+
     def evaluate(self, data=DEFAULT_DATA, *, file=None, split="validation", task="lm", seq_len=0, batch=1,
                  max_windows=0, num_hashes=0, seed=0, incremental=False, threads=0):
         """Loss, bits per byte and accuracy exactly as `reformer eval` computes them: consecutive

@@ -18,6 +18,7 @@
 
 #include "reformer/generate.h"
 #include "reformer/sampling.h"
+#include "reformer/attention_kinds.h"
 #include "reformer/checkpoint.h"
 #include "reformer/config.h"
 #include "reformer/decode.h"
@@ -178,6 +179,23 @@ NB_MODULE(_core, m) {
       .def("config_json", [](const ReformerModel& self) { return self.config().to_json().dump(); })
       .def_prop_ro("num_parameters", &ReformerModel::num_parameters)
       .def("set_num_hashes", &ReformerModel::set_num_hashes)
+      .def("set_rotations", [](ReformerModel& self, int layer,
+                               std::optional<nb::ndarray<const float, nb::ndim<4>, nb::c_contig, nb::device::cpu>> rot) {
+        const ReformerConfig& c = self.config();
+        REFORMER_CHECK(layer >= 0 && layer < c.num_layers() && attention_kind(c.attn_layers[layer]).hashed, "set_rotations: layer ",
+                       layer, " is not an LSH layer of the model (attn_layers ", nlohmann::json(c.attn_layers).dump(), ")");
+        if (!rot) return self.set_rotations(layer, nullptr);
+        REFORMER_CHECK(!c.num_buckets.empty(), "set_rotations: the config's num_buckets is unset; set it, so that the "
+                       "rotations' shape is known");
+        int64_t cols = 0;
+        for (int64_t f : c.num_buckets) cols += f / 2;
+        const std::vector<int64_t> want{c.num_attention_heads, c.attention_head_size, self.num_hashes(), cols};
+        for (size_t i = 0; i < 4; ++i)
+          REFORMER_CHECK(static_cast<int64_t>(rot->shape(i)) == want[i], "set_rotations: layer ", layer, " needs rotations of shape "
+                         "(heads, head size, num_hashes, num_buckets / 2) = (", want[0], ", ", want[1], ", ", want[2], ", ", want[3],
+                         "), got dimension ", i, " = ", rot->shape(i));
+        self.set_rotations(layer, rot->data());
+      }, nb::arg("layer"), nb::arg("rotations").none())
       .def("logits", [](ReformerModel& self, const IdArray& ids, const std::optional<MaskArray>& mask, uint64_t seed,
                         int threads) {
         check_ids(self, ids.data(), ids.size());
