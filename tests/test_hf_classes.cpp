@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -26,6 +27,7 @@
 #include "support/expect_error.h"
 #include "support/fixtures.h"
 #include "support/gradcheck.h"
+#include "support/run_cli.h"
 #include "support/tolerance.h"
 
 using namespace reformer;
@@ -218,6 +220,35 @@ TEST_P(HfClasses, SavesTheKeysTransformersWroteAndReloads) {
     ASSERT_TRUE(b.count(n)) << n;
     EXPECT_CLOSE(b[n].data(), t.data(), t.numel(), test::kPathTol, GetParam() + " reloaded " + n);
   }
+}
+
+// The command line: `reformer logits` writes the class's outputs (and hidden states on request)
+// under HF's names; `reformer convert` re-saves the directory as the same class.
+TEST_P(HfClasses, LogitsCommandWritesTheOutputsUnderTransformersNames) {
+  const std::string dir = test::fixture_path("hf_classes/" + GetParam());
+  TempDir tmp("cli_" + GetParam());
+  const std::string out = (tmp.path / "out.safetensors").string();
+  const test::Outcome r = test::reformer("logits --model '" + dir + "' --input '" + dir + "/data.safetensors' --out '" + out +
+                                         "' --hidden-states");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const SafetensorsFile got = SafetensorsFile::open(out), data = SafetensorsFile::open(dir + "/data.safetensors");
+  std::set<std::string> want_names;
+  for (const auto& n : data.names())
+    if (n.rfind("hidden_states.", 0) == 0 || std::find(std::begin(kOutputNames), std::end(kOutputNames), n) != std::end(kOutputNames))
+      want_names.insert(n);
+  const std::vector<std::string> names = got.names();
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()), want_names);
+  for (const auto& n : want_names) {
+    if (!got.contains(n)) continue;
+    const Tensor a = got.read_f32(n, MemCategory::Workspace), b = data.read_f32(n, MemCategory::Workspace);
+    EXPECT_EQ(a.shape(), b.shape()) << n;
+    ASSERT_EQ(a.numel(), b.numel()) << n;
+    EXPECT_CLOSE(a.data(), b.data(), b.numel(), test::kParityTol, GetParam() + " reformer logits " + n);
+  }
+  const std::string converted = (tmp.path / "converted").string();
+  const test::Outcome c = test::reformer("convert --model '" + dir + "' --out '" + converted + "'");
+  ASSERT_EQ(c.rc, 0) << c.out;
+  EXPECT_EQ(model_class_name(load_model(converted)->model_class()), read_json(dir + "/config.json")["architectures"][0]);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, HfClasses, ::testing::ValuesIn(test::fixture_cases("hf_classes")),
