@@ -204,6 +204,9 @@ LossStats ReformerModel::task_head(const Batch& batch, const StepOptions& opt, b
     classifier_forward(th.logits.data(), th.x.data(), th.t.data(), th.h.data(), th.seq.data(), w, B, D, K, in, hid);
     output("logits", {B, K}, th.logits.data());
     if (loss) {
+      REFORMER_CHECK(batch.class_labels || batch.target_values, "a ", cls, " has no language-model loss: it needs class "
+                     "labels (Batch::class_labels) or float targets (Batch::target_values); language-model commands "
+                     "(eval, train, generate) need a model with an LM head");
       const ClassificationProblem problem = classification_problem(config_.problem_type, K, batch.class_labels != nullptr);
       REFORMER_CHECK(problem == ClassificationProblem::SingleLabel ? batch.class_labels != nullptr : batch.target_values != nullptr,
                      "a ", cls, " computes its loss from ",
