@@ -140,8 +140,26 @@ std::vector<ParameterShape> parameter_shapes(const ReformerConfig& c) {
   }
   out.push_back({"reformer.encoder.layer_norm.weight", "final layer norm", {2 * D}});
   out.push_back({"reformer.encoder.layer_norm.bias", "final layer norm", {2 * D}});
-  out.push_back({"lm_head.decoder.weight", "lm head", {V, 2 * D}});
-  out.push_back({"lm_head.decoder.bias", "lm head", {V}});
+  const int64_t K = c.num_labels;
+  switch (c.model_class()) {  // the head (model/heads.h)
+    case ModelClass::LMHead:
+    case ModelClass::MaskedLM:
+      out.push_back({"lm_head.decoder.weight", "lm head", {V, 2 * D}});
+      out.push_back({"lm_head.decoder.bias", "lm head", {V}});
+      break;
+    case ModelClass::SequenceClassification:
+      out.push_back({"classifier.dense.weight", "classification head", {D, 2 * D}});
+      out.push_back({"classifier.dense.bias", "classification head", {D}});
+      out.push_back({"classifier.out_proj.weight", "classification head", {K, D}});
+      out.push_back({"classifier.out_proj.bias", "classification head", {K}});
+      break;
+    case ModelClass::QuestionAnswering:
+      out.push_back({"qa_outputs.weight", "question-answering head", {K, 2 * D}});
+      out.push_back({"qa_outputs.bias", "question-answering head", {K}});
+      break;
+    case ModelClass::Base:
+      break;
+  }
   return out;
 }
 
