@@ -13,6 +13,7 @@
 #include "reformer/memory.h"
 #include "reformer/memory_estimate.h"
 #include "reformer/model.h"
+#include "reformer/parameters.h"
 #include "reformer/rng.h"
 #include "reformer/safetensors.h"
 #include "reformer/sampling.h"
