@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "reformer/error.h"
+
 namespace reformer {
 namespace {
 
@@ -20,9 +22,16 @@ struct ChunkRule {
 
 }  // namespace
 
-int64_t padded_eval_length(const ReformerConfig& config, int64_t n) {
+int64_t chunk_padded_length(const ReformerConfig& config, int64_t n) {
   const ChunkRule rule(config);
-  const int64_t L = n <= rule.shortest_chunk ? n : (n + rule.multiple - 1) / rule.multiple * rule.multiple;
+  return n <= rule.shortest_chunk ? n : (n + rule.multiple - 1) / rule.multiple * rule.multiple;
+}
+
+int64_t padded_eval_length(const ReformerConfig& config, int64_t n) {
+  const int64_t L = chunk_padded_length(config, n);
+  REFORMER_CHECK(L <= config.max_length(), "a window of ", n, " tokens is padded to ", L,
+                 " (a multiple of the chunk lengths), more than the ", config.max_length(),
+                 " positions of the model's positional embedding; use a --seq-len of at most ", longest_eval_length(config));
   config.validate_length(L, /*training=*/false);
   return L;
 }

@@ -4,6 +4,8 @@
 //          the last window's right padding is masked out and not scored.
 //   copy:  fresh copy-task sequences keyed apart from every training step.
 // Dropout is off; LSH rotations are drawn from (seed, window index), so a result is reproducible.
+// Windows of any length: each is padded to the model's chunk multiple (model/eval_length.h) with an
+// attention mask, and the padding is not scored. Text evaluation sets LossStats::bytes.
 #include <cstdint>
 
 #include "reformer/model.h"
@@ -26,5 +28,8 @@ LossStats evaluate_copy(ReformerModel& model, const CopyTask& task, int64_t batc
 
 // Bits per byte of a byte-level mean loss in nats.
 double bits_per_byte(double mean_loss);
+// Bits per byte of a text evaluation: the summed loss over the bytes of text its tokens stand for
+// (docs/NUMERICS.md), whatever the tokenizer; the mean loss per token when the bytes are not known.
+double bits_per_byte(const LossStats& s);
 
 }  // namespace reformer

@@ -53,18 +53,22 @@ void Trainer::resume(const std::string& checkpoint_dir) { step_ = load_checkpoin
 double Trainer::train_step(double& grad_norm, double& lr) {
   model_.zero_grad();
   double loss = 0;
+  step_loss_sum_ = step_bytes_ = 0;
   for (int64_t m = 0; m < options_.grad_accum; ++m) {
     hooks_.batch(tokens_, step_ * options_.grad_accum + m);
     const int64_t scored = scored_tokens(tokens_);
     REFORMER_CHECK(scored > 0, "training batch ", step_, " has no scored tokens");
-    Batch in{tokens_.ids.data(), tokens_.batch, tokens_.length, nullptr, tokens_.labels.data()};
+    Batch in{tokens_.ids.data(), tokens_.batch, tokens_.length, tokens_.mask_or_null(), tokens_.labels.data()};
     StepOptions opt;
     opt.training = true;
     opt.seed = options_.seed;
     opt.step = static_cast<uint64_t>(step_ * options_.grad_accum + m);
     // Each micro-batch's mean loss weighs 1 / grad_accum in the step's gradient.
     opt.loss_scale = static_cast<float>(1.0 / (static_cast<double>(scored) * static_cast<double>(options_.grad_accum)));
-    loss += model_.forward_backward(in, opt).mean() / static_cast<double>(options_.grad_accum);
+    const LossStats stats = model_.forward_backward(in, opt);
+    loss += stats.mean() / static_cast<double>(options_.grad_accum);
+    step_loss_sum_ += stats.loss_sum;
+    step_bytes_ += tokens_.scored_bytes;
   }
   grad_norm = options_.clip_norm > 0 ? clip_grad_norm(params_, options_.clip_norm) : reformer::grad_norm(params_);
   REFORMER_CHECK(std::isfinite(loss) && std::isfinite(grad_norm), "training diverged at step ", step_ + 1, ": loss ", loss,
@@ -81,11 +85,14 @@ void Trainer::evaluate(Progress& progress) {
   const double accuracy = s.count > 0 ? s.correct / s.count : 0.0;
   char line[160];
   std::snprintf(line, sizeof line, "eval step %lld: loss %.4f  bpb %.4f  accuracy %.4f  (%.0f tokens)",
-                static_cast<long long>(step_), s.mean(), bits_per_byte(s.mean()), accuracy, s.count);
+                static_cast<long long>(step_), s.mean(), bits_per_byte(s), accuracy, s.count);
   progress.message(line);
-  if (hooks_.metrics)
-    hooks_.metrics({{"split", "validation"}, {"step", step_}, {"loss", s.mean()}, {"bits_per_byte", bits_per_byte(s.mean())},
-                    {"accuracy", accuracy}, {"tokens", s.count}});
+  if (hooks_.metrics) {
+    nlohmann::json record = {{"split", "validation"}, {"step", step_}, {"loss", s.mean()}, {"bits_per_byte", bits_per_byte(s)},
+                             {"accuracy", accuracy}, {"tokens", s.count}};
+    if (s.bytes > 0) record["bytes"] = s.bytes;
+    hooks_.metrics(record);
+  }
 }
 
 void Trainer::save(Progress& progress) {
@@ -120,6 +127,8 @@ TrainResult Trainer::run(Progress& progress) {
       nlohmann::json record = step_record(step_, loss, lr, tokens / std::max(seconds_since(step_start), 1e-9),
                                           seconds_since(start));
       record["split"] = "train";
+      // A tokenizer other than bytes: bits per byte of text, not per token (docs/NUMERICS.md).
+      if (step_bytes_ > 0) record["bits_per_byte"] = step_loss_sum_ / step_bytes_ / std::log(2.0);
       record["grad_norm"] = grad_norm;
       hooks_.metrics(record);
     }

@@ -72,6 +72,7 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   TokenBatch tokens_;
   int64_t step_ = 0;
+  double step_loss_sum_ = 0, step_bytes_ = 0;  // the last step's summed loss and text bytes
 };
 
 }  // namespace reformer

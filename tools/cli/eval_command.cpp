@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "model/eval_length.h"
 #include "reformer/error.h"
 #include "train/byte_data.h"
 #include "train/copy_task.h"
@@ -42,9 +43,10 @@ void run_eval(const EvalCommand& c) {
   }
   const ReformerConfig& config = model->config();
   const int64_t L = c.seq_len.value_or(config.max_length());
-  config.validate_length(L, /*training=*/false);
+  padded_eval_length(config, L);  // any length whose chunk padding the positions cover
 
   if (c.task == "copy") {
+    config.validate_length(L, /*training=*/false);
     const CopyTask task{L, static_cast<int32_t>(config.vocab_size)};
     const int64_t batches = c.max_windows > 0 ? (c.max_windows + c.batch - 1) / c.batch : 4;
     const LossStats s = evaluate_copy(*model, task, c.batch, batches, c.seed);
@@ -61,7 +63,7 @@ void run_eval(const EvalCommand& c) {
   const LossStats s = c.incremental ? evaluate_bytes_incremental(*model, data, which, L, c.batch, c.max_windows, c.seed)
                                     : evaluate_bytes(*model, data, which, L, c.batch, c.max_windows, c.seed);
   std::printf("%s%s: %.0f bytes scored in windows of %lld: loss %.4f  bits/byte %.4f  accuracy %.4f\n", c.incremental ? "incremental decoding, " : "", source.c_str(), s.count,
-              static_cast<long long>(L), s.mean(), bits_per_byte(s.mean()), s.count > 0 ? s.correct / s.count : 0.0);
+              static_cast<long long>(L), s.mean(), bits_per_byte(s), s.count > 0 ? s.correct / s.count : 0.0);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "common.h"
 #include "model_flags.h"
 #include "core/limits.h"
+#include "model/eval_length.h"
 #include "reformer/error.h"
 #include "reformer/memory.h"
 #include "train/byte_data.h"
@@ -35,12 +36,13 @@ namespace fs = std::filesystem;
 // the same run.
 struct TrainArgs {
   std::string data = kDefaultData, valid_data, test_data, task = "lm";
+  int64_t seq_len = 0;  // training window (--seq-len); 0 = the model's positions (runs from before it was stored)
   int64_t copy_vocab = 128, batch = 4, steps = 1000, grad_accum = 1, warmup = -1;
   int64_t eval_interval = 0, eval_windows = 16, save_interval = 0, save_total_limit = 0, log_interval = 10;
   double lr = 1e-3, clip_norm = 1.0;
   std::string schedule = "cosine", optimizer = "adam";
   uint64_t seed = 0;
-  NLOHMANN_DEFINE_TYPE_INTRUSIVE(TrainArgs, data, valid_data, test_data, task, copy_vocab, batch, steps, grad_accum,
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(TrainArgs, data, valid_data, test_data, task, seq_len, copy_vocab, batch, steps, grad_accum,
                                  warmup, eval_interval, eval_windows, save_interval, save_total_limit, log_interval, lr,
                                  clip_norm, schedule, optimizer, seed)
 };
@@ -144,6 +146,7 @@ void train(CLI::App& cmd, TrainCommand& c, int& exit_code, bool& created_out) {
   set_threads(c.threads);
   const int64_t max_memory = parse_memory_flag(c.max_memory);
   TrainArgs args = c.args;
+  if (c.model.seq_len) args.seq_len = *c.model.seq_len;
   std::optional<TrainerState> state;
   if (c.resume) {
     state = read_trainer_state(c.out);
@@ -186,7 +189,9 @@ void train(CLI::App& cmd, TrainCommand& c, int& exit_code, bool& created_out) {
                 "train further\n", c.out.c_str(), static_cast<long long>(state->step), static_cast<long long>(args.steps));
     return;
   }
-  const int64_t L = config.max_length();
+  // The window may be shorter than the positions; it is padded to P, a length the model runs.
+  if (args.seq_len == 0 || copy) args.seq_len = config.max_length();
+  const int64_t L = args.seq_len, P = padded_eval_length(config, L);
 
   // Data first: a missing or too small file fails before anything big is allocated.
   std::optional<ByteDataset> data;
@@ -199,14 +204,15 @@ void train(CLI::App& cmd, TrainCommand& c, int& exit_code, bool& created_out) {
     data->check_fits(Split::Validation, L);
   }
 
-  const MemoryEstimate mem = estimate_training_memory(config, args.batch, L, args.optimizer, omp_get_max_threads());
+  const MemoryEstimate mem = estimate_training_memory(config, args.batch, P, args.optimizer, omp_get_max_threads());
   // An impossible plan is refused here, with its size, instead of being OOM-killed later.
   check_memory_plan(mem, max_memory);
   if (max_memory > 0) mem_set_limit(max_memory);
-  std::printf("model: %zu layers (%s), hidden %lld, %lld heads x %lld, seq len %lld; training needs about %s\n",
+  const std::string padding = P > L ? " (padded to " + std::to_string(P) + ")" : "";
+  std::printf("model: %zu layers (%s), hidden %lld, %lld heads x %lld, seq len %lld%s; training needs about %s\n",
               config.attn_layers.size(), nlohmann::json(config.attn_layers).dump().c_str(), static_cast<long long>(config.hidden_size),
               static_cast<long long>(config.num_attention_heads), static_cast<long long>(config.attention_head_size),
-              static_cast<long long>(L), format_bytes(mem.total()).c_str());
+              static_cast<long long>(L), padding.c_str(), format_bytes(mem.total()).c_str());
 
   ReformerModel model(config, args.seed);
   TrainerOptions options;
@@ -232,7 +238,7 @@ void train(CLI::App& cmd, TrainCommand& c, int& exit_code, bool& created_out) {
     hooks.batch = [&, B](TokenBatch& out, int64_t i) { copy_task_batch(out, task, B, args.seed, i); };
     hooks.evaluate = [&, B] { return evaluate_copy(model, task, B, (args.eval_windows + B - 1) / B, args.seed); };
   } else {
-    hooks.batch = [&, B, L](TokenBatch& out, int64_t i) { data->train_batch(out, B, L, args.seed, i); };
+    hooks.batch = [&, B, L, P](TokenBatch& out, int64_t i) { data->train_batch(out, B, L, args.seed, i, P); };
     hooks.evaluate = [&, B, L] { return evaluate_bytes(model, *data, Split::Validation, L, B, args.eval_windows, args.seed); };
   }
   hooks.metrics = [&](const nlohmann::json& record) { log.write(record); };
