@@ -16,14 +16,14 @@
 #include <string>
 #include <vector>
 
-#include "infer/generate.h"
-#include "infer/sampling.h"
+#include "reformer/generate.h"
+#include "reformer/sampling.h"
 #include "reformer/checkpoint.h"
 #include "reformer/config.h"
 #include "reformer/decode.h"
 #include "reformer/error.h"
 #include "reformer/model.h"
-#include "train/memory_estimate.h"
+#include "reformer/memory_estimate.h"
 
 namespace nb = nanobind;
 using namespace reformer;

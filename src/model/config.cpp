@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/checked_math.h"
-#include "core/limits.h"
+#include "reformer/limits.h"
 #include "io/regular_file.h"
 #include "reformer/error.h"
 
@@ -156,7 +156,7 @@ int64_t ReformerConfig::max_length() const {
 }
 
 void ReformerConfig::validate() const {
-  // Sizes: each within its limit (core/limits.h), so that no product below can overflow and no
+  // Sizes: each within its limit (reformer/limits.h), so that no product below can overflow and no
   // impossible value reaches an allocation.
   using limits::check_range;
   check_range("config: hidden_size", hidden_size, 1, limits::kMaxWidth);

@@ -22,13 +22,13 @@ struct ChunkRule {
 
 }  // namespace
 
-int64_t chunk_padded_length(const ReformerConfig& config, int64_t n) {
-  const ChunkRule rule(config);
+int64_t ReformerConfig::chunk_padded_length(int64_t n) const {
+  const ChunkRule rule(*this);
   return n <= rule.shortest_chunk ? n : (n + rule.multiple - 1) / rule.multiple * rule.multiple;
 }
 
 int64_t padded_eval_length(const ReformerConfig& config, int64_t n) {
-  const int64_t L = chunk_padded_length(config, n);
+  const int64_t L = config.chunk_padded_length(n);
   REFORMER_CHECK(L <= config.max_length(), "a window of ", n, " tokens is padded to ", L,
                  " (a multiple of the chunk lengths), more than the ", config.max_length(),
                  " positions of the model's positional embedding; use a --seq-len of at most ", longest_eval_length(config));

@@ -8,9 +8,6 @@
 
 namespace reformer {
 
-// The shortest length >= n that the chunk rule allows (n itself when n is no longer than every chunk);
-// not checked against the positional embedding.
-int64_t chunk_padded_length(const ReformerConfig& config, int64_t n);
 // The shortest length >= n that the model runs (in eval mode and, since training pads the same way,
 // in training); throws when n exceeds every such length.
 int64_t padded_eval_length(const ReformerConfig& config, int64_t n);

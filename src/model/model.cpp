@@ -233,10 +233,10 @@ void ReformerModel::zero_grad() {
 }
 
 void ReformerModel::set_num_hashes(int64_t n) {
-  REFORMER_CHECK(n > 0, "num_hashes = ", n, " must be positive");
+  REFORMER_CHECK(n >= 0, "num_hashes = ", n, " must be positive (0 = back to the config's)");
   num_hashes_override_ = n;
   for (auto& L : layers_)
-    if (L->lsh) L->lsh->set_num_hashes(static_cast<int>(n));
+    if (L->lsh) L->lsh->set_num_hashes(static_cast<int>(n > 0 ? n : config_.num_hashes));
 }
 
 void ReformerModel::set_attention_row_chunk(int64_t rows) {

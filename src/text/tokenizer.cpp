@@ -1,4 +1,4 @@
-#include "text/tokenizer.h"
+#include "reformer/tokenizer.h"
 
 #include <fcntl.h>
 #include <sentencepiece_processor.h>
@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <unordered_map>
 
@@ -179,13 +178,20 @@ std::string read_model_file(const std::string& path) {
 // Writes `data` to dir/name through a temporary file renamed into place.
 void write_file_atomically(const fs::path& dir, const std::string& name, const std::string& data) {
   const fs::path tmp = dir / ("." + name + ".tmp"), dst = dir / name;
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(data.data(), static_cast<std::streamsize>(data.size()));
-    out.flush();
-    REFORMER_CHECK(out, "cannot write ", tmp.string(), "; check the free space and permissions of ", dir.string());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  REFORMER_CHECK(fd >= 0, "cannot create ", tmp.string(), ": ", std::strerror(errno), "; check the permissions of ", dir.string());
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
   }
+  const bool ok = done == data.size() && ::fsync(fd) == 0;
+  ::close(fd);
   std::error_code ec;
+  if (!ok) fs::remove(tmp, ec);
+  REFORMER_CHECK(ok, "cannot write ", tmp.string(), "; check the free space of ", dir.string());
   fs::rename(tmp, dst, ec);
   REFORMER_CHECK(!ec, "cannot rename ", tmp.string(), " to ", dst.string(), ": ", ec.message());
 }
@@ -241,7 +247,8 @@ std::unique_ptr<Tokenizer> tokenizer_for(const std::string& dir, const std::stri
 void check_tokenizer_vocab(const Tokenizer& tokenizer, int64_t model_vocab, const std::string& model_source) {
   REFORMER_CHECK(tokenizer.vocab_size() == model_vocab, "the ", tokenizer.kind(), " tokenizer has ", tokenizer.vocab_size(),
                  " tokens but ", model_source, " has vocab_size ", model_vocab,
-                 tokenizer.is_bytes() ? "; give the model's tokenizer with --tokenizer FILE (its spiece.model)"
+                 tokenizer.is_bytes() ? "; give the model's tokenizer with --tokenizer FILE (its spiece.model), or use --task copy "
+                                        "for a copy-task model"
                                       : "; use the tokenizer the model was trained with, or a model of that vocab_size");
 }
 

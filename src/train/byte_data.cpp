@@ -4,7 +4,7 @@
 
 #include "reformer/error.h"
 #include "reformer/rng.h"
-#include "text/tokenizer.h"
+#include "reformer/tokenizer.h"
 #include "train/read_bytes.h"
 
 namespace reformer {

@@ -29,15 +29,12 @@
 #include <string>
 #include <vector>
 
+#include "reformer/bytes.h"
 #include "train/token_batch.h"
 
 namespace reformer {
 
 class Tokenizer;
-
-inline constexpr int32_t kByteVocab = 258;
-inline constexpr int32_t kBytePadId = 0;
-inline constexpr int32_t kByteIdOffset = 2;
 
 enum class Split { Train = 0, Validation = 1, Test = 2 };
 const char* to_string(Split s);

@@ -8,6 +8,7 @@
 // attention mask, and the padding is not scored. Text evaluation sets LossStats::bytes.
 #include <cstdint>
 
+#include "reformer/evaluate.h"  // bits_per_byte
 #include "reformer/model.h"
 #include "train/byte_data.h"
 #include "train/copy_task.h"
@@ -25,11 +26,5 @@ LossStats evaluate_bytes_incremental(ReformerModel& model, const ByteDataset& da
                                      int64_t batch, int64_t max_windows, uint64_t seed);
 
 LossStats evaluate_copy(ReformerModel& model, const CopyTask& task, int64_t batch, int64_t batches, uint64_t seed);
-
-// Bits per byte of a byte-level mean loss in nats.
-double bits_per_byte(double mean_loss);
-// Bits per byte of a text evaluation: the summed loss over the bytes of text its tokens stand for
-// (docs/NUMERICS.md), whatever the tokenizer; the mean loss per token when the bytes are not known.
-double bits_per_byte(const LossStats& s);
 
 }  // namespace reformer

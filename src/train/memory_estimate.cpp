@@ -1,11 +1,11 @@
-#include "train/memory_estimate.h"
+#include "reformer/memory_estimate.h"
 
 #include <unistd.h>
 
 #include <algorithm>
 
 #include "core/checked_math.h"
-#include "core/limits.h"
+#include "reformer/limits.h"
 #include "layers/row_stream.h"
 #include "reformer/error.h"
 #include "train/option_spec.h"
@@ -152,6 +152,12 @@ std::vector<PartCount> parameter_counts(const ReformerConfig& config) {
     parts.back().parameters = sum({parts.back().parameters, shape_numel(p.shape)});
   }
   return parts;
+}
+
+int64_t count_parameters(const ReformerConfig& config) {
+  int64_t total = 0;
+  for (const PartCount& p : parameter_counts(config)) total = sum({total, p.parameters});
+  return total;
 }
 
 MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer,

@@ -22,9 +22,10 @@
 
 #include "commands.h"
 #include "common.h"
-#include "io/safetensors.h"
+#include "reformer/safetensors.h"
 #include "reformer/error.h"
 #include "reformer/model.h"
+#include "reformer/threads.h"
 
 namespace reformer::cli {
 namespace {
@@ -89,7 +90,7 @@ std::unique_ptr<ReformerModel> open_for_length(const std::string& dir, int64_t L
 }
 
 void run_logits(const LogitsCommand& c) {
-  set_threads(c.threads);
+  const ScopedThreads threads(thread_flag(c.threads));
   REFORMER_CHECK(fs::exists(c.input), "--input ", c.input, " does not exist; give a safetensors file with \"input_ids\"");
   const SafetensorsFile in = SafetensorsFile::open(c.input);
   REFORMER_CHECK(in.contains("input_ids"), c.input, " has no tensor \"input_ids\" (it holds: ",

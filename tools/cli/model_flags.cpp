@@ -5,8 +5,7 @@
 #include <sstream>
 #include <tuple>
 
-#include "core/limits.h"
-#include "model/eval_length.h"
+#include "reformer/limits.h"
 #include "reformer/error.h"
 
 namespace reformer::cli {
@@ -62,7 +61,7 @@ bool ModelFlags::any_given(const CLI::App& app) const {
 }
 
 void ModelFlags::check_ranges() const {
-  // Each flag within its limit (core/limits.h) before it is used in any arithmetic or loop.
+  // Each flag within its limit (reformer/limits.h) before it is used in any arithmetic or loop.
   for (auto [flag, v, limit] : {std::tuple{"--hidden-size", hidden_size, limits::kMaxWidth}, {"--ff-size", ff_size, limits::kMaxWidth},
                                 {"--heads", heads, limits::kMaxHeads}, {"--head-size", head_size, limits::kMaxWidth},
                                 {"--layers", layers, limits::kMaxLayers}, {"--seq-len", seq_len, limits::kMaxLength},
@@ -82,7 +81,7 @@ ReformerConfig ModelFlags::build(int64_t vocab) const {
   if (config_file) {
     c = ReformerConfig::load(*config_file);
     REFORMER_CHECK(c.vocab_size == vocab, *config_file, " has vocab_size ", c.vocab_size, " but the data needs ", vocab,
-                   " (", vocab == 258 ? "bytes + 2" : "the copy task's symbols", "); set \"vocab_size\": ", vocab);
+                   " (the tokenizer's vocabulary, or the copy task's symbols); set \"vocab_size\": ", vocab);
   } else {
     c.hidden_size = 256;
     c.feed_forward_size = 512;
@@ -127,7 +126,7 @@ ReformerConfig ModelFlags::apply(ReformerConfig c, bool from_file) const {
   }
   if (seq_len) {
     // Positions for the window padded to the chunk multiple (training pads it with an attention mask).
-    const int64_t positions = chunk_padded_length(c, *seq_len);
+    const int64_t positions = c.chunk_padded_length(*seq_len);
     limits::check_range("--seq-len padded to a multiple of the chunk lengths", positions, 1, limits::kMaxLength);
     c.axial_pos_shape = axial_shape_for(positions);
     c.max_position_embeddings = positions;

@@ -67,7 +67,7 @@ struct SentencePieceTrainOptions {
   std::string model_type = "unigram";  // unigram or bpe
   bool byte_fallback = false;          // unknown characters as <0xXX> byte pieces (needs 256 ids more)
   int64_t max_sentences = 1000000;     // lines sampled for training (0 = all)
-  int threads = 1;
+  int threads = 1;              // the trainer's threads
 };
 
 // Trains a SentencePiece model on `text` (one training sentence per line) and returns the
@@ -75,5 +75,27 @@ struct SentencePieceTrainOptions {
 // it is, no dummy prefix, "\n" a piece of its own; every character of the training text is covered.
 // Throws reformer::Error with SentencePiece's reason and the fix (e.g. a vocabulary too large for the data).
 std::string train_sentencepiece(std::string_view text, const SentencePieceTrainOptions& options);
+
+// `reformer tokenizer train`: reads `data` (plain, gzip or dictzip), trains, writes
+// out_dir/spiece.model and out_dir/tokenizer_config.json (nothing is written when training fails;
+// an existing spiece.model is replaced only with `overwrite`), and checks the first MiB of the data
+// round-trips.
+struct TokenizerTrainRequest {
+  std::string data;
+  std::string out_dir;
+  SentencePieceTrainOptions options;
+  bool overwrite = false;
+  int threads = 0;  // 0 = OMP_NUM_THREADS or all cores
+};
+
+struct TokenizerTrainSummary {
+  std::string path;            // out_dir/spiece.model
+  int64_t vocab_size = 0;
+  int64_t data_bytes = 0;
+  int64_t sample_bytes = 0, sample_tokens = 0;  // the round-trip check's text and its tokens
+  bool round_trips = false;    // decode(encode(sample)) == sample
+};
+
+TokenizerTrainSummary train_tokenizer(const TokenizerTrainRequest& request);
 
 }  // namespace reformer
