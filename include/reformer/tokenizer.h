@@ -72,7 +72,7 @@ struct SentencePieceTrainOptions {
 
 // Trains a SentencePiece model on `text` (one training sentence per line) and returns the
 // serialized model. Chosen so that text round-trips exactly: no normalization, whitespace kept as
-// it is, no dummy prefix, "\n" a piece of its own; every character of the training text is covered.
+// it is, no dummy prefix, "\n", "\t" and "\r" pieces of their own; every character of the training text is covered.
 // Throws reformer::Error with SentencePiece's reason and the fix (e.g. a vocabulary too large for the data).
 std::string train_sentencepiece(std::string_view text, const SentencePieceTrainOptions& options);
 

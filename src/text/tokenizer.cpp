@@ -283,7 +283,7 @@ std::string train_sentencepiece(std::string_view text, const SentencePieceTrainO
       {"remove_extra_whitespaces", "false"},
       {"add_dummy_prefix", "false"},
       {"split_digits", "false"},
-      {"user_defined_symbols", "\n"},
+      {"user_defined_symbols", "\n,\t,\r"},  // SentencePiece never gives tabs a piece of their own otherwise
       {"byte_fallback", o.byte_fallback ? "true" : "false"},
       {"input_sentence_size", std::to_string(o.max_sentences)},
       {"shuffle_input_sentence", "true"},
