@@ -21,23 +21,10 @@ namespace {
 namespace fs = std::filesystem;
 using reformer::test::Outcome;
 using reformer::test::sh;
+using reformer::test::read_file;
+using reformer::test::train_losses;
 
 Outcome reformer(const std::string& args) { return sh("\"$R\" " + args); }
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::vector<double> train_losses(const fs::path& run) {
-  std::vector<double> losses;
-  std::ifstream in(run / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    const auto j = nlohmann::json::parse(line);
-    if (j["split"] == "train") losses.push_back(j["loss"].get<double>());
-  }
-  return losses;
-}
 
 class CliTokenizer : public ::testing::Test {
  protected:

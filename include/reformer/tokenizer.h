@@ -94,6 +94,8 @@ struct TokenizerTrainSummary {
   int64_t data_bytes = 0;
   int64_t sample_bytes = 0, sample_tokens = 0;  // the round-trip check's text and its tokens
   bool round_trips = false;    // decode(encode(sample)) == sample
+  int64_t first_difference = -1;    // where decode(encode(sample)) first differs, if it does
+  std::string difference_context;   // the sample's bytes from there (at most 16)
 };
 
 TokenizerTrainSummary train_tokenizer(const TokenizerTrainRequest& request);

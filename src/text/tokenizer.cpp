@@ -221,6 +221,30 @@ class LineIterator final : public sentencepiece::SentenceIterator {
   bool done_ = false;
 };
 
+// The distinct UTF-8 characters of `text` (malformed bytes and the characters SentencePiece handles
+// itself, space and the user-defined "\n", "\t", "\r", left out), in their first order.
+std::string distinct_characters(std::string_view text) {
+  std::string out;
+  std::unordered_map<std::string_view, bool> seen;
+  for (size_t i = 0; i < text.size();) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    const size_t n = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 0;
+    bool ok = n > 0 && i + n <= text.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(text[i + k]) >> 6) == 0x2;
+    if (!ok) {
+      ++i;
+      continue;
+    }
+    const std::string_view ch = text.substr(i, n);
+    if (ch != " " && ch != "\n" && ch != "\t" && ch != "\r" && lead != 0 && !seen[ch]) {
+      seen[ch] = true;
+      out += ch;
+    }
+    i += n;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::unique_ptr<Tokenizer> make_byte_tokenizer() { return std::make_unique<ByteTokenizer>(); }
@@ -275,7 +299,7 @@ std::string train_sentencepiece(std::string_view text, const SentencePieceTrainO
   REFORMER_CHECK(o.max_sentences >= 0, "--max-sentences ", o.max_sentences, " must be >= 0 (0 = every line)");
   sentencepiece::logging::SetMinLogLevel(2);
   sentencepiece::SetRandomGeneratorSeed(1);  // the sampled lines, so a tokenizer is reproducible
-  const std::unordered_map<std::string, std::string> args = {
+  std::unordered_map<std::string, std::string> args = {
       {"model_type", o.model_type},
       {"vocab_size", std::to_string(o.vocab_size)},
       {"character_coverage", "1.0"},
@@ -290,6 +314,8 @@ std::string train_sentencepiece(std::string_view text, const SentencePieceTrainO
       {"max_sentence_length", "65536"},
       {"num_threads", std::to_string(std::max(1, o.threads))},
   };
+  // Every character of the text, so that one the sampled lines lack still gets a piece.
+  args["required_chars"] = distinct_characters(text);
   LineIterator lines(text);
   std::string model;
   const auto status = sentencepiece::SentencePieceTrainer::Train(args, &lines, &model);

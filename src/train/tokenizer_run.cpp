@@ -41,7 +41,14 @@ TokenizerTrainSummary train_tokenizer(const TokenizerTrainRequest& r) {
   summary.vocab_size = tokenizer->vocab_size();
   summary.sample_bytes = static_cast<int64_t>(sample.size());
   summary.sample_tokens = static_cast<int64_t>(ids.size());
-  summary.round_trips = tokenizer->decode(ids) == sample;
+  const std::string decoded = tokenizer->decode(ids);
+  summary.round_trips = decoded == sample;
+  if (!summary.round_trips) {
+    const auto diff = std::mismatch(sample.begin(), sample.end(), decoded.begin(), decoded.end());
+    const size_t at = static_cast<size_t>(diff.first - sample.begin());
+    summary.first_difference = at;
+    summary.difference_context = std::string(sample.substr(at, 16));
+  }
   return summary;
 }
 

@@ -29,8 +29,18 @@ void run_tokenizer_train(TokenizerTrainCommand& c) {
               s.path.c_str(), static_cast<long long>(s.vocab_size), static_cast<long long>(s.sample_bytes),
               static_cast<long long>(s.sample_tokens),
               s.sample_tokens ? static_cast<double>(s.sample_bytes) / static_cast<double>(s.sample_tokens) : 0.0,
-              s.round_trips ? ", decoding gives them back exactly"
-                            : "; they do NOT decode back exactly (characters outside the training lines; try --byte-fallback)");
+              s.round_trips ? ", decoding gives them back exactly" : "; they do NOT decode back exactly");
+  if (!s.round_trips) {
+    std::string shown;
+    for (unsigned char ch : s.difference_context) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, ch < 0x20 || ch >= 0x7f ? "\\x%02x" : "%c", ch);
+      shown += hex;
+    }
+    std::printf("  first difference at byte %lld, at \"%s\": characters the trainer did not see (it samples "
+                "--max-sentences lines) or not allowed in its lines; --byte-fallback encodes them as bytes\n",
+                static_cast<long long>(s.first_difference), shown.c_str());
+  }
 }
 
 }  // namespace
