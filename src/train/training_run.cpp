@@ -112,6 +112,8 @@ void check_args(const TrainArgs& a) {
   limits::check_range("--save-interval", a.save_interval, 0, limits::kMaxSteps);
   if (a.task == "copy") limits::check_range("--copy-vocab", a.copy_vocab, 2, limits::kMaxVocab);
   REFORMER_CHECK(a.task == "lm" || a.task == "copy", "--task '", a.task, "' is not a task; use lm (bytes of --data) or copy");
+  REFORMER_CHECK(a.task != "copy" || a.tokenizer.empty(), "--tokenizer ", a.tokenizer,
+                 " tokenizes text; the copy task has no text (drop --tokenizer or use --task lm)");
   REFORMER_CHECK(a.valid_data.empty() == a.test_data.empty(), "give both --valid-data and --test-data, or neither (then --data is split 90/5/5)");
 }
 
