@@ -1,29 +1,15 @@
 #include "model/eval_length.h"
 
 #include <algorithm>
-#include <numeric>
+
+#include "reformer/attention_kinds.h"
 
 #include "reformer/error.h"
 
 namespace reformer {
-namespace {
-
-struct ChunkRule {
-  int64_t multiple = 1, shortest_chunk = INT64_MAX;
-  explicit ChunkRule(const ReformerConfig& config) {
-    for (const auto& type : config.attn_layers) {
-      if (type == "full") continue;
-      const int64_t c = type == "lsh" ? config.lsh_attn_chunk_length : config.local_attn_chunk_length;
-      multiple = std::lcm(multiple, c);
-      shortest_chunk = std::min(shortest_chunk, c);
-    }
-  }
-};
-
-}  // namespace
 
 int64_t ReformerConfig::chunk_padded_length(int64_t n) const {
-  const ChunkRule rule(*this);
+  const ChunkRule rule = chunk_rule(*this);
   return n <= rule.shortest_chunk ? n : (n + rule.multiple - 1) / rule.multiple * rule.multiple;
 }
 
@@ -37,7 +23,7 @@ int64_t padded_eval_length(const ReformerConfig& config, int64_t n) {
 }
 
 int64_t longest_eval_length(const ReformerConfig& config) {
-  const ChunkRule rule(config);
+  const ChunkRule rule = chunk_rule(config);
   const int64_t max = config.max_length();
   return max <= rule.shortest_chunk ? max : std::max(max / rule.multiple * rule.multiple, rule.shortest_chunk);
 }

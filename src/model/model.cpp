@@ -5,6 +5,7 @@
 
 #include "layers/full_attention.h"
 #include "layers/local_attention.h"
+#include "model/heads.h"
 #include "model/model_layer.h"
 #include "ops/activation.h"
 #include "ops/axial_position.h"
@@ -98,13 +99,12 @@ ReformerModel::ReformerModel(const ReformerConfig& config, uint64_t init_seed) :
   }
   for (int64_t i = 0; i < config_.num_layers(); ++i) {
     auto L = std::make_unique<Layer>();
-    L->type = config_.attn_layers[i];
+    const AttentionKindSpec& kind = attention_kind(config_.attn_layers[i]);
+    L->kind = kind.kind;
     const std::string p = "reformer.encoder.layers." + std::to_string(i) + ".";
     std::tie(L->ln_w, L->ln_wg) = add(p + "attention.layer_norm.weight", {D}, Init::Ones);
     std::tie(L->ln_b, L->ln_bg) = add(p + "attention.layer_norm.bias", {D}, Init::Zeros);
-    const std::vector<std::string> proj = L->type == "lsh" ? std::vector<std::string>{"query_key", "value"}
-                                                            : std::vector<std::string>{"query", "key", "value"};
-    for (const auto& n : proj) {
+    for (const char* n : kind.projections) {
       auto [w, g] = add(p + "attention.self_attention." + n + ".weight", {Hd, D}, Init::Normal, std_init);
       L->attn_w.push_back(w);
       L->attn_g.push_back(g);
@@ -122,9 +122,25 @@ ReformerModel::ReformerModel(const ReformerConfig& config, uint64_t init_seed) :
   }
   std::tie(final_ln_w_, final_ln_wg_) = add("reformer.encoder.layer_norm.weight", {2 * D}, Init::Ones);
   std::tie(final_ln_b_, final_ln_bg_) = add("reformer.encoder.layer_norm.bias", {2 * D}, Init::Zeros);
-  std::tie(head_w_, head_wg_) = add("lm_head.decoder.weight", {V, 2 * D}, Init::Normal, std_init);
-  // HF ties lm_head.bias to lm_head.decoder.bias: one tensor, saved under both names.
-  std::tie(head_b_, head_bg_) = add("lm_head.decoder.bias", {V}, Init::Zeros);
+  const ModelClass cls = config_.model_class();
+  if (is_language_model(cls)) {
+    std::tie(head_w_, head_wg_) = add("lm_head.decoder.weight", {V, 2 * D}, Init::Normal, std_init);
+    // HF ties lm_head.bias to lm_head.decoder.bias: one tensor, saved under both names.
+    std::tie(head_b_, head_bg_) = add("lm_head.decoder.bias", {V}, Init::Zeros);
+  } else {
+    task_ = std::make_unique<TaskHead>();
+    task_->cls = cls;
+    const int64_t K = config_.num_labels;
+    if (cls == ModelClass::SequenceClassification) {  // HF ReformerClassificationHead
+      std::tie(task_->w1, task_->w1g) = add("classifier.dense.weight", {D, 2 * D}, Init::Normal, std_init);
+      std::tie(task_->b1, task_->b1g) = add("classifier.dense.bias", {D}, Init::Zeros);
+      std::tie(task_->w2, task_->w2g) = add("classifier.out_proj.weight", {K, D}, Init::Normal, std_init);
+      std::tie(task_->b2, task_->b2g) = add("classifier.out_proj.bias", {K}, Init::Zeros);
+    } else if (cls == ModelClass::QuestionAnswering) {
+      std::tie(task_->w1, task_->w1g) = add("qa_outputs.weight", {K, 2 * D}, Init::Normal, std_init);
+      std::tie(task_->b1, task_->b1g) = add("qa_outputs.bias", {K}, Init::Zeros);
+    }
+  }
   if (!config_.num_buckets.empty()) build_layers(config_.num_buckets);
 }
 
@@ -144,7 +160,7 @@ void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
   if (attention_row_chunk_ > 0) qkv_ws_->rows.chunk = attention_row_chunk_;
   for (int64_t i = 0; i < c.num_layers(); ++i) {
     Layer& L = *layers_[i];
-    if (L.type == "lsh") {
+    if (L.kind == AttentionKind::Lsh) {
       LshAttentionConfig a;
       a.hidden = D; a.heads = H; a.head_size = d;
       a.chunk_length = c.lsh_attn_chunk_length;
@@ -163,7 +179,7 @@ void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
     } else {
       const QkvAttentionWeights w{L.attn_w[0]->data(), L.attn_w[1]->data(), L.attn_w[2]->data(), L.attn_w[3]->data()};
       const QkvAttentionGrads g{L.attn_g[0]->data(), L.attn_g[1]->data(), L.attn_g[2]->data(), L.attn_g[3]->data()};
-      if (L.type == "local") {
+      if (L.kind == AttentionKind::Local) {
         LocalAttentionConfig a;
         a.hidden = D; a.heads = H; a.head_size = d;
         a.chunk_length = c.local_attn_chunk_length;
@@ -179,6 +195,7 @@ void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
         a.hidden = D; a.heads = H; a.head_size = d;
         a.causal = c.is_decoder;
         a.dropout = static_cast<float>(c.local_attention_probs_dropout_prob);
+        a.block_length = attention_kind(AttentionKind::Full).block_length;
         L.attn = std::make_unique<FullSelfAttention>(a, w, g, qkv_ws_);
       }
     }
@@ -246,7 +263,7 @@ void ReformerModel::set_attention_row_chunk(int64_t rows) {
 }
 
 void ReformerModel::set_rotations(int layer, const float* rotations) {
-  REFORMER_CHECK(layer >= 0 && layer < config_.num_layers() && layers_[layer]->type == "lsh", "set_rotations: layer ",
+  REFORMER_CHECK(layer >= 0 && layer < config_.num_layers() && layers_[layer]->kind == AttentionKind::Lsh, "set_rotations: layer ",
                  layer, " is not an LSH layer");
   Layer& L = *layers_[layer];
   if (!rotations) {
@@ -432,15 +449,16 @@ void ReformerModel::backward_layers(const Batch& batch, const StepOptions& opt) 
 LossStats ReformerModel::head(const Batch& batch, const StepOptions& opt, bool grads, float* logits_out) {
   const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, V = config_.vocab_size;
   const int64_t rows = B * L, D2 = 2 * D;
-  const float eps = static_cast<float>(config_.layer_norm_eps);
   const int64_t chunk = std::min(rows, config_.chunk_size_lm_head > 0 ? config_.chunk_size_lm_head : kDefaultHeadChunk);
-  // HF's loss: logits[:, t] predicts labels[:, t + 1]; the last position predicts nothing.
+  // HF's causal-LM loss: logits[:, t] predicts labels[:, t + 1]; the last position predicts nothing.
+  // ReformerForMaskedLM's loss is unshifted: logits[:, t] against labels[:, t].
+  const bool shift = config_.model_class() == ModelClass::LMHead;
   targets_.resize(rows);
   const int32_t* labels = batch.labels ? batch.labels : batch.ids;
   double count = 0;
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t t = r % L;
-    targets_[r] = t + 1 < L ? labels[r + 1] : kIgnoreIndex;
+    targets_[r] = !shift ? labels[r] : t + 1 < L ? labels[r + 1] : kIgnoreIndex;
     count += targets_[r] != kIgnoreIndex;
   }
   const float scale = opt.loss_scale > 0.f ? opt.loss_scale : (count > 0 ? static_cast<float>(1.0 / count) : 0.f);
@@ -450,19 +468,16 @@ LossStats ReformerModel::head(const Batch& batch, const StepOptions& opt, bool g
   head_logits_.ensure({chunk, V}, MemCategory::Workspace);
   head_mean_.ensure({chunk}, MemCategory::Workspace);
   head_rstd_.ensure({chunk}, MemCategory::Workspace);
-  const float p = hidden_dropout(opt);
-  const uint64_t stream = hidden_dropout_stream(opt.step, static_cast<int>(layers_.size()), DropoutSite::FinalNorm);
+  const FinalNorm ln{final_ln_w_->data(), final_ln_b_->data(), final_ln_wg_->data(), final_ln_bg_->data(), D,
+                     static_cast<float>(config_.layer_norm_eps)};
+  const DropoutKey drop{hidden_dropout(opt), opt.seed,
+                        hidden_dropout_stream(opt.step, static_cast<int>(layers_.size()), DropoutSite::FinalNorm)};
   LossStats stats;
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t nr = std::min(chunk, rows - r0);
     float* cat = head_cat_.data();
-    for (int64_t i = 0; i < nr; ++i) {
-      copy(cat + i * D2, x1_.data() + (r0 + i) * D, D);
-      copy(cat + i * D2 + D, x2_.data() + (r0 + i) * D, D);
-    }
     float* norm = head_norm_.data();
-    layernorm_forward(norm, head_mean_.data(), head_rstd_.data(), cat, final_ln_w_->data(), final_ln_b_->data(), nr, D2, eps);
-    dropout_forward(norm, norm, nr * D2, p, opt.seed, stream, static_cast<uint64_t>(r0 * D2));
+    sequence_output_rows(norm, cat, head_mean_.data(), head_rstd_.data(), x1_.data(), x2_.data(), ln, drop, r0, nr, 1);
     float* logits = logits_out ? logits_out + r0 * V : head_logits_.data();
     linear_forward(logits, norm, head_w_->data(), head_b_->data(), nr, D2, V);
     const CrossEntropyStats ce = cross_entropy_forward(logits, targets_.data() + r0, nr, V);
@@ -474,13 +489,8 @@ LossStats ReformerModel::head(const Batch& batch, const StepOptions& opt, bool g
     cross_entropy_backward(dlogits, logits, targets_.data() + r0, nr, V, scale);
     float* dnorm = head_dcat_.data();
     linear_backward(dnorm, head_wg_->data(), head_bg_->data(), dlogits, norm, head_w_->data(), nr, D2, V);
-    dropout_backward(dnorm, dnorm, nr * D2, p, opt.seed, stream, static_cast<uint64_t>(r0 * D2));
-    layernorm_backward(dnorm, final_ln_wg_->data(), final_ln_bg_->data(), dnorm, cat, head_mean_.data(),
-                       head_rstd_.data(), final_ln_w_->data(), nr, D2);
-    for (int64_t i = 0; i < nr; ++i) {
-      copy(dx1_.data() + (r0 + i) * D, dnorm + i * D2, D);
-      copy(dx2_.data() + (r0 + i) * D, dnorm + i * D2 + D, D);
-    }
+    sequence_output_rows_backward(dx1_.data(), dx2_.data(), dnorm, cat, head_mean_.data(), head_rstd_.data(), ln, drop, r0,
+                                  nr, 1);
   }
   return stats;
 }
@@ -489,7 +499,8 @@ LossStats ReformerModel::forward_backward(const Batch& batch, const StepOptions&
   prepare(batch.batch, batch.length, opt.training, /*backward=*/true);
   embed(batch, opt);
   run_layers(batch, opt, !reversible_);
-  const LossStats stats = head(batch, opt, /*grads=*/true, nullptr);
+  const LossStats stats = task_ ? task_head(batch, opt, /*loss=*/true, /*grads=*/true, nullptr)
+                                : head(batch, opt, /*grads=*/true, nullptr);
   backward_layers(batch, opt);
   embed_backward(batch, opt);
   return stats;
@@ -499,15 +510,25 @@ LossStats ReformerModel::evaluate(const Batch& batch, const StepOptions& opt) {
   prepare(batch.batch, batch.length, false, /*backward=*/false);
   embed(batch, opt);
   run_layers(batch, opt, false);
-  return head(batch, opt, false, nullptr);
+  return task_ ? task_head(batch, opt, /*loss=*/true, /*grads=*/false, nullptr) : head(batch, opt, false, nullptr);
 }
 
 void ReformerModel::forward_logits(Tensor& logits, const Batch& batch, const StepOptions& opt) {
+  REFORMER_CHECK(!task_, "a ", model_class_name(config_.model_class()),
+                 " has no language-model logits; use forward_outputs (reformer logits writes its outputs)");
   prepare(batch.batch, batch.length, false, /*backward=*/false);
   logits.ensure({batch.batch, batch.length, config_.vocab_size}, MemCategory::Activations);
   embed(batch, opt);
   run_layers(batch, opt, false);
   head(batch, opt, false, logits.data());
+}
+
+void ReformerModel::forward_outputs(std::map<std::string, Tensor>& outputs, const Batch& batch, const StepOptions& opt) {
+  if (!task_) return forward_logits(outputs["logits"], batch, opt);
+  prepare(batch.batch, batch.length, false, /*backward=*/false);
+  embed(batch, opt);
+  run_layers(batch, opt, false);
+  task_head(batch, opt, /*loss=*/false, /*grads=*/false, &outputs);
 }
 
 int64_t ReformerModel::activation_bytes() const {

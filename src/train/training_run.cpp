@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <optional>
 
-#include <unistd.h>
 
+#include "reformer/checkpoint.h"
 #include "reformer/error.h"
 #include "reformer/limits.h"
 #include "reformer/memory.h"
@@ -115,18 +115,6 @@ void check_args(const TrainArgs& a) {
   REFORMER_CHECK(a.task != "copy" || a.tokenizer.empty(), "--tokenizer ", a.tokenizer,
                  " tokenizes text; the copy task has no text (drop --tokenizer or use --task lm)");
   REFORMER_CHECK(a.valid_data.empty() == a.test_data.empty(), "give both --valid-data and --test-data, or neither (then --data is split 90/5/5)");
-}
-
-// Creates dir if needed and checks that files can be created in it, before any work is done.
-// Returns true when it created the directory (so that a failed run can remove it again).
-bool ensure_writable_dir(const std::string& dir) {
-  std::error_code ec;
-  const bool existed = fs::exists(dir, ec);
-  fs::create_directories(dir, ec);
-  REFORMER_CHECK(!ec, "cannot create output directory ", dir, ": ", ec.message(), "; choose another --out");
-  REFORMER_CHECK(access(dir.c_str(), W_OK | X_OK) == 0, "output directory ", dir,
-                 " is not writable; choose another --out or fix its permissions");
-  return !existed;
 }
 
 TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& created_out) {

@@ -1,6 +1,7 @@
 // Built like the CLI (include/ only, no src/): every public header must compile on its own, so a
-// front end can use any of them, and none may reach into src/. Generated list: keep it complete
+// front end can use any of them, and none may reach into src/. Keep the list complete
 // (CMake checks that every include/reformer/*.h is named here).
+#include "reformer/attention_kinds.h"
 #include "reformer/bytes.h"
 #include "reformer/checkpoint.h"
 #include "reformer/config.h"

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   reformer::cli::add_info_command(app, exit_code);
   reformer::cli::add_logits_command(app, exit_code);
   reformer::cli::add_tokenizer_command(app, exit_code);
+  reformer::cli::add_convert_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

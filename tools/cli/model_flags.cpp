@@ -5,6 +5,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "reformer/attention_kinds.h"
 #include "reformer/limits.h"
 #include "reformer/error.h"
 
@@ -149,7 +150,7 @@ ReformerConfig ModelFlags::apply(ReformerConfig c, bool from_file) const {
   c.validate();
   c.validate_length(c.max_length(), /*training=*/true);
   // Fix the buckets in the config, so the saved model evaluates with the buckets it was trained with.
-  if (c.num_buckets.empty() && std::find(c.attn_layers.begin(), c.attn_layers.end(), "lsh") != c.attn_layers.end())
+  if (c.num_buckets.empty() && uses_attention(c, AttentionKind::Lsh))
     c.num_buckets = c.auto_num_buckets(c.max_length());
   return c;
 }
