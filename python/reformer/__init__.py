@@ -243,14 +243,17 @@ class Model:
         return self._m.decode_step(state, seqs, ids)
 
     def generate(self, prompt, max_new_tokens=200, *, temperature=1.0, top_k=0, top_p=1.0, seed=0,
-                 max_context=0, stop=(), threads=0):
-        """Bytes generated after a prompt (bytes or str) by a byte-level model, exactly as `reformer
-        generate` draws them; a list of prompts decodes them together and returns a list."""
+                 max_context=0, stop=(), threads=0, tokenizer=None):
+        """The text generated after a prompt (bytes or str), as bytes, exactly as `reformer generate`
+        draws it; a list of prompts decodes them together and returns a list. Prompts and output go
+        through `tokenizer` (a spiece.model), else the spiece.model of the directory the model was
+        loaded from, else bytes (max_new_tokens then counts bytes)."""
         many = isinstance(prompt, (list, tuple))
         prompts = [p.encode("utf-8") if isinstance(p, str) else bytes(p) for p in (prompt if many else [prompt])]
         stops = [s.decode("latin-1") if isinstance(s, bytes) else s for s in stop]
         texts, _ = _core.generate_bytes(self._m, prompts, max_new_tokens, temperature, top_k, top_p, seed,
-                                        max_context, stops, threads)
+                                        max_context, stops, threads, self._directory,
+                                        "" if tokenizer is None else str(tokenizer))
         return texts if many else texts[0]
 
     def generate_iter(self, prompt, max_new_tokens=200, *, temperature=1.0, top_k=0, top_p=1.0, seed=0,

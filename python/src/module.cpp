@@ -27,6 +27,7 @@
 #include "reformer/evaluate.h"
 #include "reformer/memory_estimate.h"
 #include "reformer/threads.h"
+#include "reformer/tokenizer.h"
 #include "reformer/train.h"
 
 namespace nb = nanobind;
@@ -339,7 +340,12 @@ NB_MODULE(_core, m) {
 
   m.def("generate_bytes", [](ReformerModel& model, const std::vector<nb::bytes>& prompts, int64_t max_new_bytes,
                              double temperature, int64_t top_k, double top_p, uint64_t seed, int64_t max_context,
-                             const std::vector<std::string>& stop, int threads) {
+                             const std::vector<std::string>& stop, int threads, const std::string& model_dir,
+                             const std::string& tokenizer_file) {
+    // As `reformer generate`: the model directory's spiece.model (or tokenizer_file) turns prompts
+    // into tokens and tokens into text; without one, bytes.
+    const std::unique_ptr<Tokenizer> tokenizer =
+        model_dir.empty() && tokenizer_file.empty() ? nullptr : tokenizer_for(model_dir, tokenizer_file);
     std::vector<std::string> p;
     for (const nb::bytes& b : prompts) p.emplace_back(b.c_str(), b.size());
     GenerateOptions o;
@@ -348,6 +354,7 @@ NB_MODULE(_core, m) {
     o.seed = seed;
     o.max_context = max_context;
     o.stop = stop;
+    o.tokenizer = tokenizer.get();
     GenerateResult r;
     {
       nb::gil_scoped_release release;
@@ -358,5 +365,6 @@ NB_MODULE(_core, m) {
     for (const std::string& s : r.text) out.emplace_back(s.data(), s.size());
     return nb::make_tuple(out, r.finish);
   }, nb::arg("model"), nb::arg("prompts"), nb::arg("max_new_bytes"), nb::arg("temperature"), nb::arg("top_k"),
-     nb::arg("top_p"), nb::arg("seed"), nb::arg("max_context"), nb::arg("stop"), nb::arg("threads"));
+     nb::arg("top_p"), nb::arg("seed"), nb::arg("max_context"), nb::arg("stop"), nb::arg("threads"),
+     nb::arg("model_dir") = "", nb::arg("tokenizer") = "");
 }

@@ -140,3 +140,18 @@ def test_ctrl_c_saves_a_checkpoint_then_raises_keyboard_interrupt(tmp_path, corp
     assert step >= 1
     summary = reformer.train(tmp_path / "run", resume=True, data=str(corpus), steps=step + 2, threads=1, verbose=False)
     assert summary["step"] == step + 2
+
+
+@needs_cli
+def test_a_sentencepiece_model_trains_evaluates_and_generates_text(tmp_path, corpus):
+    subprocess.run([CLI, "tokenizer", "train", "--data", str(corpus), "--vocab-size", "28", "--out",
+                    str(tmp_path / "tok")], check=True, capture_output=True)
+    config = reformer.Config(**dict(TINY, vocab_size=28))
+    reformer.train(tmp_path / "run", config, data=str(corpus), tokenizer=str(tmp_path / "tok" / "spiece.model"),
+                   threads=1, verbose=False, **OPTIONS)
+    assert (tmp_path / "run" / "spiece.model").exists()  # the run's directory holds its tokenizer
+    model = reformer.Model.load(tmp_path / "run")
+    result = model.evaluate(data=str(corpus), threads=1)
+    assert result["tokens"] > 0 and result["bits_per_byte"] > 0
+    text = model.generate("the ", 20, seed=3)  # 20 tokens, printed as text
+    assert len(text) >= 20 and set(text) <= set(corpus.read_bytes()), text
