@@ -67,7 +67,7 @@ ReformerModel::ReformerModel(const ReformerConfig& config, uint64_t init_seed) :
   enum class Init { Normal, Zeros, Ones };
   auto add = [&](const std::string& name, Shape shape, Init init, float std = 0.f) {
     auto p = std::make_unique<Tensor>(shape, MemCategory::Parameters);
-    auto g = std::make_unique<Tensor>(Tensor::zeros(shape, MemCategory::Gradients));
+    auto g = std::make_unique<Tensor>();  // a view into the gradient arena (bind_grad_arena)
     if (init == Init::Normal)
       rng_fill_normal(p->data(), p->numel(), init_seed, rng_stream(RngPurpose::Init, {name_hash(name)}), 0.f, std);
     else
@@ -125,7 +125,40 @@ ReformerModel::ReformerModel(const ReformerConfig& config, uint64_t init_seed) :
   std::tie(head_w_, head_wg_) = add("lm_head.decoder.weight", {V, 2 * D}, Init::Normal, std_init);
   // HF ties lm_head.bias to lm_head.decoder.bias: one tensor, saved under both names.
   std::tie(head_b_, head_bg_) = add("lm_head.decoder.bias", {V}, Init::Zeros);
+  bind_grad_arena();
   if (!config_.num_buckets.empty()) build_layers(config_.num_buckets);
+}
+
+void ReformerModel::bind_grad_arena() {
+  // Group of a parameter, by name: 0 the head (everything outside the embeddings and the layers),
+  // 1 + (n - 1 - i) layer i, n + 1 the embeddings; the order in which the backward finalises them.
+  const int n = static_cast<int>(config_.num_layers());
+  const std::string layer_prefix = "reformer.encoder.layers.";
+  auto group_of = [&](const std::string& name) {
+    if (name.rfind("reformer.embeddings.", 0) == 0) return n + 1;
+    if (name.rfind(layer_prefix, 0) == 0) return 1 + (n - 1 - std::stoi(name.substr(layer_prefix.size())));
+    return 0;
+  };
+  constexpr int64_t kAlign = 16;  // floats: each tensor starts 64-byte aligned, as its own allocation did
+  std::vector<int64_t> offset(params_.size());
+  std::vector<std::pair<int64_t, int64_t>> ranges(n + 2);
+  int64_t total = 0;
+  for (int g = 0; g < n + 2; ++g) {
+    ranges[g].first = total;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (group_of(params_[i].name) != g) continue;
+      offset[i] = total;
+      total += (params_[i].param->numel() + kAlign - 1) / kAlign * kAlign;
+    }
+    ranges[g].second = total - ranges[g].first;
+  }
+  grad_arena_ = Tensor::zeros({total}, MemCategory::Gradients);
+  for (size_t i = 0; i < params_.size(); ++i)
+    *params_[i].grad = Tensor::view(grad_arena_.data() + offset[i], params_[i].param->shape());
+  grad_groups_.clear();
+  for (int g = 0; g < n + 2; ++g)
+    grad_groups_.push_back({g == 0 ? "head" : g == n + 1 ? "embeddings" : "layer." + std::to_string(n - g),
+                            grad_arena_.data() + ranges[g].first, ranges[g].second});
 }
 
 ReformerModel::~ReformerModel() = default;
@@ -228,9 +261,7 @@ int64_t ReformerModel::num_parameters() const {
   return n;
 }
 
-void ReformerModel::zero_grad() {
-  for (auto& p : params_) p.grad->zero();
-}
+void ReformerModel::zero_grad() { grad_arena_.zero(); }
 
 void ReformerModel::set_num_hashes(int64_t n) {
   REFORMER_CHECK(n > 0, "num_hashes = ", n, " must be positive");
@@ -426,6 +457,7 @@ void ReformerModel::backward_layers(const Batch& batch, const StepOptions& opt) 
     };
     layer.attn->backward(attn_input, attn_output_grad, input_grad_to_dx2, stored ? nullptr : &subtract_from_x1,
                          attention_call(batch, opt, li));
+    grads_ready(static_cast<int>(layers_.size() - l));  // layer l's group (bind_grad_arena)
   }
 }
 
@@ -490,8 +522,10 @@ LossStats ReformerModel::forward_backward(const Batch& batch, const StepOptions&
   embed(batch, opt);
   run_layers(batch, opt, !reversible_);
   const LossStats stats = head(batch, opt, /*grads=*/true, nullptr);
+  grads_ready(0);
   backward_layers(batch, opt);
   embed_backward(batch, opt);
+  grads_ready(static_cast<int>(layers_.size()) + 1);
   return stats;
 }
 

@@ -42,6 +42,8 @@ Trainer::Trainer(ReformerModel& model, TrainerOptions options, TrainerHooks hook
   REFORMER_CHECK(options_.save_total_limit >= 0, "--save-total-limit ", options_.save_total_limit,
                  " must be >= 0 (0 = keep every checkpoint)");
   REFORMER_CHECK(hooks_.batch, "trainer needs a batch source");
+  if (!options_.communicator) single_ = make_single_process_communicator();
+  comm_ = options_.communicator ? options_.communicator : single_.get();
   for (NamedParameter& p : model_.parameters()) params_.push_back({p.name, p.param->data(), p.grad->data(), p.param->shape()});
   optimizer_ = make_optimizer(options_.optimizer, params_);
 }
@@ -52,19 +54,34 @@ void Trainer::resume(const std::string& checkpoint_dir) { step_ = load_checkpoin
 
 double Trainer::train_step(double& grad_norm, double& lr) {
   model_.zero_grad();
+  const int64_t ranks = comm_->size(), micro = options_.grad_accum * ranks;  // micro-batches of the step
   double loss = 0;
   for (int64_t m = 0; m < options_.grad_accum; ++m) {
-    hooks_.batch(tokens_, step_ * options_.grad_accum + m);
+    const int64_t index = step_ * micro + comm_->rank() + m * ranks;
+    hooks_.batch(tokens_, index);
     const int64_t scored = scored_tokens(tokens_);
     REFORMER_CHECK(scored > 0, "training batch ", step_, " has no scored tokens");
     Batch in{tokens_.ids.data(), tokens_.batch, tokens_.length, nullptr, tokens_.labels.data()};
     StepOptions opt;
     opt.training = true;
     opt.seed = options_.seed;
-    opt.step = static_cast<uint64_t>(step_ * options_.grad_accum + m);
-    // Each micro-batch's mean loss weighs 1 / grad_accum in the step's gradient.
-    opt.loss_scale = static_cast<float>(1.0 / (static_cast<double>(scored) * static_cast<double>(options_.grad_accum)));
-    loss += model_.forward_backward(in, opt).mean() / static_cast<double>(options_.grad_accum);
+    opt.step = static_cast<uint64_t>(index);
+    // Each micro-batch's mean loss weighs 1 / micro in the step's gradient.
+    opt.loss_scale = static_cast<float>(1.0 / (static_cast<double>(scored) * static_cast<double>(micro)));
+    // The last micro-batch's backward finishes each gradient group: its sum over the ranks starts
+    // right then, behind the rest of the backward.
+    if (ranks > 1 && m + 1 == options_.grad_accum)
+      model_.set_grad_ready_hook([this](int g) {
+        const GradGroup& group = model_.grad_groups()[g];
+        comm_->start_sum(group.data, group.size);
+        comm_->progress();
+      });
+    loss += model_.forward_backward(in, opt).mean() / static_cast<double>(micro);
+  }
+  if (ranks > 1) {
+    model_.set_grad_ready_hook(nullptr);
+    comm_->wait_all();
+    comm_->sum(&loss, 1);
   }
   grad_norm = options_.clip_norm > 0 ? clip_grad_norm(params_, options_.clip_norm) : reformer::grad_norm(params_);
   REFORMER_CHECK(std::isfinite(loss) && std::isfinite(grad_norm), "training diverged at step ", step_ + 1, ": loss ", loss,
@@ -77,7 +94,11 @@ double Trainer::train_step(double& grad_norm, double& lr) {
 
 void Trainer::evaluate(Progress& progress) {
   if (!hooks_.evaluate) return;
-  const LossStats s = hooks_.evaluate();
+  LossStats s = hooks_.evaluate();
+  double sums[3] = {s.loss_sum, s.count, s.correct};
+  comm_->sum(sums, 3);
+  s = {sums[0], sums[1], sums[2]};
+  if (!writer()) return;
   const double accuracy = s.count > 0 ? s.correct / s.count : 0.0;
   char line[160];
   std::snprintf(line, sizeof line, "eval step %lld: loss %.4f  bpb %.4f  accuracy %.4f  (%.0f tokens)",
@@ -89,9 +110,13 @@ void Trainer::evaluate(Progress& progress) {
 }
 
 void Trainer::save(Progress& progress) {
+  if (!writer()) return;
   auto metadata = options_.checkpoint_metadata;
   metadata["seed"] = std::to_string(options_.seed);
-  metadata["data_position"] = std::to_string(step_ * options_.grad_accum);  // the next micro-batch's index
+  // The next micro-batch's index, and the ranks it was computed on (a resume may change the ranks
+  // when it keeps grad_accum x ranks).
+  metadata["data_position"] = std::to_string(step_ * options_.grad_accum * comm_->size());
+  metadata["ranks"] = std::to_string(comm_->size());
   save_checkpoint(options_.out_dir, model_, *optimizer_, step_, metadata, options_.save_total_limit);
   progress.message("checkpoint at step " + std::to_string(step_) + " saved to " +
                    (std::filesystem::path(options_.out_dir) / checkpoint_name(step_)).string());
@@ -103,27 +128,39 @@ TrainResult Trainer::run(Progress& progress) {
   Clock::time_point interval_start = start;
   double interval_loss = 0, interval_tokens = 0;
   int64_t interval_steps = 0;
+  CommStats before = comm_->stats();  // the gradient reductions' totals before this step
   while (step_ < options_.steps) {
-    if (hooks_.stop_requested && hooks_.stop_requested()) {
-      progress.message("interrupted at step " + std::to_string(step_));
+    double stop = hooks_.stop_requested && hooks_.stop_requested() ? 1 : 0;
+    comm_->sum(&stop, 1);  // one rank's Ctrl-C stops all of them at the same step
+    if (stop > 0) {
+      if (writer()) progress.message("interrupted at step " + std::to_string(step_));
       save(progress);
       return TrainResult::Interrupted;
     }
     double grad_norm = 0, lr = 0;
     const Clock::time_point step_start = Clock::now();
     const double loss = train_step(grad_norm, lr);
-    const auto tokens = static_cast<double>(tokens_.batch * tokens_.length * options_.grad_accum);
+    const auto tokens = static_cast<double>(tokens_.batch * tokens_.length * options_.grad_accum * comm_->size());
     interval_loss += loss;
     interval_tokens += tokens;
     ++interval_steps;
-    if (hooks_.metrics) {
+    if (writer() && hooks_.metrics) {
       nlohmann::json record = step_record(step_, loss, lr, tokens / std::max(seconds_since(step_start), 1e-9),
                                           seconds_since(start));
       record["split"] = "train";
       record["grad_norm"] = grad_norm;
+      if (comm_->size() > 1) {
+        // Rank 0's view of this step's gradient reductions (docs/DISTRIBUTED.md).
+        const CommStats& c = comm_->stats();
+        record["ranks"] = comm_->size();
+        record["allreduce_bytes"] = c.bytes - before.bytes;
+        record["allreduce_overlap_s"] = c.overlap_s - before.overlap_s;
+        record["allreduce_wait_s"] = c.wait_s - before.wait_s;
+      }
+      before = comm_->stats();
       hooks_.metrics(record);
     }
-    if (step_ % options_.log_interval == 0 || step_ == options_.steps) {
+    if (writer() && (step_ % options_.log_interval == 0 || step_ == options_.steps)) {
       StepReport r;
       r.step = step_;
       r.total_steps = options_.steps;

@@ -14,6 +14,7 @@
 #include "common.h"
 #include "model_flags.h"
 #include "core/limits.h"
+#include "dist/communicator.h"
 #include "reformer/error.h"
 #include "reformer/memory.h"
 #include "train/byte_data.h"
@@ -140,14 +141,35 @@ void check_args(const TrainArgs& a) {
   REFORMER_CHECK(a.valid_data.empty() == a.test_data.empty(), "give both --valid-data and --test-data, or neither (then --data is split 90/5/5)");
 }
 
+// A run resumed on another number of ranks keeps its global batch (batch x grad_accum x ranks): the
+// stored grad_accum is rescaled to this run's ranks, or the resume is refused naming both.
+void keep_global_batch(const CLI::App& cmd, const TrainArgs& given, nlohmann::json& stored, const TrainerState& state,
+                       int ranks, const std::string& out) {
+  const auto it = state.metadata.find("ranks");
+  const int64_t old_ranks = it == state.metadata.end() ? 1 : std::stoll(it->second);  // older checkpoints: one process
+  if (!stored.is_object() || !stored.contains("grad_accum") || !stored["grad_accum"].is_number_integer()) return;
+  const int64_t accum = stored["grad_accum"].get<int64_t>(), micro = accum * old_ranks;
+  const bool given_accum = cmd.count("--grad-accum") > 0;
+  REFORMER_CHECK(!given_accum || given.grad_accum * ranks == micro, "--grad-accum ", given.grad_accum, " on ", ranks,
+                 " ranks makes ", given.grad_accum * ranks, " micro-batches per step, but the run in ", out, " takes ", micro,
+                 " (--grad-accum ", accum, " x ", old_ranks, " ranks); drop --grad-accum to keep the run's global batch");
+  if (old_ranks == ranks) return;
+  REFORMER_CHECK(micro % ranks == 0, "the run in ", out, " takes ", micro, " micro-batches per step (--grad-accum ", accum,
+                 " x ", old_ranks, " ranks), which ", ranks, " ranks cannot share evenly; resume it on a number of ranks "
+                 "that divides ", micro);
+  stored["grad_accum"] = micro / ranks;
+}
+
 void train(CLI::App& cmd, TrainCommand& c, int& exit_code, bool& created_out) {
+  Communicator& comm = world_communicator();  // this process alone unless started by mpirun/srun
+  const bool writer = comm.rank() == 0;       // rank 0 alone writes checkpoints, metrics and progress
   set_threads(c.threads);
   const int64_t max_memory = parse_memory_flag(c.max_memory);
   TrainArgs args = c.args;
   std::optional<TrainerState> state;
   if (c.resume) {
     state = read_trainer_state(c.out);
-    for (const std::string& note : state->ignored)
+    for (const std::string& note : writer ? state->ignored : std::vector<std::string>{})
       std::fprintf(stderr, "warning: ignoring incomplete checkpoint %s\n", note.c_str());
     const auto it = state->metadata.find("train_args");
     REFORMER_CHECK(it != state->metadata.end(), state->dir, "/", kTrainerStateFile, " has no training options; it was not written by `reformer train`");
@@ -157,13 +179,14 @@ void train(CLI::App& cmd, TrainCommand& c, int& exit_code, bool& created_out) {
     } catch (const nlohmann::json::exception& e) {
       fail(state->dir, "/", kTrainerStateFile, ": metadata train_args is not valid JSON (", e.what(), "); the checkpoint is corrupt");
     }
+    keep_global_batch(cmd, args, stored, *state, comm.size(), c.out);
     args = merge_resumed_args(cmd, args, stored, c.out);
   } else {
     REFORMER_CHECK(!has_checkpoint(c.out), c.out, " already holds a checkpoint; continue it with --resume or choose another --out");
   }
   check_args(args);
   const std::string schedule = schedule_spec(cmd, args);
-  created_out = ensure_writable_dir(c.out);
+  created_out = writer && ensure_writable_dir(c.out);
 
   const bool copy = args.task == "copy";
   const int64_t vocab = copy ? args.copy_vocab : kByteVocab;
@@ -182,7 +205,8 @@ void train(CLI::App& cmd, TrainCommand& c, int& exit_code, bool& created_out) {
   // (After the checks above, so a resumed command that contradicts the run is still refused.)
   if (state && state->step >= args.steps) {
     // Nothing to train: evaluating and saving again would only append duplicate records.
-    std::printf("the run in %s already finished: its checkpoint is at step %lld of --steps %lld; give a larger --steps to "
+    if (writer)
+      std::printf("the run in %s already finished: its checkpoint is at step %lld of --steps %lld; give a larger --steps to "
                 "train further\n", c.out.c_str(), static_cast<long long>(state->step), static_cast<long long>(args.steps));
     return;
   }
@@ -203,7 +227,8 @@ void train(CLI::App& cmd, TrainCommand& c, int& exit_code, bool& created_out) {
   // An impossible plan is refused here, with its size, instead of being OOM-killed later.
   check_memory_plan(mem, max_memory);
   if (max_memory > 0) mem_set_limit(max_memory);
-  std::printf("model: %zu layers (%s), hidden %lld, %lld heads x %lld, seq len %lld; training needs about %s\n",
+  if (writer)
+    std::printf("model: %zu layers (%s), hidden %lld, %lld heads x %lld, seq len %lld; training needs about %s\n",
               config.attn_layers.size(), nlohmann::json(config.attn_layers).dump().c_str(), static_cast<long long>(config.hidden_size),
               static_cast<long long>(config.num_attention_heads), static_cast<long long>(config.attention_head_size),
               static_cast<long long>(L), format_bytes(mem.total()).c_str());
@@ -221,27 +246,29 @@ void train(CLI::App& cmd, TrainCommand& c, int& exit_code, bool& created_out) {
   options.out_dir = c.out;
   options.optimizer = args.optimizer;
   options.schedule = schedule;
+  options.communicator = &comm;
   options.checkpoint_metadata = {{"train_args", nlohmann::json(args).dump()},
                                  {"threads", std::to_string(omp_get_max_threads())}};
 
-  MetricsLog log((fs::path(c.out) / "metrics.jsonl").string(),
-                 state ? std::optional<int64_t>(state->step) : std::nullopt);
+  std::optional<MetricsLog> log;
+  if (writer) log.emplace((fs::path(c.out) / "metrics.jsonl").string(), state ? std::optional<int64_t>(state->step) : std::nullopt);
   TrainerHooks hooks;
   const int64_t B = args.batch;
+  const EvalShard shard{comm.rank(), comm.size()};  // evaluation is split over the ranks and summed
   if (copy) {
     hooks.batch = [&, B](TokenBatch& out, int64_t i) { copy_task_batch(out, task, B, args.seed, i); };
-    hooks.evaluate = [&, B] { return evaluate_copy(model, task, B, (args.eval_windows + B - 1) / B, args.seed); };
+    hooks.evaluate = [&, B] { return evaluate_copy(model, task, B, (args.eval_windows + B - 1) / B, args.seed, shard); };
   } else {
     hooks.batch = [&, B, L](TokenBatch& out, int64_t i) { data->train_batch(out, B, L, args.seed, i); };
-    hooks.evaluate = [&, B, L] { return evaluate_bytes(model, *data, Split::Validation, L, B, args.eval_windows, args.seed); };
+    hooks.evaluate = [&, B, L] { return evaluate_bytes(model, *data, Split::Validation, L, B, args.eval_windows, args.seed, shard); };
   }
-  hooks.metrics = [&](const nlohmann::json& record) { log.write(record); };
+  if (writer) hooks.metrics = [&](const nlohmann::json& record) { log->write(record); };
   hooks.stop_requested = [] { return interrupt_requested(); };
 
   Trainer trainer(model, options, hooks);
   if (state) {
     trainer.resume(state->dir);
-    std::printf("resuming from step %lld (%s)\n", static_cast<long long>(trainer.step()), state->dir.c_str());
+    if (writer) std::printf("resuming from step %lld (%s)\n", static_cast<long long>(trainer.step()), state->dir.c_str());
   }
   // Ctrl-C or SIGTERM: save a checkpoint and exit after the current step; a second one exits at once.
   clear_interrupt();
@@ -250,7 +277,7 @@ void train(CLI::App& cmd, TrainCommand& c, int& exit_code, bool& created_out) {
   const TrainResult result = trainer.run(progress);
   set_graceful_interrupts(false);
   if (result == TrainResult::Interrupted) {
-    progress.message("stopped by Ctrl-C (or SIGTERM); continue with: reformer train --out " + c.out + " --resume");
+    if (writer) progress.message("stopped by Ctrl-C (or SIGTERM); continue with: reformer train --out " + c.out + " --resume");
     exit_code = kInterruptedExit;
   }
 }
@@ -260,6 +287,7 @@ void run_train(CLI::App& cmd, TrainCommand& c, int& exit_code) {
   bool created_out = false;
   try {
     train(cmd, c, exit_code, created_out);
+    world_communicator().finish();  // all ranks got here (a failed rank ends without it)
   } catch (...) {
     std::error_code ec;
     if (created_out && fs::is_directory(c.out, ec) && fs::is_empty(c.out, ec)) fs::remove(c.out, ec);
