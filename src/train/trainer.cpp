@@ -110,7 +110,14 @@ void Trainer::evaluate(Progress& progress) {
 }
 
 void Trainer::save(Progress& progress) {
-  if (!writer()) return;
+  if (writer()) write_checkpoint(progress);
+  // The other ranks wait for the save: one that exited first (after Ctrl-C) would make mpirun end
+  // rank 0 in the middle of it.
+  double done = 0;
+  comm_->sum(&done, 1);
+}
+
+void Trainer::write_checkpoint(Progress& progress) {
   auto metadata = options_.checkpoint_metadata;
   metadata["seed"] = std::to_string(options_.seed);
   // The next micro-batch's index, and the ranks it was computed on (a resume may change the ranks

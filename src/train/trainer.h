@@ -75,7 +75,8 @@ class Trainer {
   // One optimizer step; returns the mean loss of its micro-batches.
   double train_step(double& grad_norm, double& lr);
   void evaluate(Progress& progress);
-  void save(Progress& progress);
+  void save(Progress& progress);  // every rank; rank 0 writes
+  void write_checkpoint(Progress& progress);
   bool writer() const { return comm_->rank() == 0; }
 
   ReformerModel& model_;
