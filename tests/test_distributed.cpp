@@ -20,6 +20,7 @@
 #include "reformer/model.h"
 #include "support/run_cli.h"
 #include "support/tolerance.h"
+#include "train/memory_estimate.h"
 
 namespace {
 
@@ -217,6 +218,15 @@ TEST(GradArena, GroupsCoverEveryGradientInBackwardOrderAndAreFinalWhenReported) 
   for (const auto& g : groups) names.push_back(g.name);
   EXPECT_EQ(names, (std::vector<std::string>{"head", "layer.2", "layer.1", "layer.0", "embeddings"}));
   for (size_t g = 1; g < groups.size(); ++g) EXPECT_EQ(groups[g].data, groups[g - 1].data + groups[g - 1].size);
+  int64_t arena = 0, largest = 0;
+  for (const auto& g : groups) {
+    arena += g.size * 4;
+    largest = std::max(largest, g.size * 4);
+  }
+  // What `reformer info` reports from the config alone.
+  EXPECT_EQ(reformer::allreduce_plan(c).bytes, arena);
+  EXPECT_EQ(reformer::allreduce_plan(c).largest_group_bytes, largest);
+  EXPECT_EQ(reformer::allreduce_plan(c).groups, 5);
   for (auto& p : model.parameters()) {
     int owners = 0;
     for (const auto& g : groups) owners += p.grad->data() >= g.data && p.grad->data() + p.grad->numel() <= g.data + g.size;

@@ -41,6 +41,12 @@ struct GradGroup {
   int64_t size;      // floats, including the 64-byte alignment padding between tensors (kept zero)
 };
 
+// The gradient group of a parameter of a model with num_layers layers, by its name:
+// 0 the head (everything outside the embeddings and the layers), num_layers - i layer i,
+// num_layers + 1 the embeddings. Each tensor starts kGradAlignFloats-aligned in the arena.
+int grad_group_index(const std::string& name, int64_t num_layers);
+inline constexpr int64_t kGradAlignFloats = 16;  // 64 bytes, as the tensor's own allocation was
+
 struct Batch {
   const int32_t* ids = nullptr;              // (B, L)
   int64_t batch = 1, length = 0;

@@ -129,17 +129,18 @@ ReformerModel::ReformerModel(const ReformerConfig& config, uint64_t init_seed) :
   if (!config_.num_buckets.empty()) build_layers(config_.num_buckets);
 }
 
-void ReformerModel::bind_grad_arena() {
-  // Group of a parameter, by name: 0 the head (everything outside the embeddings and the layers),
-  // 1 + (n - 1 - i) layer i, n + 1 the embeddings; the order in which the backward finalises them.
-  const int n = static_cast<int>(config_.num_layers());
+int grad_group_index(const std::string& name, int64_t num_layers) {
   const std::string layer_prefix = "reformer.encoder.layers.";
-  auto group_of = [&](const std::string& name) {
-    if (name.rfind("reformer.embeddings.", 0) == 0) return n + 1;
-    if (name.rfind(layer_prefix, 0) == 0) return 1 + (n - 1 - std::stoi(name.substr(layer_prefix.size())));
-    return 0;
-  };
-  constexpr int64_t kAlign = 16;  // floats: each tensor starts 64-byte aligned, as its own allocation did
+  if (name.rfind("reformer.embeddings.", 0) == 0) return static_cast<int>(num_layers) + 1;
+  if (name.rfind(layer_prefix, 0) == 0) return static_cast<int>(num_layers - std::stoll(name.substr(layer_prefix.size())));
+  return 0;
+}
+
+void ReformerModel::bind_grad_arena() {
+  // Groups in the order the backward finalises them (grad_group_index).
+  const int n = static_cast<int>(config_.num_layers());
+  auto group_of = [&](const std::string& name) { return grad_group_index(name, n); };
+  constexpr int64_t kAlign = kGradAlignFloats;
   std::vector<int64_t> offset(params_.size());
   std::vector<std::pair<int64_t, int64_t>> ranges(n + 2);
   int64_t total = 0;
