@@ -16,6 +16,7 @@
 // the optimizer step waits for all of them. Every rank then holds the same gradient, clips by the
 // same global norm and takes the same optimizer step. Losses, token counts and evaluation sums are
 // reduced, so what is logged is global. Rank 0 alone writes checkpoints, metrics and progress.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -87,6 +88,9 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   TokenBatch tokens_;
   int64_t step_ = 0;
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point backward_start_;
+  double backward_s_ = 0;  // the last step's backward behind which its reductions ran (ranks > 1)
   std::unique_ptr<Communicator> single_;  // when options.communicator is nullptr
   Communicator* comm_;
 };
