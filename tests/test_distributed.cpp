@@ -19,6 +19,7 @@
 #include "io/safetensors.h"
 #include "reformer/model.h"
 #include "support/run_cli.h"
+#include "support/run_dir.h"
 #include "support/tolerance.h"
 #include "train/memory_estimate.h"
 
@@ -38,15 +39,7 @@ std::string mpirun(int ranks, const std::string& args, int timeout_s = 120) {
          " mpirun -np " + std::to_string(ranks) + " --oversubscribe \"$R\" " + args;
 }
 
-std::vector<double> losses(const fs::path& run, const std::string& split) {
-  std::vector<double> out;
-  std::ifstream in(run / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    const auto j = nlohmann::json::parse(line);
-    if (j["split"] == split) out.push_back(j["loss"].get<double>());
-  }
-  return out;
-}
+std::vector<double> losses(const fs::path& run, const std::string& split) { return reformer::test::logged_losses(run, split); }
 
 // The largest |a - b| / (atol + rtol |b|) over two lists (<= 1 passes).
 double worst(const std::vector<double>& a, const std::vector<double>& b, reformer::test::Tolerance tol) {
@@ -70,12 +63,7 @@ void expect_same_weights(const fs::path& got, const fs::path& want) {
 class Distributed : public testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new fs::path(fs::temp_directory_path() / ("reformer_dist_" + std::to_string(getpid())));
-    fs::remove_all(*dir_);
-    fs::create_directories(*dir_);
-    std::string text;
-    for (int i = 0; text.size() < 40000; ++i) text += "a dog ran to the red house " + std::to_string(i % 89) + ". ";
-    std::ofstream(*dir_ / "text.txt") << text;
+    dir_ = new fs::path(reformer::test::make_run_dir("reformer_dist_"));
   }
   static void TearDownTestSuite() {
     fs::remove_all(*dir_);

@@ -146,7 +146,13 @@ void check_args(const TrainArgs& a) {
 void keep_global_batch(const CLI::App& cmd, const TrainArgs& given, nlohmann::json& stored, const TrainerState& state,
                        int ranks, const std::string& out) {
   const auto it = state.metadata.find("ranks");
-  const int64_t old_ranks = it == state.metadata.end() ? 1 : std::stoll(it->second);  // older checkpoints: one process
+  int64_t old_ranks = 1;  // older checkpoints: one process
+  if (it != state.metadata.end()) {
+    char* end = nullptr;
+    old_ranks = std::strtoll(it->second.c_str(), &end, 10);
+    REFORMER_CHECK(end && *end == '\0' && old_ranks >= 1 && old_ranks <= limits::kMaxBatch, state.dir, "/", kTrainerStateFile,
+                   ": metadata ranks '", it->second, "' is not a number of ranks; the checkpoint is corrupt");
+  }
   if (!stored.is_object() || !stored.contains("grad_accum") || !stored["grad_accum"].is_number_integer()) return;
   const int64_t accum = stored["grad_accum"].get<int64_t>(), micro = accum * old_ranks;
   const bool given_accum = cmd.count("--grad-accum") > 0;
