@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "bench_models.h"
+#include "reformer/attention_kinds.h"
 #include "reformer/memory.h"
 #include "reformer/model.h"
 #include "train/adam.h"
@@ -155,27 +156,19 @@ double forward_flops_per_token(const reformer::ReformerConfig& c, int64_t L) {
   const double d = static_cast<double>(c.attention_head_size), Hd = H * d, F = static_cast<double>(c.feed_forward_size);
   double f = 0;
   for (const std::string& t : c.attn_layers) {
+    const reformer::AttentionKindSpec& kind = reformer::attention_kind(t);
+    f += 2 * D * Hd * static_cast<double>(kind.projections.size() + 1);  // the projections and the output
     double keys = 0;  // keys attended per query (per hash round for LSH)
-    if (t == "lsh") {
-      f += 6 * D * Hd;  // query_key, value, output
-      keys = L > c.lsh_attn_chunk_length
-                 ? static_cast<double>(c.lsh_attn_chunk_length * (1 + c.lsh_num_chunks_before + c.lsh_num_chunks_after))
-                 : static_cast<double>(L);
-      f += 4 * d * keys * H * static_cast<double>(L > c.lsh_attn_chunk_length ? c.num_hashes : 1);
-      continue;
-    }
-    f += 8 * D * Hd;  // query, key, value, output
-    if (t == "local") {
-      keys = L > c.local_attn_chunk_length
-                 ? static_cast<double>(c.local_attn_chunk_length *
-                                       (1 + c.local_num_chunks_before + c.local_num_chunks_after))
-                 : static_cast<double>(L);
+    if (kind.chunk_length) {
+      const int64_t chunk = c.*kind.chunk_length;
+      keys = L > chunk ? static_cast<double>(chunk * (1 + c.*kind.chunks_before + c.*kind.chunks_after)) : static_cast<double>(L);
     } else {
-      // Blockwise full attention (block 128); causal skips the blocks above the diagonal.
-      const double bs = 128, nb = std::ceil(L / bs);
+      // Blockwise full attention; causal skips the blocks above the diagonal.
+      const double bs = static_cast<double>(kind.block_length), nb = std::ceil(L / bs);
       keys = c.is_decoder ? bs * (nb + 1) / 2 : static_cast<double>(L);
     }
-    f += 4 * d * keys * H;
+    const bool hashed_rounds = kind.hashed && L > c.lsh_attn_chunk_length;
+    f += 4 * d * keys * H * static_cast<double>(hashed_rounds ? c.num_hashes : 1);
   }
   f += static_cast<double>(c.attn_layers.size()) * 4 * D * F;  // feed-forward
   f += 2 * (2 * D) * static_cast<double>(c.vocab_size);      // LM head

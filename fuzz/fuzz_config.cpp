@@ -9,7 +9,7 @@
 
 #include "reformer/config.h"
 #include "reformer/error.h"
-#include "train/memory_estimate.h"
+#include "reformer/memory_estimate.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = "/tmp/reformer_fuzz_config_" + std::to_string(getpid()) + ".json";

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <string>
 
-#include "io/safetensors.h"
+#include "reformer/safetensors.h"
 #include "reformer/error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "io/safetensors.h"
+#include "reformer/safetensors.h"
 #include "reformer/checkpoint.h"
 #include "reformer/config.h"
 #include "reformer/error.h"

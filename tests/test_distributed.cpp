@@ -16,12 +16,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "io/safetensors.h"
+#include "reformer/safetensors.h"
 #include "reformer/model.h"
 #include "support/run_cli.h"
 #include "support/run_dir.h"
 #include "support/tolerance.h"
-#include "train/memory_estimate.h"
+#include "reformer/memory_estimate.h"
 
 namespace {
 

@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "io/safetensors.h"
+#include "reformer/safetensors.h"
 #include "reformer/checkpoint.h"
 #include "reformer/model.h"
 #include "support/fixtures.h"

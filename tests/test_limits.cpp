@@ -1,4 +1,4 @@
-// The bounds on sizes (core/limits.h, core/checked_math.h), the memory plan and allocator ceiling,
+// The bounds on sizes (reformer/limits.h, core/checked_math.h), the memory plan and allocator ceiling,
 // and the rule that no exception leaves an OpenMP region (core/parallel_errors.h).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -7,14 +7,14 @@
 #include <filesystem>
 
 #include "core/checked_math.h"
-#include "core/limits.h"
+#include "reformer/limits.h"
 #include "core/parallel_errors.h"
-#include "io/safetensors.h"
+#include "reformer/safetensors.h"
 #include "reformer/config.h"
 #include "reformer/memory.h"
 #include "reformer/tensor.h"
 #include "support/expect_error.h"
-#include "train/memory_estimate.h"
+#include "reformer/memory_estimate.h"
 
 using namespace reformer;
 using reformer::test::expect_error;

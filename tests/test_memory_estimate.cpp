@@ -1,4 +1,4 @@
-// The config-only estimates of train/memory_estimate.h against the real thing: parameter names and
+// The config-only estimates of reformer/memory_estimate.h against the real thing: parameter names and
 // shapes against the model's, and the training-step memory against the allocator's measured peak.
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -10,7 +10,7 @@
 #include "reformer/model.h"
 #include "support/tolerance.h"
 #include "train/make_optimizer.h"
-#include "train/memory_estimate.h"
+#include "reformer/memory_estimate.h"
 
 namespace reformer {
 namespace {

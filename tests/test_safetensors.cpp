@@ -11,7 +11,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
-#include "io/safetensors.h"
+#include "reformer/safetensors.h"
 #include "support/fixtures.h"
 
 using namespace reformer;

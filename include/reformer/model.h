@@ -113,8 +113,10 @@ class ReformerModel {
 
   void set_reversible(bool on) { reversible_ = on; }
   bool reversible() const { return reversible_; }
-  // Overrides num_hashes of every LSH layer (the paper evaluates with more hashes than it trains with).
+  // Overrides num_hashes of every LSH layer (the paper evaluates with more hashes than it trains with);
+  // 0 goes back to the config's.
   void set_num_hashes(int64_t n);
+  int64_t num_hashes() const { return num_hashes_override_ ? num_hashes_override_ : config_.num_hashes; }
   // Injects rotations for LSH layer `layer` in HF layout (H, d, num_hashes, rot_cols); nullptr clears.
   void set_rotations(int layer, const float* rotations);
   void set_dump_hook(DumpHook hook) { dump_ = std::move(hook); }

@@ -8,6 +8,8 @@ The engine is C++ (reformer._core); this package gives it a Python face:
     text = model.generate(b"LIGHT, n.", max_new_tokens=100, temperature=0.8, seed=1)
     for byte in model.generate_iter(b"LIGHT, n.", max_new_tokens=100):
         ...                                            # bytes as they are drawn
+    reformer.train("runs/py", reformer.Config(...), steps=300, on_step=print)  # as `reformer train`
+    model.evaluate(split="validation")                 # as `reformer eval`
 
 Byte-level models map a byte b to id b + 2 (0 = padding, 1 = end of sequence), as `reformer train`.
 """
@@ -17,10 +19,63 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["Config", "Model", "DecodeState", "BYTE_ID_OFFSET"]
+__all__ = ["Config", "Model", "DecodeState", "Error", "train", "BYTE_ID_OFFSET", "DEFAULT_DATA"]
 
 BYTE_ID_OFFSET = 2
 DecodeState = _core.DecodeState
+# Every engine error, with the engine's message (the value, the field and the fix); a ValueError.
+Error = _core.Error
+_TRAIN_DEFAULTS = json.loads(_core.train_defaults())
+# The corpus `reformer train` uses by default: Debian's dict-gcide.
+DEFAULT_DATA = _TRAIN_DEFAULTS["data"]
+
+
+def train(out_dir, config=None, *, resume=False, on_step=None, on_eval=None, max_memory=0, threads=0,
+          verbose=True, **options):
+    """Trains a model into out_dir exactly as `reformer train` does (same losses for the same seed
+    and threads) and returns a summary dict ({"step", "interrupted", "already_finished", "args",
+    "config"}); load the result with Model.load(out_dir).
+
+    config: a Config (or dict of its fields) for a new run; with resume=True it may be left out (the
+    run's own config is kept; one that differs is refused). options: the CLI's flags with
+    underscores, e.g. data=, valid_data=, test_data=, task="lm"|"copy", copy_vocab=, batch=, steps=,
+    grad_accum=, lr=, warmup=, schedule=, optimizer=, clip_norm=, seed=, log_interval=,
+    eval_interval=, eval_windows=, save_interval=, save_total_limit=.
+    on_step(record) is called after every step with its metrics dict (step, loss, lr, grad_norm,
+    tokens_per_s, ...) and on_eval(record) after every evaluation, as metrics.jsonl records them.
+    max_memory: bytes or a size such as "24G" (0 = physical memory). Ctrl-C saves a checkpoint,
+    then raises KeyboardInterrupt; continue with resume=True.
+    """
+    unknown = sorted(set(options) - set(_TRAIN_DEFAULTS))
+    if unknown:
+        raise TypeError(f"train() got unknown options {unknown}; the options are {sorted(_TRAIN_DEFAULTS)}")
+    args = dict(_TRAIN_DEFAULTS)
+    args.update(options)
+    if config is not None and not isinstance(config, Config):
+        config = Config(**config)
+
+    def on_record(record):
+        if record.get("split") == "train":
+            if on_step is not None:
+                on_step(record)
+        elif on_eval is not None:
+            on_eval(record)
+
+    return _core.train(str(out_dir), json.dumps(args), sorted(options), None if config is None else config.to_json(),
+                       resume, _memory_bytes(max_memory), threads, verbose, on_record)
+
+
+def _memory_bytes(value):
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(text[-1:].upper(), 1)
+    number = text[:-1] if scale > 1 else text
+    try:
+        return int(float(number) * scale)
+    except ValueError:
+        raise Error(f"max_memory {value!r} is not a memory size; give bytes or a number with K, M, G or T, "
+                    "e.g. '24G' (0 = physical memory)") from None
 
 
 class Config:
@@ -140,6 +195,25 @@ class Model:
         lab = None if labels is None else _ids_2d(labels, "labels")
         mask = None if attention_mask is None else np.ascontiguousarray(_ids_2d(attention_mask), dtype=np.uint8)
         return self._m.loss(ids, lab, mask, seed, threads)[0]
+
+    def set_num_hashes(self, num_hashes):
+        """Hash rounds of every LSH layer from now on (0 = the config's num_hashes)."""
+        self._m.set_num_hashes(num_hashes)
+
+    def set_rotations(self, layer, rotations):
+        """Fixes LSH layer `layer`'s random rotations, in Hugging Face's layout (heads, head size,
+        num_hashes, num_buckets / 2), float32, instead of drawing them from the seed (None goes back
+        to drawing): for comparing with transformers, whose rotations come from torch.randn."""
+        self._m.set_rotations(layer, None if rotations is None else np.ascontiguousarray(rotations, dtype=np.float32))
+
+    def evaluate(self, data=DEFAULT_DATA, *, file=None, split="validation", task="lm", seq_len=0, batch=1,
+                 max_windows=0, num_hashes=0, seed=0, incremental=False, threads=0):
+        """Loss, bits per byte and accuracy exactly as `reformer eval` computes them: consecutive
+        windows of seq_len (0 = the model's length) over a split of data (90/5/5) or a whole file;
+        task="copy" scores fresh copy-task sequences. Returns {"loss", "bits_per_byte", "accuracy",
+        "tokens", "length", "source"}."""
+        return _core.evaluate(self._m, str(data), "" if file is None else str(file), split, task, seq_len, batch,
+                              max_windows, num_hashes, seed, incremental, threads)
 
     def memory_plan(self, seq_len, batch=1, training=True, optimizer="adam"):
         """Bytes by category of a training step of `batch` sequences of `seq_len` tokens."""

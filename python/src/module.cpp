@@ -6,9 +6,9 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/set.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
-#include <omp.h>
 
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -16,14 +16,18 @@
 #include <string>
 #include <vector>
 
-#include "infer/generate.h"
-#include "infer/sampling.h"
+#include "reformer/generate.h"
+#include "reformer/sampling.h"
+#include "reformer/attention_kinds.h"
 #include "reformer/checkpoint.h"
 #include "reformer/config.h"
 #include "reformer/decode.h"
 #include "reformer/error.h"
 #include "reformer/model.h"
-#include "train/memory_estimate.h"
+#include "reformer/evaluate.h"
+#include "reformer/memory_estimate.h"
+#include "reformer/threads.h"
+#include "reformer/train.h"
 
 namespace nb = nanobind;
 using namespace reformer;
@@ -33,21 +37,6 @@ namespace {
 using IdArray = nb::ndarray<const int32_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 using MaskArray = nb::ndarray<const uint8_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 using FloatArray = nb::ndarray<nb::numpy, float>;
-
-// OpenMP threads for one call (0 = leave the process setting).
-class Threads {
- public:
-  explicit Threads(int n) : saved_(omp_get_max_threads()), set_(n > 0) {
-    if (set_) omp_set_num_threads(n);
-  }
-  ~Threads() {
-    if (set_) omp_set_num_threads(saved_);
-  }
-
- private:
-  int saved_;
-  bool set_;
-};
 
 // A numpy float32 array owning a copy of `data`.
 FloatArray to_numpy(std::vector<float>&& data, std::vector<size_t> shape) {
@@ -83,17 +72,90 @@ StepOptions eval_options(uint64_t seed) {
   return o;
 }
 
+// A Python exception raised inside a callback that the engine called: the error stays set as
+// Python's error indicator while this unwinds the engine, and is raised again once back in Python.
+struct PythonCallbackFailed {};
+
+// Runs fn (Python code) from engine code that runs without the GIL. A KeyboardInterrupt (Ctrl-C,
+// which Python raises wherever its code runs) is not an error here: it sets `interrupted`, and the
+// run stops at its next poll of stop_requested, after saving.
+template <class Fn>
+void call_python(bool& interrupted, Fn&& fn) {
+  nb::gil_scoped_acquire acquire;
+  try {
+    fn();
+  } catch (nb::python_error& e) {
+    if (e.matches(PyExc_KeyboardInterrupt)) {
+      interrupted = true;
+      return;
+    }
+    e.restore();
+    throw PythonCallbackFailed{};
+  }
+}
+
+// train(): the CLI's training run. Options arrive as the TrainArgs JSON with the keys given
+// explicitly; callbacks get each metrics record as a dict. Ctrl-C (KeyboardInterrupt) saves a
+// checkpoint and stops, as in the CLI; then KeyboardInterrupt is raised.
+nb::dict train_run(const std::string& out_dir, const std::string& args_json, const std::vector<std::string>& given,
+                   const std::optional<std::string>& config_json, bool resume, int64_t max_memory, int threads,
+                   bool verbose, nb::object on_record) {
+  TrainRequest r;
+  r.out_dir = out_dir;
+  r.resume = resume;
+  r.given = std::set<std::string>(given.begin(), given.end());
+  try {
+    r.args = nlohmann::json::parse(args_json).get<TrainArgs>();
+  } catch (const nlohmann::json::exception& e) {
+    fail("training options: ", e.what(), " (", args_json, ")");
+  }
+  std::optional<ReformerConfig> config;
+  if (config_json) config = ReformerConfig::from_json(nlohmann::json::parse(*config_json));
+  r.model = [config](int64_t, const ReformerConfig*) { return config; };
+  r.max_memory = max_memory;
+  r.threads = threads;
+  r.progress = verbose ? stdout : nullptr;
+  bool interrupted_by_user = false;
+  TrainCallbacks cb;
+  nb::object json_loads = nb::module_::import_("json").attr("loads");
+  if (!on_record.is_none())
+    cb.on_record = [&](const nlohmann::json& record) {
+      call_python(interrupted_by_user, [&] { on_record(json_loads(record.dump())); });
+    };
+  cb.stop_requested = [&] {
+    call_python(interrupted_by_user, [&] {
+      if (PyErr_CheckSignals() != 0) throw nb::python_error();  // runs the signal handlers
+    });
+    return interrupted_by_user;
+  };
+  TrainSummary summary;
+  try {
+    nb::gil_scoped_release release;
+    summary = train(r, cb);
+  } catch (const PythonCallbackFailed&) {
+    throw nb::python_error();
+  }
+  if (interrupted_by_user) {
+    if (verbose) std::printf("stopped by KeyboardInterrupt after saving; continue with resume=True\n");
+    std::fflush(stdout);
+    PyErr_SetNone(PyExc_KeyboardInterrupt);
+    throw nb::python_error();
+  }
+  nb::dict out;
+  out["step"] = summary.step;
+  out["interrupted"] = summary.interrupted;
+  out["already_finished"] = summary.already_finished;
+  out["args"] = json_loads(nlohmann::json(summary.args).dump());
+  out["config"] = json_loads(summary.config.to_json().dump());
+  return out;
+}
+
 }  // namespace
 
 NB_MODULE(_core, m) {
   m.doc() = "reformer engine bindings (use the `reformer` package)";
-  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
-    try {
-      std::rethrow_exception(p);
-    } catch (const Error& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
-    }
-  });
+  // reformer.Error: every engine error, with the engine's message; a ValueError (bad input).
+  nb::exception<Error>(m, "Error", PyExc_ValueError);
 
   m.def("config_defaults", [] { return ReformerConfig().to_json().dump(); }, "the default config as JSON");
   m.def("config_validate", [](const std::string& json) {
@@ -117,6 +179,23 @@ NB_MODULE(_core, m) {
       .def("config_json", [](const ReformerModel& self) { return self.config().to_json().dump(); })
       .def_prop_ro("num_parameters", &ReformerModel::num_parameters)
       .def("set_num_hashes", &ReformerModel::set_num_hashes)
+      .def("set_rotations", [](ReformerModel& self, int layer,
+                               std::optional<nb::ndarray<const float, nb::ndim<4>, nb::c_contig, nb::device::cpu>> rot) {
+        const ReformerConfig& c = self.config();
+        REFORMER_CHECK(layer >= 0 && layer < c.num_layers() && attention_kind(c.attn_layers[layer]).hashed, "set_rotations: layer ",
+                       layer, " is not an LSH layer of the model (attn_layers ", nlohmann::json(c.attn_layers).dump(), ")");
+        if (!rot) return self.set_rotations(layer, nullptr);
+        REFORMER_CHECK(!c.num_buckets.empty(), "set_rotations: the config's num_buckets is unset; set it, so that the "
+                       "rotations' shape is known");
+        int64_t cols = 0;
+        for (int64_t f : c.num_buckets) cols += f / 2;
+        const std::vector<int64_t> want{c.num_attention_heads, c.attention_head_size, self.num_hashes(), cols};
+        for (size_t i = 0; i < 4; ++i)
+          REFORMER_CHECK(static_cast<int64_t>(rot->shape(i)) == want[i], "set_rotations: layer ", layer, " needs rotations of shape "
+                         "(heads, head size, num_hashes, num_buckets / 2) = (", want[0], ", ", want[1], ", ", want[2], ", ", want[3],
+                         "), got dimension ", i, " = ", rot->shape(i));
+        self.set_rotations(layer, rot->data());
+      }, nb::arg("layer"), nb::arg("rotations").none())
       .def("logits", [](ReformerModel& self, const IdArray& ids, const std::optional<MaskArray>& mask, uint64_t seed,
                         int threads) {
         check_ids(self, ids.data(), ids.size());
@@ -124,7 +203,7 @@ NB_MODULE(_core, m) {
         std::vector<float> out;
         {
           nb::gil_scoped_release release;
-          const Threads t(threads);
+          const ScopedThreads t(threads);
           Tensor logits;
           self.forward_logits(logits, b, eval_options(seed));
           out.assign(logits.data(), logits.data() + logits.numel());
@@ -141,7 +220,7 @@ NB_MODULE(_core, m) {
         std::vector<std::vector<float>> states(static_cast<size_t>(layers + 1));
         {
           nb::gil_scoped_release release;
-          const Threads t(threads);
+          const ScopedThreads t(threads);
           self.set_dump_hook([&](const std::string& name, const float* data, const Shape& shape) {
             int64_t j = -1;
             if (name == "embeddings") j = 0;
@@ -173,13 +252,13 @@ NB_MODULE(_core, m) {
           b.labels = labels->data();
         }
         nb::gil_scoped_release release;
-        const Threads t(threads);
+        const ScopedThreads t(threads);
         const LossStats s = self.evaluate(b, eval_options(seed));
         return std::vector<double>{s.mean(), s.count, s.correct};
       }, nb::arg("ids"), nb::arg("labels") = nb::none(), nb::arg("attention_mask") = nb::none(), nb::arg("seed") = 0,
          nb::arg("threads") = 0)
       .def("training_memory", [](const ReformerModel& self, int64_t seq_len, int64_t batch, const std::string& optimizer) {
-        const MemoryEstimate e = estimate_training_memory(self.config(), batch, seq_len, optimizer, omp_get_max_threads());
+        const MemoryEstimate e = estimate_training_memory(self.config(), batch, seq_len, optimizer, max_threads());
         return std::vector<int64_t>{e.parameters, e.gradients, e.optimizer_state, e.activations, e.workspace};
       }, nb::arg("seq_len"), nb::arg("batch") = 1, nb::arg("optimizer") = "adam")
       .def("make_decode_state", &ReformerModel::make_decode_state, nb::arg("batch") = 1, nb::arg("capacity") = 0,
@@ -190,7 +269,7 @@ NB_MODULE(_core, m) {
         std::vector<float> out(static_cast<size_t>(self.config().vocab_size));
         {
           nb::gil_scoped_release release;
-          const Threads t(threads);
+          const ScopedThreads t(threads);
           self.prefill(state, seq, ids.data(), static_cast<int64_t>(ids.size()), out.data());
         }
         return to_numpy(std::move(out), {out.size()});
@@ -217,6 +296,34 @@ NB_MODULE(_core, m) {
         return self.sample(logits.data(), static_cast<int64_t>(logits.shape(0)), first_id, index);
       }, nb::arg("logits"), nb::arg("first_id"), nb::arg("index"));
 
+  m.def("train", &train_run, nb::arg("out_dir"), nb::arg("args_json"), nb::arg("given"), nb::arg("config_json").none(),
+        nb::arg("resume"), nb::arg("max_memory"), nb::arg("threads"), nb::arg("verbose"), nb::arg("on_record").none());
+  m.def("changeable_on_resume", &changeable_on_resume);
+  m.def("train_defaults", [] { return nlohmann::json(TrainArgs()).dump(); }, "the training options' defaults as JSON");
+
+  m.def("evaluate", [](ReformerModel& model, const std::string& data, const std::string& file, const std::string& split,
+                       const std::string& task, int64_t seq_len, int64_t batch, int64_t max_windows, int64_t num_hashes,
+                       uint64_t seed, bool incremental, int threads) {
+    EvalRequest r{data, file, split, task, seq_len, batch, max_windows, num_hashes, seed, incremental, threads};
+    EvalResult e;
+    {
+      nb::gil_scoped_release release;
+      e = evaluate(model, r);
+    }
+    nb::dict out;
+    out["loss"] = e.loss;
+    out["bits_per_byte"] = e.bits_per_byte;
+    out["accuracy"] = e.accuracy;
+    out["tokens"] = e.stats.count;
+    out["length"] = e.length;
+    out["source"] = e.source;
+    return out;
+  });
+
+  // The address of the ids buffer the engine reads: lets the tests check that a contiguous int32
+  // array reaches the engine without a copy.
+  m.def("_ids_address", [](const IdArray& ids) { return reinterpret_cast<uintptr_t>(ids.data()); });
+
   m.def("generate_bytes", [](ReformerModel& model, const std::vector<nb::bytes>& prompts, int64_t max_new_bytes,
                              double temperature, int64_t top_k, double top_p, uint64_t seed, int64_t max_context,
                              const std::vector<std::string>& stop, int threads) {
@@ -231,7 +338,7 @@ NB_MODULE(_core, m) {
     GenerateResult r;
     {
       nb::gil_scoped_release release;
-      const Threads t(threads);
+      const ScopedThreads t(threads);
       r = generate_bytes(model, p, o);
     }
     std::vector<nb::bytes> out;

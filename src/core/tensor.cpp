@@ -3,7 +3,7 @@
 #include <sstream>
 
 #include "core/checked_math.h"
-#include "core/limits.h"
+#include "reformer/limits.h"
 
 namespace reformer {
 

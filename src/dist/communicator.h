@@ -5,8 +5,8 @@
 //
 // Every call is collective: all ranks make the same calls in the same order. A reduction that does
 // not complete within timeout_seconds() (a rank died or hangs) throws reformer::Error, and an MPI
-// error is returned, not fatal, and thrown as reformer::Error too; the process then ends without
-// MPI_Finalize, which makes mpirun end the other ranks.
+// error is returned, not fatal, and thrown as reformer::Error too; a failed run calls abandon(), so
+// the process ends without MPI_Finalize, which makes mpirun end the other ranks.
 #include <cstdint>
 #include <memory>
 
@@ -36,8 +36,9 @@ class Communicator {
   virtual void wait_all() = 0;
   // Blocking sum of a few doubles over all ranks (losses, token counts, stop flags).
   virtual void sum(double* data, int64_t n) = 0;
-  // The clean end of a run on every rank (MPI_Finalize); not called when a rank fails.
-  virtual void finish() {}
+  // This rank failed: it will end without MPI_Finalize (which would wait for the other ranks), and
+  // mpirun then ends them. Otherwise MPI_Finalize runs when the process exits.
+  virtual void abandon() {}
 
   const CommStats& stats() const { return stats_; }
 
@@ -50,7 +51,7 @@ std::unique_ptr<Communicator> make_single_process_communicator();
 
 // The process's communicator: MPI when the process was started by an MPI launcher (mpirun, mpiexec,
 // srun: OMPI_COMM_WORLD_SIZE, PMIX_RANK or PMI_RANK in the environment), else this process alone.
-// Made on first use (MPI_Init) and kept until exit. A launched process in a build without MPI is
+// Made on first use (MPI_Init) and kept until exit (MPI_Finalize, unless abandoned). A launched process in a build without MPI is
 // an error (N copies of one run would overwrite each other's checkpoints).
 Communicator& world_communicator();
 

@@ -32,9 +32,13 @@ class MpiCommunicator final : public Communicator {
     check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
     check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
   }
-  // A rank that did not finish() ends without MPI_Finalize (which would wait for the other ranks):
+  // At exit. An abandoned rank ends without MPI_Finalize (which would wait for the other ranks):
   // mpirun sees it and ends the job.
-  ~MpiCommunicator() override = default;
+  ~MpiCommunicator() override {
+    if (abandoned_) return;
+    MPI_Comm_free(&comm_);
+    MPI_Finalize();
+  }
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -78,12 +82,7 @@ class MpiCommunicator final : public Communicator {
     wait(r, "a reduction of losses or flags");
   }
 
-  void finish() override {
-    if (finished_) return;
-    finished_ = true;
-    MPI_Comm_free(&comm_);
-    MPI_Finalize();
-  }
+  void abandon() override { abandoned_ = true; }
 
  private:
   void check(int rc, const char* call) const {
@@ -123,7 +122,7 @@ class MpiCommunicator final : public Communicator {
   double timeout_s_;
   std::vector<MPI_Request> pending_;
   Clock::time_point batch_start_, all_done_at_;
-  bool all_done_ = false, finished_ = false;
+  bool all_done_ = false, abandoned_ = false;
 };
 
 }  // namespace

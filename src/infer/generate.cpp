@@ -1,11 +1,12 @@
-#include "infer/generate.h"
+#include "reformer/generate.h"
 
 #include <algorithm>
 #include <chrono>
 #include <vector>
 
 #include "reformer/error.h"
-#include "train/byte_data.h"
+#include "reformer/bytes.h"
+#include "reformer/threads.h"
 
 namespace reformer {
 namespace {
@@ -34,6 +35,7 @@ struct Sequence {
 
 GenerateResult generate_bytes(ReformerModel& model, const std::vector<std::string>& prompts,
                               const GenerateOptions& options, const GenerateCallbacks& cb) {
+  const ScopedThreads threads(options.threads);
   const ReformerConfig& config = model.config();
   REFORMER_CHECK(config.vocab_size == kByteVocab, "generate needs a byte-level model (vocab_size ", kByteVocab,
                  "), but this one has vocab_size ", config.vocab_size);

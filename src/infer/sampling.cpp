@@ -1,4 +1,4 @@
-#include "infer/sampling.h"
+#include "reformer/sampling.h"
 
 #include <algorithm>
 #include <cmath>

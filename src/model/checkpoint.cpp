@@ -8,7 +8,7 @@
 #include <set>
 #include <vector>
 
-#include "io/safetensors.h"
+#include "reformer/safetensors.h"
 #include "reformer/error.h"
 
 namespace reformer {

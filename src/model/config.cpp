@@ -1,7 +1,10 @@
 #include "reformer/config.h"
 
+#include "reformer/attention_kinds.h"
+
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -10,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/checked_math.h"
-#include "core/limits.h"
+#include "reformer/limits.h"
 #include "io/regular_file.h"
 #include "reformer/error.h"
 
@@ -106,21 +109,6 @@ std::vector<int64_t> read_buckets(const json& j) {
   fail("config.json: num_buckets must be null, an int or a list of ints, got ", it->dump());
 }
 
-int64_t lcm_chunks(const ReformerConfig& c) {
-  int64_t m = 1;
-  for (const auto& t : c.attn_layers) {
-    if (t == "lsh") m = std::lcm(m, c.lsh_attn_chunk_length);
-    if (t == "local") m = std::lcm(m, c.local_attn_chunk_length);
-  }
-  return m;
-}
-
-bool uses(const ReformerConfig& c, const char* type) {
-  for (const auto& t : c.attn_layers)
-    if (t == type) return true;
-  return false;
-}
-
 // Keys of HF's PretrainedConfig and generation settings that do not affect the computation.
 bool is_generic_hf_key(const std::string& key) {
   static const char* const keys[] = {
@@ -156,7 +144,7 @@ int64_t ReformerConfig::max_length() const {
 }
 
 void ReformerConfig::validate() const {
-  // Sizes: each within its limit (core/limits.h), so that no product below can overflow and no
+  // Sizes: each within its limit (reformer/limits.h), so that no product below can overflow and no
   // impossible value reaches an allocation.
   using limits::check_range;
   check_range("config: hidden_size", hidden_size, 1, limits::kMaxWidth);
@@ -173,11 +161,12 @@ void ReformerConfig::validate() const {
   // HF pads with pad_token_id (and generation fills the context with it): it must be a token.
   REFORMER_CHECK(pad_token_id >= 0 && pad_token_id < vocab_size, "config: pad_token_id = ", pad_token_id,
                  " is not a token of the vocabulary [0, ", vocab_size, "); set it to an id below vocab_size (usually 0)");
-  REFORMER_CHECK(!attn_layers.empty(), "config: attn_layers is empty; give at least one of \"lsh\", \"local\", \"full\"");
+  REFORMER_CHECK(!attn_layers.empty(), "config: attn_layers is empty; give at least one of ", attention_kind_names());
   for (size_t i = 0; i < attn_layers.size(); ++i) {
     const auto& t = attn_layers[i];
-    REFORMER_CHECK(t == "lsh" || t == "local" || t == "full", "config: attn_layers[", i, "] = \"", t,
-                   "\" is not a known layer type; use \"lsh\", \"local\" or \"full\"");
+    const auto& kinds = attention_kinds();
+    REFORMER_CHECK(std::any_of(kinds.begin(), kinds.end(), [&](const AttentionKindSpec& k) { return t == k.name; }),
+                   "config: attn_layers[", i, "] = \"", t, "\" is not a known layer type; use ", attention_kind_names());
   }
   for (auto [name, v] : {std::pair{"lsh_num_chunks_before", lsh_num_chunks_before},
                          {"lsh_num_chunks_after", lsh_num_chunks_after},
@@ -189,10 +178,9 @@ void ReformerConfig::validate() const {
                 std::string(name).starts_with("chunk_size") ? limits::kMaxElements : limits::kMaxChunksAround);
   if (is_decoder) {
     // HF ReformerModelWithLMHead asserts this (its message wrongly says "set to 1").
-    REFORMER_CHECK(lsh_num_chunks_after == 0 || !uses(*this, "lsh"), "config: lsh_num_chunks_after = ", lsh_num_chunks_after,
-                   " lets a causal model (is_decoder: true) look ahead; set it to 0");
-    REFORMER_CHECK(local_num_chunks_after == 0 || !uses(*this, "local"), "config: local_num_chunks_after = ", local_num_chunks_after,
-                   " lets a causal model (is_decoder: true) look ahead; set it to 0");
+    for (const AttentionKindSpec& k : attention_kinds())
+      REFORMER_CHECK(!k.chunks_after || this->*k.chunks_after == 0 || !uses_attention(*this, k.kind), "config: ", k.name,
+                     "_num_chunks_after = ", this->*k.chunks_after, " lets a causal model (is_decoder: true) look ahead; set it to 0");
   }
   for (size_t i = 0; i < num_buckets.size(); ++i)
     REFORMER_CHECK(num_buckets[i] >= 2 && num_buckets[i] % 2 == 0, "config: num_buckets",
@@ -247,12 +235,8 @@ void ReformerConfig::validate_length(int64_t L, bool training) const {
   REFORMER_CHECK(L <= max_length(), "sequence length ", L, " exceeds the positional embedding's ", max_length(),
                  axial_pos_embds ? " (the product of axial_pos_shape)" : " (max_position_embeddings)",
                  "; use a shorter sequence or a larger positional shape");
-  const int64_t m = lcm_chunks(*this);
-  int64_t min_chunk = INT64_MAX;
-  for (const auto& t : attn_layers) {
-    if (t == "lsh") min_chunk = std::min(min_chunk, lsh_attn_chunk_length);
-    if (t == "local") min_chunk = std::min(min_chunk, local_attn_chunk_length);
-  }
+  const ChunkRule rule = chunk_rule(*this);
+  const int64_t m = rule.multiple, min_chunk = rule.shortest_chunk;
   // HF runs sequences no longer than every chunk without chunking (spec 1.11); otherwise L must be
   // a multiple of every chunk length (HF pads in eval; we ask the caller to).
   REFORMER_CHECK(L <= min_chunk || L % m == 0, "sequence length ", L, " is not a multiple of ", m,

@@ -1,6 +1,5 @@
 // ReformerModel's incremental decoding (reformer/decode.h): prefill through the chunked forward,
 // then one token at a time through every layer using only the caches.
-#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -13,6 +12,7 @@
 #include "ops/linear.h"
 #include "reformer/decode.h"
 #include "reformer/error.h"
+#include "reformer/threads.h"
 
 namespace reformer {
 
@@ -20,18 +20,6 @@ namespace {
 
 constexpr MemCategory kState = MemCategory::DecodeState;
 
-// Runs the calling thread's next parallel regions (and oneDNN's GEMMs) on n threads, restoring the
-// previous count on exit.
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
-  ~ThreadCount() { omp_set_num_threads(saved_); }
-  ThreadCount(const ThreadCount&) = delete;
-  ThreadCount& operator=(const ThreadCount&) = delete;
-
- private:
-  int saved_;
-};
 
 }  // namespace
 
@@ -188,7 +176,7 @@ void ReformerModel::decode_step(DecodeState& state, const int64_t* seqs, const i
   // A step is well under a millisecond of work per row, in pieces of a few microseconds: on two
   // threads their fork/joins and threaded one-row GEMMs made it 35x slower (0.57 -> 20 ms per token,
   // docs/PERFORMANCE.md "Generation"), so it runs on the calling thread.
-  const ThreadCount one_thread(1);
+  const ScopedThreads one_thread(1);
   const int64_t D = config_.hidden_size;
   const float eps = static_cast<float>(config_.layer_norm_eps);
   float *x1 = st.x1.data(), *x2 = st.x2.data(), *a = st.a.data(), *f = st.f.data();

@@ -98,13 +98,12 @@ ReformerModel::ReformerModel(const ReformerConfig& config, uint64_t init_seed) :
   }
   for (int64_t i = 0; i < config_.num_layers(); ++i) {
     auto L = std::make_unique<Layer>();
-    L->type = config_.attn_layers[i];
+    const AttentionKindSpec& kind = attention_kind(config_.attn_layers[i]);
+    L->kind = kind.kind;
     const std::string p = "reformer.encoder.layers." + std::to_string(i) + ".";
     std::tie(L->ln_w, L->ln_wg) = add(p + "attention.layer_norm.weight", {D}, Init::Ones);
     std::tie(L->ln_b, L->ln_bg) = add(p + "attention.layer_norm.bias", {D}, Init::Zeros);
-    const std::vector<std::string> proj = L->type == "lsh" ? std::vector<std::string>{"query_key", "value"}
-                                                            : std::vector<std::string>{"query", "key", "value"};
-    for (const auto& n : proj) {
+    for (const char* n : kind.projections) {
       auto [w, g] = add(p + "attention.self_attention." + n + ".weight", {Hd, D}, Init::Normal, std_init);
       L->attn_w.push_back(w);
       L->attn_g.push_back(g);
@@ -178,7 +177,7 @@ void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
   if (attention_row_chunk_ > 0) qkv_ws_->rows.chunk = attention_row_chunk_;
   for (int64_t i = 0; i < c.num_layers(); ++i) {
     Layer& L = *layers_[i];
-    if (L.type == "lsh") {
+    if (L.kind == AttentionKind::Lsh) {
       LshAttentionConfig a;
       a.hidden = D; a.heads = H; a.head_size = d;
       a.chunk_length = c.lsh_attn_chunk_length;
@@ -197,7 +196,7 @@ void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
     } else {
       const QkvAttentionWeights w{L.attn_w[0]->data(), L.attn_w[1]->data(), L.attn_w[2]->data(), L.attn_w[3]->data()};
       const QkvAttentionGrads g{L.attn_g[0]->data(), L.attn_g[1]->data(), L.attn_g[2]->data(), L.attn_g[3]->data()};
-      if (L.type == "local") {
+      if (L.kind == AttentionKind::Local) {
         LocalAttentionConfig a;
         a.hidden = D; a.heads = H; a.head_size = d;
         a.chunk_length = c.local_attn_chunk_length;
@@ -213,6 +212,7 @@ void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
         a.hidden = D; a.heads = H; a.head_size = d;
         a.causal = c.is_decoder;
         a.dropout = static_cast<float>(c.local_attention_probs_dropout_prob);
+        a.block_length = attention_kind(AttentionKind::Full).block_length;
         L.attn = std::make_unique<FullSelfAttention>(a, w, g, qkv_ws_);
       }
     }
@@ -265,10 +265,10 @@ int64_t ReformerModel::num_parameters() const {
 void ReformerModel::zero_grad() { grad_arena_.zero(); }
 
 void ReformerModel::set_num_hashes(int64_t n) {
-  REFORMER_CHECK(n > 0, "num_hashes = ", n, " must be positive");
+  REFORMER_CHECK(n >= 0, "num_hashes = ", n, " must be positive (0 = back to the config's)");
   num_hashes_override_ = n;
   for (auto& L : layers_)
-    if (L->lsh) L->lsh->set_num_hashes(static_cast<int>(n));
+    if (L->lsh) L->lsh->set_num_hashes(static_cast<int>(n > 0 ? n : config_.num_hashes));
 }
 
 void ReformerModel::set_attention_row_chunk(int64_t rows) {
@@ -278,7 +278,7 @@ void ReformerModel::set_attention_row_chunk(int64_t rows) {
 }
 
 void ReformerModel::set_rotations(int layer, const float* rotations) {
-  REFORMER_CHECK(layer >= 0 && layer < config_.num_layers() && layers_[layer]->type == "lsh", "set_rotations: layer ",
+  REFORMER_CHECK(layer >= 0 && layer < config_.num_layers() && layers_[layer]->kind == AttentionKind::Lsh, "set_rotations: layer ",
                  layer, " is not an LSH layer");
   Layer& L = *layers_[layer];
   if (!rotations) {

@@ -8,12 +8,13 @@
 #include "layers/attention.h"
 #include "layers/feed_forward.h"
 #include "layers/lsh_attention.h"
+#include "reformer/attention_kinds.h"
 #include "reformer/model.h"
 
 namespace reformer {
 
 struct ReformerModel::Layer {
-  std::string type;
+  AttentionKind kind;
   Tensor *ln_w, *ln_b, *ln_wg, *ln_bg;
   std::vector<Tensor*> attn_w, attn_g;  // lsh: qk, v, o; local/full: q, k, v, o
   Tensor *ff_ln_w, *ff_ln_b, *ff_w1, *ff_b1, *ff_w2, *ff_b2;

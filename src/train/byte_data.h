@@ -21,13 +21,10 @@
 #include <string>
 #include <vector>
 
+#include "reformer/bytes.h"
 #include "train/token_batch.h"
 
 namespace reformer {
-
-inline constexpr int32_t kByteVocab = 258;
-inline constexpr int32_t kBytePadId = 0;
-inline constexpr int32_t kByteIdOffset = 2;
 
 enum class Split { Train = 0, Validation = 1, Test = 2 };
 const char* to_string(Split s);

@@ -6,6 +6,7 @@
 // Dropout is off; LSH rotations are drawn from (seed, window index), so a result is reproducible.
 #include <cstdint>
 
+#include "reformer/evaluate.h"  // bits_per_byte
 #include "reformer/model.h"
 #include "train/byte_data.h"
 #include "train/copy_task.h"
@@ -31,8 +32,5 @@ LossStats evaluate_bytes_incremental(ReformerModel& model, const ByteDataset& da
 
 LossStats evaluate_copy(ReformerModel& model, const CopyTask& task, int64_t batch, int64_t batches, uint64_t seed,
                         EvalShard shard = {});
-
-// Bits per byte of a byte-level mean loss in nats.
-double bits_per_byte(double mean_loss);
 
 }  // namespace reformer

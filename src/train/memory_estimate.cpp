@@ -1,11 +1,12 @@
-#include "train/memory_estimate.h"
+#include "reformer/memory_estimate.h"
 
 #include <unistd.h>
 
 #include <algorithm>
 
 #include "core/checked_math.h"
-#include "core/limits.h"
+#include "reformer/attention_kinds.h"
+#include "reformer/limits.h"
 #include "layers/row_stream.h"
 #include "reformer/error.h"
 #include "reformer/model.h"
@@ -36,10 +37,11 @@ struct AttentionBytes {
   int64_t shared = 0, per_layer = 0, per_layer_activations = 0;
 };
 
-AttentionBytes qkv_attention_bytes(const ReformerConfig& c, const std::string& type, int64_t L, int threads) {
+AttentionBytes qkv_attention_bytes(const ReformerConfig& c, const AttentionKindSpec& kind, int64_t L, int threads) {
   const int64_t d = c.attention_head_size;
-  const int64_t chunk = type == "local" ? c.local_attn_chunk_length : 128;
-  const int64_t keys = type == "local" ? mul({chunk, sum({1, c.local_num_chunks_before, c.local_num_chunks_after})}) : chunk;
+  // Chunked (local): a chunk of queries against its chunks before and after; full: one block of each.
+  const int64_t chunk = kind.chunk_length ? c.*kind.chunk_length : kind.block_length;
+  const int64_t keys = kind.chunk_length ? mul({chunk, sum({1, c.*kind.chunks_before, c.*kind.chunks_after})}) : chunk;
   const int64_t rows = std::min(chunk, L), cols = std::min(keys, L);
   AttentionBytes a;
   a.per_layer = mul({threads, sum({mul({2, cols, d}), mul({2, rows, cols}), mul({rows, d}), 2 * cols}), kFloat});
@@ -74,7 +76,7 @@ AttentionBytes lsh_attention_bytes(const ReformerConfig& c, int64_t B, int64_t L
 // -dO.o; and the row-chunk scratch of the streamed branch input/output (row_stream.h).
 int64_t attention_projection_bytes(const ReformerConfig& c, int64_t B, int64_t L) {
   const int64_t H = c.num_attention_heads, Hd = mul({H, c.attention_head_size});
-  const bool qkv = std::any_of(c.attn_layers.begin(), c.attn_layers.end(), [](const std::string& t) { return t != "lsh"; });
+  const bool qkv = std::any_of(c.attn_layers.begin(), c.attn_layers.end(), [](const std::string& t) { return !attention_kind(t).hashed; });
   const int64_t row_chunk = std::min(mul({B, L}), kRowChunk);
   return mul({sum({mul({6, B, L, Hd}), qkv ? mul({2, B, H, L}) : 0, mul({row_chunk, sum({2 * c.hidden_size, Hd})})}), kFloat});
 }
@@ -128,9 +130,7 @@ std::vector<ParameterShape> parameter_shapes(const ReformerConfig& c) {
     const std::string ff = "layer " + std::to_string(i) + " feed-forward";
     out.push_back({prefix + "attention.layer_norm.weight", attn, {D}});
     out.push_back({prefix + "attention.layer_norm.bias", attn, {D}});
-    const std::vector<std::string> projections =
-        type == "lsh" ? std::vector<std::string>{"query_key", "value"} : std::vector<std::string>{"query", "key", "value"};
-    for (const auto& p : projections) out.push_back({prefix + "attention.self_attention." + p + ".weight", attn, {Hd, D}});
+    for (const char* p : attention_kind(type).projections) out.push_back({prefix + "attention.self_attention." + p + ".weight", attn, {Hd, D}});
     out.push_back({prefix + "attention.output.dense.weight", attn, {D, Hd}});
     out.push_back({prefix + "feed_forward.layer_norm.weight", ff, {D}});
     out.push_back({prefix + "feed_forward.layer_norm.bias", ff, {D}});
@@ -172,6 +172,12 @@ std::vector<PartCount> parameter_counts(const ReformerConfig& config) {
   return parts;
 }
 
+int64_t count_parameters(const ReformerConfig& config) {
+  int64_t total = 0;
+  for (const PartCount& p : parameter_counts(config)) total = sum({total, p.parameters});
+  return total;
+}
+
 MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer,
                                         int threads) {
   REFORMER_CHECK(B >= 1 && B <= limits::kMaxBatch, "batch ", B, " must be between 1 and ", limits::kMaxBatch);
@@ -199,9 +205,11 @@ MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int6
     m.workspace = sum({m.workspace, mul({largest, kFloat})});  // its update buffer
   bool has_lsh = false;
   for (const auto& type : c.attn_layers) {
-    const AttentionBytes a = type == "lsh" ? lsh_attention_bytes(c, B, L, threads) : qkv_attention_bytes(c, type, L, threads);
-    if (!has_lsh || type != "lsh") m.workspace = sum({m.workspace, a.shared});
-    has_lsh = has_lsh || type == "lsh";
+    // All LSH layers share one scratch (counted once); each other layer has its own.
+    const AttentionKindSpec& kind = attention_kind(type);
+    const AttentionBytes a = kind.hashed ? lsh_attention_bytes(c, B, L, threads) : qkv_attention_bytes(c, kind, L, threads);
+    if (!has_lsh || !kind.hashed) m.workspace = sum({m.workspace, a.shared});
+    has_lsh = has_lsh || kind.hashed;
     m.workspace = sum({m.workspace, a.per_layer});
     m.activations = sum({m.activations, a.per_layer_activations});
   }

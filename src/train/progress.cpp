@@ -25,6 +25,7 @@ std::string format_duration(double seconds) {
 }
 
 void Progress::report(const StepReport& r) {
+  if (!out_) return;
   char line[256];
   std::snprintf(line, sizeof line, "step %lld/%lld  loss %.4f  bpb %.4f  lr %.3g  |g| %.3g  %.0f tok/s  peak %s  eta %s",
                 static_cast<long long>(r.step), static_cast<long long>(r.total_steps), r.loss, r.loss / std::log(2.0),
@@ -39,6 +40,7 @@ void Progress::report(const StepReport& r) {
 }
 
 void Progress::message(const std::string& text) {
+  if (!out_) return;
   end_line();
   std::fprintf(out_, "%s\n", text.c_str());
   std::fflush(out_);

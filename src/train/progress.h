@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <string>
 
+#include "reformer/memory_estimate.h"  // format_bytes
+
 namespace reformer {
 
 struct StepReport {
@@ -17,14 +19,12 @@ struct StepReport {
   double eta_s = 0;
 };
 
-// "12.3 MiB", "1.50 GiB".
-std::string format_bytes(int64_t bytes);
 // "45s", "3m07s", "2h05m".
 std::string format_duration(double seconds);
 
 class Progress {
  public:
-  // tty: redraw in place (usually isatty(fileno(out))).
+  // tty: redraw in place (usually isatty(fileno(out))). out nullptr: silent.
   Progress(FILE* out, bool tty) : out_(out), tty_(tty) {}
   ~Progress() { end_line(); }
   void report(const StepReport& r);

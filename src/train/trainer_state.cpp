@@ -3,8 +3,8 @@
 #include <filesystem>
 #include <vector>
 
-#include "core/limits.h"
-#include "io/safetensors.h"
+#include "reformer/limits.h"
+#include "reformer/safetensors.h"
 #include "reformer/checkpoint.h"
 #include "reformer/error.h"
 #include "train/checkpoint_dir.h"

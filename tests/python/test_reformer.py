@@ -1,5 +1,7 @@
 """The Python package (pip install .): models, logits and loss, generation, configs, errors."""
+import json
 import os
+import struct
 import subprocess
 
 import numpy as np
@@ -105,3 +107,52 @@ def test_generate_equals_the_cli(model, tmp_path):
                           "LIGHT", "--bytes", "30", "--seed", "5", "--temperature", "0.9"],
                          capture_output=True, check=True)
     assert cli.stdout == model.generate(b"LIGHT", 30, seed=5, temperature=0.9)
+
+
+def test_a_contiguous_int32_array_reaches_the_engine_without_a_copy():
+    ids = np.arange(2, 34, dtype=np.int32).reshape(2, 16)
+    passed = reformer._ids_2d(ids)  # what Model.logits, loss and hidden_states hand the engine
+    assert passed is ids
+    assert reformer._core._ids_address(passed) == ids.ctypes.data
+    # int64 ids (numpy's default) are converted once, not rejected.
+    assert reformer._ids_2d(ids.astype(np.int64)).dtype == np.int32
+
+
+def write_safetensors(path, tensors):
+    dtypes = {"int64": "I64", "int32": "I32", "float32": "F32"}
+    header, blobs, offset = {}, [], 0
+    for name, a in tensors.items():
+        blob = np.ascontiguousarray(a).tobytes()
+        header[name] = {"dtype": dtypes[a.dtype.name], "shape": list(a.shape), "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def read_safetensors(path):
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        assert info["dtype"] == "F32", info
+        out[name] = np.frombuffer(raw[8 + n + begin:8 + n + end], dtype=np.float32).reshape(info["shape"])
+    return out
+
+
+@pytest.mark.skipif(not os.environ.get("REFORMER_CLI"), reason="REFORMER_CLI (the reformer binary) not set")
+def test_logits_equal_the_clis_reformer_logits(model, tmp_path):
+    model.save(tmp_path / "m")
+    ids = np.array([ids_of(b"LIGHT, n. That agent in nature, ")] * 2, dtype=np.int64)
+    ids[1, 5:] = 2 + 7  # another sequence
+    write_safetensors(tmp_path / "in.safetensors", {"input_ids": ids})
+    subprocess.run([os.environ["REFORMER_CLI"], "logits", "--model", str(tmp_path / "m"), "--input",
+                    str(tmp_path / "in.safetensors"), "--out", str(tmp_path / "out.safetensors"), "--seed", "4"],
+                   check=True, capture_output=True)
+    cli = read_safetensors(tmp_path / "out.safetensors")["logits"]
+    np.testing.assert_array_equal(model.logits(ids, seed=4), cli)

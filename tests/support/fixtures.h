@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "io/safetensors.h"
+#include "reformer/safetensors.h"
 
 namespace reformer::test {
 

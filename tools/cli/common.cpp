@@ -1,25 +1,21 @@
 #include "common.h"
 
-#include <omp.h>
-#include <unistd.h>
-
 #include <cmath>
 #include <filesystem>
 
-#include "core/limits.h"
 #include "reformer/checkpoint.h"
 #include "reformer/error.h"
+#include "reformer/threads.h"
 
 namespace reformer::cli {
 
 namespace fs = std::filesystem;
 
-void set_threads(const std::optional<int>& threads) {
-  if (!threads) return;
-  // libgomp allocates per-thread stacks up front: an absurd count crashes it instead of failing.
-  REFORMER_CHECK(*threads >= 1 && *threads <= limits::kMaxThreads, "--threads ", *threads, " must be between 1 and ",
-                 limits::kMaxThreads, " (this machine has ", omp_get_num_procs(), " cores)");
-  omp_set_num_threads(*threads);
+int thread_flag(const std::optional<int>& threads) {
+  if (!threads) return 0;
+  REFORMER_CHECK(*threads >= 1, "--threads ", *threads, " must be at least 1");
+  check_threads(*threads, "--threads");
+  return *threads;
 }
 
 std::unique_ptr<ReformerModel> open_model(const std::string& dir) {
@@ -46,16 +42,6 @@ int64_t parse_memory_flag(const std::string& text) {
   REFORMER_CHECK(used > 0 && scale > 0 && std::isfinite(v) && v >= 0 && v * scale < 0x1p62, "--max-memory '", text,
                  "' is not a memory size; give bytes or a number with K, M, G or T, e.g. 24G (0 = physical memory)");
   return static_cast<int64_t>(v * scale);
-}
-
-bool ensure_writable_dir(const std::string& dir) {
-  std::error_code ec;
-  const bool existed = fs::exists(dir, ec);
-  fs::create_directories(dir, ec);
-  REFORMER_CHECK(!ec, "cannot create output directory ", dir, ": ", ec.message(), "; choose another --out");
-  REFORMER_CHECK(access(dir.c_str(), W_OK | X_OK) == 0, "output directory ", dir,
-                 " is not writable; choose another --out or fix its permissions");
-  return !existed;
 }
 
 }  // namespace reformer::cli

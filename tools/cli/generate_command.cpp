@@ -13,7 +13,7 @@
 
 #include "commands.h"
 #include "common.h"
-#include "infer/generate.h"
+#include "reformer/generate.h"
 #include "reformer/error.h"
 
 namespace reformer::cli {
@@ -68,7 +68,8 @@ class ProgressLine {
 };
 
 void run_generate(const GenerateCommand& c) {
-  set_threads(c.threads);
+  GenerateOptions options = c.options;
+  options.threads = thread_flag(c.threads);
   const int sources = c.prompt.has_value() + c.prompt_file.has_value() + c.prompts_file.has_value();
   REFORMER_CHECK(sources == 1, "give the prompt with exactly one of --prompt, --prompt-file or --prompts-file");
   validate(c.options.sampling);
@@ -98,7 +99,7 @@ void run_generate(const GenerateCommand& c) {
   if (tty && (batch || !isatty(STDOUT_FILENO)))
     cb.on_step = [&](int64_t done, int64_t total) { progress.update(done, total); };
   cb.on_note = [](const std::string& note) { std::fprintf(stderr, "[generate] %s\n", note.c_str()); };
-  const GenerateResult r = generate_bytes(*model, prompts, c.options, cb);
+  const GenerateResult r = generate_bytes(*model, prompts, options, cb);
   if (batch)
     for (size_t i = 0; i < prompts.size(); ++i) {
       const nlohmann::json line = {{"prompt", i + 1}, {"text", r.text[i]}, {"finish", r.finish[i]}};

@@ -1,6 +1,4 @@
 // reformer info: parameters per part and the memory a training step will need, from the config alone.
-#include <omp.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -8,11 +6,10 @@
 #include "commands.h"
 #include "common.h"
 #include "model_flags.h"
-#include "core/checked_math.h"
+#include "reformer/bytes.h"
 #include "reformer/error.h"
-#include "train/byte_data.h"
-#include "train/memory_estimate.h"
-#include "train/progress.h"
+#include "reformer/memory_estimate.h"
+#include "reformer/threads.h"
 
 namespace reformer::cli {
 namespace {
@@ -27,22 +24,19 @@ struct InfoCommand {
 };
 
 void run_info(const CLI::App& cmd, const InfoCommand& c) {
-  set_threads(c.threads);
+  const ScopedThreads threads(thread_flag(c.threads));
   const int64_t max_memory = parse_memory_flag(c.max_memory);
   REFORMER_CHECK(!(c.model_dir && c.model.any_given(cmd)), "give either --model or model flags, not both");
   const ReformerConfig config = c.model_dir ? ReformerConfig::load((std::filesystem::path(*c.model_dir) / "config.json").string())
                                             : c.model.build(c.copy_vocab > 0 ? c.copy_vocab : kByteVocab);
   const int64_t L = config.max_length();
   std::printf("%-36s %14s\n", "part", "parameters");
-  int64_t total = 0;
-  for (const PartCount& p : parameter_counts(config)) {
+  for (const PartCount& p : parameter_counts(config))
     std::printf("%-36s %14lld\n", p.part.c_str(), static_cast<long long>(p.parameters));
-    total = checked_add(total, p.parameters, "the parameter count");
-  }
-  std::printf("%-36s %14lld\n\n", "total", static_cast<long long>(total));
-  const MemoryEstimate m = estimate_training_memory(config, c.batch, L, c.optimizer, omp_get_max_threads());
+  std::printf("%-36s %14lld\n\n", "total", static_cast<long long>(count_parameters(config)));
+  const MemoryEstimate m = estimate_training_memory(config, c.batch, L, c.optimizer, max_threads());
   std::printf("training step memory (batch %lld x seq len %lld, %s, %d threads):\n", static_cast<long long>(c.batch),
-              static_cast<long long>(L), c.optimizer.c_str(), omp_get_max_threads());
+              static_cast<long long>(L), c.optimizer.c_str(), max_threads());
   for (auto [name, bytes] : {std::pair{"parameters", m.parameters}, {"gradients", m.gradients},
                              {"optimizer state", m.optimizer_state}, {"activations", m.activations},
                              {"workspace", m.workspace}, {"total", m.total()}})

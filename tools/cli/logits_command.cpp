@@ -22,9 +22,11 @@
 
 #include "commands.h"
 #include "common.h"
-#include "io/safetensors.h"
+#include "reformer/safetensors.h"
+#include "reformer/attention_kinds.h"
 #include "reformer/error.h"
 #include "reformer/model.h"
+#include "reformer/threads.h"
 
 namespace reformer::cli {
 namespace {
@@ -72,9 +74,7 @@ int rotation_layer(const std::string& name) {
 std::unique_ptr<ReformerModel> open_for_length(const std::string& dir, int64_t L) {
   auto model = open_model(dir);
   ReformerConfig c = model->config();
-  bool has_lsh = false;
-  for (const auto& t : c.attn_layers) has_lsh |= t == "lsh";
-  if (!has_lsh || !c.num_buckets.empty() || L <= c.lsh_attn_chunk_length) return model;
+  if (!uses_attention(c, AttentionKind::Lsh) || !c.num_buckets.empty() || L <= c.lsh_attn_chunk_length) return model;
   c.num_buckets = c.auto_num_buckets(L);
   auto resolved = std::make_unique<ReformerModel>(c);
   auto& from = model->parameters();
@@ -89,7 +89,7 @@ std::unique_ptr<ReformerModel> open_for_length(const std::string& dir, int64_t L
 }
 
 void run_logits(const LogitsCommand& c) {
-  set_threads(c.threads);
+  const ScopedThreads threads(thread_flag(c.threads));
   REFORMER_CHECK(fs::exists(c.input), "--input ", c.input, " does not exist; give a safetensors file with \"input_ids\"");
   const SafetensorsFile in = SafetensorsFile::open(c.input);
   REFORMER_CHECK(in.contains("input_ids"), c.input, " has no tensor \"input_ids\" (it holds: ",
@@ -166,7 +166,7 @@ void run_logits(const LogitsCommand& c) {
     if (layer == -1) continue;
     REFORMER_CHECK(layer >= 0 && layer < config.num_layers(), rot_path, ": \"", name, "\" does not name a layer of the model (",
                    config.num_layers(), " layers); name rotations rotations.<layer index>");
-    REFORMER_CHECK(config.attn_layers[layer] == "lsh", rot_path, ": \"", name, "\" is for layer ", layer, " which is a \"",
+    REFORMER_CHECK(attention_kind(config.attn_layers[layer]).hashed, rot_path, ": \"", name, "\" is for layer ", layer, " which is a \"",
                    config.attn_layers[layer], "\" layer; only LSH layers take rotations");
     const Shape want{config.num_attention_heads, config.attention_head_size, nh, cols};
     REFORMER_CHECK(rf.shape(name) == want, rot_path, ": \"", name, "\" has shape ", shape_str(rf.shape(name)),

@@ -5,7 +5,8 @@
 #include <sstream>
 #include <tuple>
 
-#include "core/limits.h"
+#include "reformer/attention_kinds.h"
+#include "reformer/limits.h"
 #include "reformer/error.h"
 
 namespace reformer::cli {
@@ -59,7 +60,7 @@ bool ModelFlags::any_given(const CLI::App& app) const {
 }
 
 void ModelFlags::check_ranges() const {
-  // Each flag within its limit (core/limits.h) before it is used in any arithmetic or loop.
+  // Each flag within its limit (reformer/limits.h) before it is used in any arithmetic or loop.
   for (auto [flag, v, limit] : {std::tuple{"--hidden-size", hidden_size, limits::kMaxWidth}, {"--ff-size", ff_size, limits::kMaxWidth},
                                 {"--heads", heads, limits::kMaxHeads}, {"--head-size", head_size, limits::kMaxWidth},
                                 {"--layers", layers, limits::kMaxLayers}, {"--seq-len", seq_len, limits::kMaxLength},
@@ -144,7 +145,7 @@ ReformerConfig ModelFlags::apply(ReformerConfig c, bool from_file) const {
   c.validate();
   c.validate_length(c.max_length(), /*training=*/true);
   // Fix the buckets in the config, so the saved model evaluates with the buckets it was trained with.
-  if (c.num_buckets.empty() && std::find(c.attn_layers.begin(), c.attn_layers.end(), "lsh") != c.attn_layers.end())
+  if (c.num_buckets.empty() && uses_attention(c, AttentionKind::Lsh))
     c.num_buckets = c.auto_num_buckets(c.max_length());
   return c;
 }

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "infer/sampling.h"
+#include "reformer/sampling.h"
 #include "reformer/model.h"
 
 namespace reformer {
@@ -25,6 +25,7 @@ struct GenerateOptions {
   int64_t max_context = 0;         // positions held per sequence at most; 0 = the model's max_length()
                                    // (the state holds only what the longest prompt + bytes need)
   std::vector<std::string> stop;   // a sequence ends once its output ends with one of these
+  int threads = 0;                 // for the prefill (steps run on one thread); 0 = OMP_NUM_THREADS or all cores
 };
 
 struct GenerateResult {

@@ -30,6 +30,8 @@ struct PartCount {
 };
 // In model order; parts with the same name are summed.
 std::vector<PartCount> parameter_counts(const ReformerConfig& config);
+// All parameters of the model (overflow-checked).
+int64_t count_parameters(const ReformerConfig& config);
 
 // What one data-parallel step all-reduces: the gradient arena (ReformerModel::grad_groups), one
 // all-reduce per group (the head, each layer, the embeddings).
@@ -47,6 +49,9 @@ struct MemoryEstimate {
 // on `threads` OpenMP threads (per-thread attention scratch).
 MemoryEstimate estimate_training_memory(const ReformerConfig& config, int64_t batch, int64_t length,
                                         const std::string& optimizer, int threads);
+
+// "12.3 MiB", "1.50 GiB".
+std::string format_bytes(int64_t bytes);
 
 // The memory a plan may use: `max_memory` bytes when given (> 0), else the machine's physical memory.
 int64_t memory_budget(int64_t max_memory);

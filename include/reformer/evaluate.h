@@ -1,0 +1,44 @@
+#pragma once
+// Evaluation of a model, exactly as `reformer eval` runs it (the CLI and Python both call
+// evaluate() below): mean loss, bits per byte and next-token accuracy over consecutive windows
+// of a data split or a whole file (dropout off, reproducible rotations), or over fresh copy-task
+// sequences. With `incremental`, the same windows are scored token by token through incremental
+// decoding (reformer/decode.h), to show what the decoding cache costs against the full forward.
+#include <cstdint>
+#include <string>
+
+#include "reformer/model.h"
+#include "reformer/train.h"
+
+namespace reformer {
+
+struct EvalRequest {
+  std::string data = kDefaultData;  // split 90/5/5 as in training
+  std::string file;                 // evaluate this whole file instead of a split of `data`
+  std::string split = "validation";  // train, validation or test
+  std::string task = "lm";          // lm (bytes) or copy (fresh copy-task sequences)
+  int64_t seq_len = 0;              // window length; 0 = the model's max_length()
+  int64_t batch = 1;                // windows per forward pass
+  int64_t max_windows = 0;          // only the first N windows (copy: sequences); 0 = all (copy: 4 batches)
+  int64_t num_hashes = 0;           // LSH hash rounds for this evaluation; 0 = the model's
+  uint64_t seed = 0;                // LSH rotations
+  bool incremental = false;
+  int threads = 0;                  // 0 = OMP_NUM_THREADS or all cores
+};
+
+struct EvalResult {
+  LossStats stats;       // summed loss, scored tokens, correct next-token predictions
+  std::string source;    // "validation split of FILE", "FILE", "copy task"
+  int64_t length = 0;    // window length used
+  double loss = 0;       // mean loss (nats per token)
+  double bits_per_byte = 0;  // byte models: loss / ln 2
+  double accuracy = 0;
+};
+
+// Throws reformer::Error naming the bad option. A num_hashes given here holds for this call only.
+EvalResult evaluate(ReformerModel& model, const EvalRequest& request);
+
+// Bits per byte of a byte-level mean loss in nats.
+double bits_per_byte(double mean_loss);
+
+}  // namespace reformer

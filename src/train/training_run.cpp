@@ -1,0 +1,302 @@
+// train(): a whole training run (include/reformer/train.h), shared by `reformer train` and Python.
+#include "reformer/train.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+
+#include <unistd.h>
+
+#include "dist/communicator.h"
+#include "reformer/error.h"
+#include "reformer/limits.h"
+#include "reformer/memory.h"
+#include "reformer/memory_estimate.h"
+#include "reformer/threads.h"
+#include "train/byte_data.h"
+#include "train/copy_task.h"
+#include "train/evaluate.h"
+#include "train/metrics_log.h"
+#include "train/progress.h"
+#include "train/trainer.h"
+#include "train/trainer_state.h"
+
+namespace reformer {
+namespace {
+
+namespace fs = std::filesystem;
+
+// "batch" -> "--batch": the CLI's name of an option, used in messages (Python's keyword is the key).
+std::string flag_name(std::string key) {
+  std::replace(key.begin(), key.end(), '_', '-');
+  return "--" + key;
+}
+
+bool changeable(const std::string& key) {
+  const auto& keys = changeable_on_resume();
+  return std::find(keys.begin(), keys.end(), key) != keys.end();
+}
+
+// Options not given take the checkpoint's values; a given option with a different value is an
+// error unless it may change.
+TrainArgs merge_resumed_args(const TrainRequest& r, const nlohmann::json& stored) {
+  REFORMER_CHECK(stored.is_object(), "the training options stored in the checkpoint in ", r.out_dir, " are ", stored.dump(),
+                 ", not an object; the checkpoint is corrupt");
+  nlohmann::json merged = r.args;
+  for (const auto& [key, value] : stored.items()) {
+    if (!merged.contains(key)) continue;
+    if (!r.given.count(key)) {
+      merged[key] = value;
+    } else if (merged[key] != value && !changeable(key)) {
+      fail(flag_name(key), " ", merged[key].dump(), " differs from ", value.dump(), " of the run in ", r.out_dir,
+           "; a resumed run keeps its training options (only --steps and the log/eval/save intervals may change): drop "
+           "the option, or start a new run in another output directory");
+    }
+  }
+  try {
+    return merged.get<TrainArgs>();
+  } catch (const nlohmann::json::exception& e) {
+    fail("the training options stored in the checkpoint in ", r.out_dir, " (", stored.dump(), ") are malformed: ", e.what(),
+         "; the checkpoint is corrupt or from another program");
+  }
+}
+
+// Every config field where two configs differ, for the "different model" message.
+std::string differences(const nlohmann::json& a, const nlohmann::json& b) {
+  std::string out;
+  for (const auto& [key, value] : a.items())
+    if (!b.contains(key) || b[key] != value)
+      out += (out.empty() ? "" : ", ") + key + " = " + value.dump() + " vs " + (b.contains(key) ? b[key].dump() : "missing");
+  return out.empty() ? "?" : out;
+}
+
+std::string schedule_spec(const TrainRequest& r, const TrainArgs& a) {
+  if (a.schedule.find(':') != std::string::npos) {
+    REFORMER_CHECK(!r.given.count("lr") && !r.given.count("warmup"), "--schedule '", a.schedule,
+                   "' gives the full schedule; drop --lr and --warmup or give --schedule as a bare kind (rsqrt, cosine, constant)");
+    return a.schedule;
+  }
+  REFORMER_CHECK(std::isfinite(a.lr) && a.lr > 0, "--lr ", a.lr, " must be > 0 (e.g. 1e-3)");
+  const int64_t warmup = a.warmup >= 0 ? a.warmup : std::min<int64_t>(1000, a.steps / 10);
+  char buf[160];
+  if (a.schedule == "rsqrt") {  // peak lr at step == warmup
+    REFORMER_CHECK(warmup > 0, "the rsqrt schedule needs --warmup > 0");
+    std::snprintf(buf, sizeof buf, "rsqrt:constant=%.9g,warmup=%lld", a.lr * std::sqrt(static_cast<double>(warmup)),
+                  static_cast<long long>(warmup));
+  } else if (a.schedule == "cosine") {
+    std::snprintf(buf, sizeof buf, "cosine:constant=%.9g,warmup=%lld,steps=%lld,final=0.1", a.lr,
+                  static_cast<long long>(warmup), static_cast<long long>(std::max<int64_t>(a.steps, warmup + 1)));
+  } else if (a.schedule == "constant") {
+    std::snprintf(buf, sizeof buf, "constant:constant=%.9g,warmup=%lld", a.lr, static_cast<long long>(warmup));
+  } else {
+    fail("--schedule '", a.schedule, "' is not a schedule; use rsqrt, cosine or constant (or a full spec like rsqrt:constant=0.03125,warmup=2000)");
+  }
+  return buf;
+}
+
+void check_args(const TrainArgs& a) {
+  REFORMER_CHECK(a.steps >= 0, "--steps ", a.steps, " must be >= 0");
+  REFORMER_CHECK(a.batch >= 1, "--batch ", a.batch, " must be at least 1");
+  // Upper bounds (reformer/limits.h), so that no product of these can overflow.
+  limits::check_range("--steps", a.steps, 0, limits::kMaxSteps);
+  limits::check_range("--batch", a.batch, 1, limits::kMaxBatch);
+  limits::check_range("--grad-accum", a.grad_accum, 1, limits::kMaxBatch);
+  limits::check_range("--eval-windows", a.eval_windows, 1, limits::kMaxBatch);
+  limits::check_range("--warmup", a.warmup, -1, limits::kMaxSteps);  // -1: not given (steps / 10)
+  limits::check_range("--save-total-limit", a.save_total_limit, 0, limits::kMaxSteps);
+  limits::check_range("--log-interval", a.log_interval, 1, limits::kMaxSteps);
+  limits::check_range("--eval-interval", a.eval_interval, 0, limits::kMaxSteps);
+  limits::check_range("--save-interval", a.save_interval, 0, limits::kMaxSteps);
+  if (a.task == "copy") limits::check_range("--copy-vocab", a.copy_vocab, 2, limits::kMaxVocab);
+  REFORMER_CHECK(a.task == "lm" || a.task == "copy", "--task '", a.task, "' is not a task; use lm (bytes of --data) or copy");
+  REFORMER_CHECK(a.valid_data.empty() == a.test_data.empty(), "give both --valid-data and --test-data, or neither (then --data is split 90/5/5)");
+}
+
+// Creates dir if needed and checks that files can be created in it, before any work is done.
+// Returns true when it created the directory (so that a failed run can remove it again).
+// A run resumed on another number of ranks keeps its global batch (batch x grad_accum x ranks): the
+// stored grad_accum is rescaled to this run's ranks, or the resume is refused naming both.
+void keep_global_batch(const TrainRequest& r, nlohmann::json& stored, const TrainerState& state, int ranks) {
+  const auto it = state.metadata.find("ranks");
+  int64_t old_ranks = 1;  // older checkpoints: one process
+  if (it != state.metadata.end()) {
+    char* end = nullptr;
+    old_ranks = std::strtoll(it->second.c_str(), &end, 10);
+    REFORMER_CHECK(end && *end == '\0' && old_ranks >= 1 && old_ranks <= limits::kMaxBatch, state.dir, "/", kTrainerStateFile,
+                   ": metadata ranks '", it->second, "' is not a number of ranks; the checkpoint is corrupt");
+  }
+  if (!stored.is_object() || !stored.contains("grad_accum") || !stored["grad_accum"].is_number_integer()) return;
+  const int64_t accum = stored["grad_accum"].get<int64_t>(), micro = accum * old_ranks;
+  const int64_t given = r.args.grad_accum;
+  REFORMER_CHECK(!r.given.count("grad_accum") || given * ranks == micro, "--grad-accum ", given, " on ", ranks,
+                 " ranks makes ", given * ranks, " micro-batches per step, but the run in ", r.out_dir, " takes ", micro,
+                 " (--grad-accum ", accum, " x ", old_ranks, " ranks); drop --grad-accum to keep the run's global batch");
+  if (old_ranks == ranks) return;
+  REFORMER_CHECK(micro % ranks == 0, "the run in ", r.out_dir, " takes ", micro, " micro-batches per step (--grad-accum ", accum,
+                 " x ", old_ranks, " ranks), which ", ranks, " ranks cannot share evenly; resume it on a number of ranks "
+                 "that divides ", micro);
+  stored["grad_accum"] = micro / ranks;
+}
+
+bool ensure_writable_dir(const std::string& dir) {
+  std::error_code ec;
+  const bool existed = fs::exists(dir, ec);
+  fs::create_directories(dir, ec);
+  REFORMER_CHECK(!ec, "cannot create output directory ", dir, ": ", ec.message(), "; choose another --out");
+  REFORMER_CHECK(access(dir.c_str(), W_OK | X_OK) == 0, "output directory ", dir,
+                 " is not writable; choose another --out or fix its permissions");
+  return !existed;
+}
+
+TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& created_out) {
+  REFORMER_CHECK(!r.out_dir.empty(), "no output directory given; give --out (Python: out_dir)");
+  const ScopedThreads threads(r.threads);
+  Communicator& comm = world_communicator();  // this process alone unless started by mpirun/srun
+  const bool writer = comm.rank() == 0;       // rank 0 alone writes checkpoints, metrics and progress
+  Progress progress(writer ? r.progress : nullptr, r.progress_in_place);
+  TrainSummary summary;
+  summary.rank = comm.rank();
+  summary.ranks = comm.size();
+  TrainArgs args = r.args;
+  std::optional<TrainerState> state;
+  if (r.resume) {
+    state = read_trainer_state(r.out_dir);
+    for (const std::string& note : state->ignored) progress.message("warning: ignoring incomplete checkpoint " + note);
+    const auto it = state->metadata.find("train_args");
+    REFORMER_CHECK(it != state->metadata.end(), state->dir, "/", kTrainerStateFile, " has no training options; it was not written by `reformer train`");
+    nlohmann::json stored;
+    try {
+      stored = nlohmann::json::parse(it->second);
+    } catch (const nlohmann::json::exception& e) {
+      fail(state->dir, "/", kTrainerStateFile, ": metadata train_args is not valid JSON (", e.what(), "); the checkpoint is corrupt");
+    }
+    keep_global_batch(r, stored, *state, comm.size());
+    args = merge_resumed_args(r, stored);
+  } else {
+    REFORMER_CHECK(!has_checkpoint(r.out_dir), r.out_dir, " already holds a checkpoint; continue it with --resume or choose another --out");
+  }
+  check_args(args);
+  const std::string schedule = schedule_spec(r, args);
+
+  const bool copy = args.task == "copy";
+  const int64_t vocab = copy ? args.copy_vocab : kByteVocab;
+  ReformerConfig config;
+  if (state) {
+    config = ReformerConfig::load((fs::path(state->dir) / "config.json").string());
+    if (r.model) {
+      const std::optional<ReformerConfig> requested = r.model(vocab, &config);
+      REFORMER_CHECK(!requested || requested->to_json() == config.to_json(), "the model options describe a different model than the checkpoint in ",
+                     r.out_dir, " (", differences(requested->to_json(), config.to_json()), "); drop the model options when resuming");
+    }
+  } else {
+    std::optional<ReformerConfig> requested = r.model ? r.model(vocab, nullptr) : std::nullopt;
+    REFORMER_CHECK(requested, "a new run needs a model: give model flags or --config (Python: config=)");
+    config = *requested;
+    config.validate();
+    REFORMER_CHECK(config.vocab_size == vocab, "the model's vocab_size ", config.vocab_size, " does not fit --task ", args.task,
+                   ", which needs ", vocab, copy ? " (--copy-vocab)" : " (bytes + 2)", "; set vocab_size to ", vocab);
+  }
+  summary.args = args;
+  summary.config = config;
+  // (After the checks above, so a resumed run that contradicts its checkpoint is still refused.)
+  if (state && state->step >= args.steps) {
+    // Nothing to train: evaluating and saving again would only append duplicate records.
+    progress.message("the run in " + r.out_dir + " already finished: its checkpoint is at step " + std::to_string(state->step) +
+                     " of --steps " + std::to_string(args.steps) + "; give a larger --steps to train further");
+    summary.step = state->step;
+    summary.already_finished = true;
+    return summary;
+  }
+  const int64_t L = config.max_length();
+
+  // Data first: a missing or too small file fails before anything big is allocated or written.
+  std::optional<ByteDataset> data;
+  CopyTask task{L, static_cast<int32_t>(vocab)};
+  if (copy) {
+    validate(task);
+  } else {
+    data = args.valid_data.empty() ? ByteDataset::from_file(args.data) : ByteDataset::from_files(args.data, args.valid_data, args.test_data);
+    data->check_fits(Split::Train, L);
+    data->check_fits(Split::Validation, L);
+  }
+
+  const MemoryEstimate mem = estimate_training_memory(config, args.batch, L, args.optimizer, max_threads());
+  // An impossible plan is refused here, with its size, instead of being OOM-killed later.
+  check_memory_plan(mem, r.max_memory);
+  created_out = writer && ensure_writable_dir(r.out_dir);
+  if (r.max_memory > 0) mem_set_limit(r.max_memory);
+  char line[512];
+  std::snprintf(line, sizeof line, "model: %zu layers (%s), hidden %lld, %lld heads x %lld, seq len %lld; training needs about %s",
+                config.attn_layers.size(), nlohmann::json(config.attn_layers).dump().c_str(), static_cast<long long>(config.hidden_size),
+                static_cast<long long>(config.num_attention_heads), static_cast<long long>(config.attention_head_size),
+                static_cast<long long>(L), format_bytes(mem.total()).c_str());
+  progress.message(line);
+
+  ReformerModel model(config, args.seed);
+  TrainerOptions options;
+  options.steps = args.steps;
+  options.grad_accum = args.grad_accum;
+  options.clip_norm = args.clip_norm;
+  options.seed = args.seed;
+  options.log_interval = args.log_interval;
+  options.eval_interval = args.eval_interval;
+  options.save_interval = args.save_interval;
+  options.save_total_limit = args.save_total_limit;
+  options.out_dir = r.out_dir;
+  options.optimizer = args.optimizer;
+  options.schedule = schedule;
+  options.communicator = &comm;
+  options.checkpoint_metadata = {{"train_args", nlohmann::json(args).dump()}, {"threads", std::to_string(max_threads())}};
+
+  std::optional<MetricsLog> log;
+  if (writer) log.emplace((fs::path(r.out_dir) / "metrics.jsonl").string(), state ? std::optional<int64_t>(state->step) : std::nullopt);
+  TrainerHooks hooks;
+  const int64_t B = args.batch;
+  const EvalShard shard{comm.rank(), comm.size()};  // evaluation is split over the ranks and summed
+  if (copy) {
+    hooks.batch = [&, B](TokenBatch& out, int64_t i) { copy_task_batch(out, task, B, args.seed, i); };
+    hooks.evaluate = [&, B] { return evaluate_copy(model, task, B, (args.eval_windows + B - 1) / B, args.seed, shard); };
+  } else {
+    hooks.batch = [&, B, L](TokenBatch& out, int64_t i) { data->train_batch(out, B, L, args.seed, i); };
+    hooks.evaluate = [&, B, L] { return evaluate_bytes(model, *data, Split::Validation, L, B, args.eval_windows, args.seed, shard); };
+  }
+  if (writer)
+    hooks.metrics = [&](const nlohmann::json& record) {
+      log->write(record);
+      if (callbacks.on_record) callbacks.on_record(record);
+    };
+  hooks.stop_requested = callbacks.stop_requested;
+
+  Trainer trainer(model, options, hooks);
+  if (state) {
+    trainer.resume(state->dir);
+    progress.message("resuming from step " + std::to_string(trainer.step()) + " (" + state->dir + ")");
+  }
+  summary.interrupted = trainer.run(progress) == TrainResult::Interrupted;
+  summary.step = trainer.step();
+  return summary;
+}
+
+}  // namespace
+
+const std::vector<std::string>& changeable_on_resume() {
+  static const std::vector<std::string> keys = {"steps", "log_interval", "eval_interval", "save_interval", "save_total_limit",
+                                                "eval_windows"};
+  return keys;
+}
+
+TrainSummary train(const TrainRequest& request, const TrainCallbacks& callbacks) {
+  bool created_out = false;
+  try {
+    return run(request, callbacks, created_out);
+  } catch (...) {
+    std::error_code ec;
+    if (created_out && fs::is_directory(request.out_dir, ec) && fs::is_empty(request.out_dir, ec)) fs::remove(request.out_dir, ec);
+    world_communicator().abandon();  // this rank ends without MPI_Finalize, which makes mpirun end the others
+    throw;
+  }
+}
+
+}  // namespace reformer
