@@ -42,5 +42,25 @@ ov = statistics.median(r["allreduce_overlap_s"] for r in two_recs)
 wt = statistics.median(r["allreduce_wait_s"] for r in two_recs)
 mb = two_recs[0]["allreduce_bytes"] / 2**20
 print(f"  all-reduce per step: {mb:.2f} MiB; in flight behind the backward {ov * 1e3:.1f} ms, waited after it {wt * 1e3:.1f} ms (rank 0, medians)")
+tb = statistics.median(r["backward_layers_s"] for r in two_recs)
+print(f"  backward of the layers and embeddings (last micro-batch, 1 thread): {tb:.3f} s, {tb / 6 * 1e3:.0f} ms per layer")
 print(f"  load average at the end: {load_end}")
+# The scaling model of docs/DISTRIBUTED.md from these measurements: a bandwidth-optimal all-reduce of
+# S bytes in 8 groups, alpha = 10 us per message, hidden behind the layers' backward except the
+# embeddings' group (the last one); one rank's step = this 1-thread rank's step (2 micro-batches).
+S = two_recs[0]["allreduce_bytes"]
+emb = 98816 * 4  # the embeddings' group: `reformer info` of this model, part "embeddings" (fp32)
+import math
+alpha = 10e-6
+print(f"  scaling model (step {t2:.2f} s per rank, backward {tb:.2f} s): efficiency = step / (step + exposed)")
+print("    ranks   10 Gb/s   100 Gb/s   400 Gb/s")
+for n in (8, 64, 512):
+    row = []
+    for gbps in (10, 100, 400):
+        bw = gbps * 1e9 / 8
+        t_ar = 2 * (n - 1) / n * S / bw + 8 * 2 * math.log2(n) * alpha
+        t_emb = 2 * (n - 1) / n * emb / bw + 2 * math.log2(n) * alpha
+        exposed = max(0.0, t_ar - tb) + t_emb
+        row.append(f"{t2 / (t2 + exposed) * 100:8.2f}%")
+    print(f"    {n:5d}  " + "  ".join(row))
 PY
