@@ -53,7 +53,7 @@ emb = 98816 * 4  # the embeddings' group: `reformer info` of this model, part "e
 import math
 alpha = 10e-6
 print(f"  scaling model (step {t2:.2f} s per rank, backward {tb:.2f} s): efficiency = step / (step + exposed)")
-print("    ranks   10 Gb/s   100 Gb/s   400 Gb/s")
+print("    ranks   10 Gb/s (exposed)      100 Gb/s (exposed)     400 Gb/s (exposed)")
 for n in (8, 64, 512):
     row = []
     for gbps in (10, 100, 400):
@@ -61,6 +61,6 @@ for n in (8, 64, 512):
         t_ar = 2 * (n - 1) / n * S / bw + 8 * 2 * math.log2(n) * alpha
         t_emb = 2 * (n - 1) / n * emb / bw + 2 * math.log2(n) * alpha
         exposed = max(0.0, t_ar - tb) + t_emb
-        row.append(f"{t2 / (t2 + exposed) * 100:8.2f}%")
+        row.append(f"{t2 / (t2 + exposed) * 100:8.3f}% ({exposed * 1e3:.2f} ms)")
     print(f"    {n:5d}  " + "  ".join(row))
 PY

@@ -16,8 +16,9 @@ namespace reformer {
 struct CommStats {
   int64_t reductions = 0;    // non-blocking all-reduces started
   int64_t bytes = 0;         // bytes all-reduced (the buffers' sizes, not the bytes on the wire)
-  double overlap_s = 0;      // from a batch's first start until wait_all or until all had completed
-                             // (observed at progress()): in flight behind backward work
+  double overlap_s = 0;      // summed over the all-reduces: from its start until it was seen complete
+                             // (at a progress() call, i.e. the next layer boundary) or the backward
+                             // ended: in flight behind backward work (an upper bound at layer granularity)
   double wait_s = 0;         // blocked in wait_all after the backward
 };
 

@@ -44,25 +44,30 @@ class MpiCommunicator final : public Communicator {
   int size() const override { return size_; }
 
   void start_sum(float* data, int64_t n) override {
-    if (pending_.empty()) {
-      batch_start_ = Clock::now();
-      all_done_ = false;
-    }
+    const Clock::time_point now = Clock::now();
     for (int64_t done = 0; done < n;) {
       const int count = static_cast<int>(std::min<int64_t>(n - done, INT_MAX / 2));
       MPI_Request r = MPI_REQUEST_NULL;
       check(MPI_Iallreduce(MPI_IN_PLACE, data + done, count, MPI_FLOAT, MPI_SUM, comm_, &r), "MPI_Iallreduce");
       pending_.push_back(r);
+      started_.push_back(now);
+      done_.push_back(false);
       done += count;
     }
     ++stats_.reductions;
     stats_.bytes += n * static_cast<int64_t>(sizeof(float));
   }
 
+  // Tests every request in flight; one seen complete adds its time in flight to the overlap.
   void progress() override {
-    if (!pending_.empty() && !all_done_ && test_all(pending_)) {
-      all_done_ = true;
-      all_done_at_ = Clock::now();
+    const Clock::time_point now = Clock::now();
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      if (done_[i]) continue;
+      int flag = 0;
+      check(MPI_Test(&pending_[i], &flag, MPI_STATUS_IGNORE), "MPI_Test");
+      if (!flag) continue;
+      done_[i] = true;
+      stats_.overlap_s += seconds(now - started_[i]);
     }
   }
 
@@ -70,10 +75,13 @@ class MpiCommunicator final : public Communicator {
     if (pending_.empty()) return;
     progress();
     const Clock::time_point t = Clock::now();
-    stats_.overlap_s += seconds((all_done_ ? all_done_at_ : t) - batch_start_);
+    for (size_t i = 0; i < pending_.size(); ++i)  // still in flight when the backward ended
+      if (!done_[i]) stats_.overlap_s += seconds(t - started_[i]);
     wait(pending_, "the gradient all-reduce");
     stats_.wait_s += seconds(Clock::now() - t);
     pending_.clear();
+    started_.clear();
+    done_.clear();
   }
 
   void sum(double* data, int64_t n) override {
@@ -121,8 +129,9 @@ class MpiCommunicator final : public Communicator {
   int rank_ = 0, size_ = 1;
   double timeout_s_;
   std::vector<MPI_Request> pending_;
-  Clock::time_point batch_start_, all_done_at_;
-  bool all_done_ = false, abandoned_ = false;
+  std::vector<Clock::time_point> started_;
+  std::vector<bool> done_;
+  bool abandoned_ = false;
 };
 
 }  // namespace
