@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates the Hugging Face parity fixtures under tests/fixtures/hf/ (see the README there).
+"""Generates the Hugging Face parity fixtures under tests/fixtures/hf/ and tests/fixtures/hf_classes/.
 
 Each case builds a tiny random Reformer with HF transformers (fp32, CPU, every dropout 0), injects
 known LSH rotations (HF draws them with torch.randn inside LSHSelfAttention._hash_vectors), runs ONE
@@ -8,7 +8,13 @@ backpropagates. It writes config.json, model.safetensors (the state dict) and da
 (inputs, rotations, buckets, hidden states, logits, loss, gradients), and checks that an eval-mode
 forward with the same rotations gives the same logits.
 
-Usage: python scripts/make_hf_fixtures.py [--out tests/fixtures/hf] [--only CASE ...]
+The second set (tests/fixtures/hf_classes/<case>/, see the README there) covers every Reformer class of
+transformers: each tiny model is written by transformers' own save_pretrained (safetensors, with its
+tied and omitted keys), with data.safetensors holding the inputs, rotations, eval outputs under HF's
+names, the class's loss and its gradients.
+
+Usage: python scripts/make_hf_fixtures.py [--out tests/fixtures/hf] [--classes-out tests/fixtures/hf_classes]
+                                          [--only CASE ...]
 Needs: torch, transformers 4.x (4.57.6 used; 5.x ignores lm_head.bias in ReformerOnlyLMHead), safetensors.
 """
 import argparse
@@ -21,7 +27,8 @@ import zlib
 import torch
 import transformers
 from safetensors.torch import save_file
-from transformers import ReformerConfig, ReformerForMaskedLM, ReformerModelWithLMHead
+from transformers import (ReformerConfig, ReformerForMaskedLM, ReformerForQuestionAnswering,
+                          ReformerForSequenceClassification, ReformerModel, ReformerModelWithLMHead)
 from transformers.models.reformer import modeling_reformer as hf_reformer
 
 # Hashing must not sit on an argmax near-tie: the C++ GEMM rounds differently from torch.einsum, so
@@ -106,7 +113,7 @@ class RotationInjector:
     def __init__(self, model, seed):
         self.rotations, self.buckets, self.calls, self.margins = {}, {}, {}, {}
         gen = torch.Generator().manual_seed(seed)
-        for i, layer in enumerate(model.reformer.encoder.layers):
+        for i, layer in enumerate(getattr(model, "reformer", model).encoder.layers):
             attn = layer.attention.self_attention
             if not isinstance(attn, hf_reformer.LSHSelfAttention):
                 continue
@@ -159,6 +166,15 @@ def causal_lm_loss(logits, labels):
                                              ignore_index=-100)
 
 
+def lm_loss(model, logits, labels):
+    """The loss of the model's LM head: causal (shifted) for ReformerModelWithLMHead, unshifted over
+    labels != -100 for ReformerForMaskedLM (HF's own losses)."""
+    if isinstance(model, ReformerForMaskedLM):
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                                 ignore_index=-100)
+    return causal_lm_loss(logits, labels)
+
+
 def build(name, seed):
     overrides, batch, length, padding, _ = CASES[name]
     config = ReformerConfig(**{**BASE, **overrides})
@@ -179,15 +195,18 @@ def build(name, seed):
     return config, model, input_ids, mask, labels
 
 
-def check_gradients_fd(model, input_ids, mask, labels, grads, gen, per_tensor=2, h=1e-6):
+def check_gradients_fd(model, input_ids, mask, labels, grads, gen, per_tensor=2, h=1e-6, loss_of=None):
     """HF's reversible fp32 gradients vs central differences of the float64 eval-mode loss (same
     rotations; the hash margins keep the buckets fixed under a 1e-6 step). Returns (worst error /
-    tolerance, where). Converts the model to float64 in place."""
+    tolerance, where). Converts the model to float64 in place. loss_of(model) gives the loss
+    (default: lm_loss of the model's logits)."""
     model.double().eval()
 
     def loss():
         with torch.no_grad():
-            return causal_lm_loss(model(input_ids=input_ids, attention_mask=mask).logits, labels).item()
+            if loss_of is not None:
+                return loss_of(model).item()
+            return lm_loss(model, model(input_ids=input_ids, attention_mask=mask).logits, labels).item()
 
     worst = (0.0, "")
     for pname, p in model.named_parameters():
@@ -225,10 +244,9 @@ def make_case(name, out_dir, seed):
     else:
         raise RuntimeError(f"{name}: no rotation draw gave hash margins >= {MIN_HASH_MARGIN}")
 
-    loss = causal_lm_loss(out.logits, labels)
-    if config.is_decoder:  # our loss is HF's own
-        hf_loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
-        assert torch.allclose(loss, hf_loss, rtol=1e-6, atol=1e-7), (loss, hf_loss)
+    loss = lm_loss(model, out.logits, labels)
+    hf_loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss  # our loss is HF's own
+    assert torch.allclose(loss, hf_loss, rtol=1e-6, atol=1e-7), (loss, hf_loss)
     model.zero_grad()
     calls_before = dict(inj.calls)
     loss.backward()
@@ -268,7 +286,8 @@ def make_case(name, out_dir, seed):
     data = {k: v.clone().contiguous() for k, v in data.items()}
     meta = {"case": name, "covers": CASES[name][4], "model_class": type(model).__name__,
             "transformers_version": transformers.__version__, "torch_version": torch.__version__,
-            "loss": "causal LM: cross_entropy(logits[:, :-1], labels[:, 1:]), mean over labels != -100"}
+            "loss": "causal LM: cross_entropy(logits[:, :-1], labels[:, 1:]), mean over labels != -100" if config.is_decoder
+                    else "masked LM: cross_entropy(logits, labels), mean over labels != -100"}
     save_canonical(data, os.path.join(out_dir, "data.safetensors"), meta)
     margin = min(inj.margins.values()) if inj.rotations else float("nan")
     grads = {k[len("grad."):]: v for k, v in data.items() if k.startswith("grad.")}
@@ -278,13 +297,161 @@ def make_case(name, out_dir, seed):
     print(f"{name}: loss {loss.item():.6f}, eval/train max diff {diff:.1e}, min hash margin {margin:.2e}, "
           f"gradient vs finite differences: worst {fd_err[0]:.2f} of tolerance at {fd_err[1]}")
 
+# ---------------------------------------------------------------------------------------------------
+# Every Reformer class, saved by transformers' own save_pretrained (tests/fixtures/hf_classes/).
+
+CLASS_BASE = dict(attn_layers=["lsh", "local"], lsh_attn_chunk_length=8, local_attn_chunk_length=8, num_buckets=4,
+                  num_hashes=2, axial_pos_shape=[4, 8], axial_pos_embds_dim=[8, 8], hidden_act="gelu",
+                  is_decoder=False, lsh_num_chunks_after=1, local_num_chunks_after=1)
+
+# name -> (model class, config overrides, padding positions per batch row, what it covers)
+CLASS_CASES = {
+    "ReformerModel": (ReformerModel, dict(), {1: list(range(26, 32))},
+                      "bare model (keys without reformer.), last_hidden_state; loss = sum(output_grad * last_hidden_state)"),
+    "ReformerModelWithLMHead": (ReformerModelWithLMHead,
+                                dict(is_decoder=True, lsh_num_chunks_after=0, local_num_chunks_after=0), None,
+                                "causal LM; save_pretrained leaves out the tied lm_head.decoder.bias"),
+    "ReformerForMaskedLM": (ReformerForMaskedLM, dict(), None,
+                            "masked LM: unshifted loss over labels != -100 (half the positions)"),
+    "ReformerForSequenceClassification": (ReformerForSequenceClassification, dict(num_labels=3), None,
+                                          "3 labels, single_label_classification (integer labels)"),
+    "ReformerForSequenceClassification_multi_label": (
+        ReformerForSequenceClassification, dict(num_labels=4, problem_type="multi_label_classification"),
+        None, "4 labels, multi_label_classification (BCE with logits)"),
+    "ReformerForSequenceClassification_regression": (ReformerForSequenceClassification, dict(num_labels=1),
+                                                     {0: [0, 5]}, "1 label: regression (MSE), padding mask"),
+    "ReformerForQuestionAnswering": (ReformerForQuestionAnswering, dict(), {1: list(range(28, 32))},
+                                     "start/end logits; one end position outside the input (clamped, ignored)"),
+}
+
+
+def class_targets(cls, config, gen, batch, length, input_ids):
+    """The class's targets (HF argument names) and a loss function of the model's outputs."""
+    if cls is ReformerModel:
+        w = torch.randn(batch, length, 2 * config.hidden_size, generator=gen)
+        return {}, {"output_grad": w}, lambda out: (out.last_hidden_state * w).sum()
+    if cls in (ReformerModelWithLMHead, ReformerForMaskedLM):
+        labels = input_ids.clone()
+        if cls is ReformerForMaskedLM:
+            labels[torch.rand(labels.shape, generator=gen) < 0.5] = -100
+        return {"labels": labels}, {"labels": labels}, None
+    if cls is ReformerForQuestionAnswering:
+        start = torch.tensor([3, 17][:batch])
+        end = torch.tensor([9, length + 5][:batch])  # beyond the input: clamped to L, ignored by HF's loss
+        return ({"start_positions": start, "end_positions": end},
+                {"start_positions": start, "end_positions": end}, None)
+    if config.problem_type == "multi_label_classification":
+        labels = (torch.rand(batch, config.num_labels, generator=gen) < 0.5).float()
+    elif config.num_labels == 1:
+        labels = torch.randn(batch, generator=gen)
+    else:
+        labels = torch.randint(0, config.num_labels, (batch,), generator=gen)
+    return {"labels": labels}, {"labels": labels}, None
+
+
+def class_outputs(out):
+    """The eval outputs under HF's names."""
+    return {k: getattr(out, k).detach() for k in ("logits", "start_logits", "end_logits", "last_hidden_state")
+            if getattr(out, k, None) is not None}
+
+
+def make_class_case(name, out_dir, seed, batch=2, length=32):
+    cls, overrides, padding, covers = CLASS_CASES[name]
+    config = ReformerConfig(**{**BASE, **CLASS_BASE, **overrides})
+    for attempt in range(20):
+        torch.manual_seed(seed)
+        model = cls(config)
+        randomize_(model, torch.Generator().manual_seed(seed + 1))
+        gen = torch.Generator().manual_seed(seed + 2)
+        input_ids = torch.randint(3, config.vocab_size, (batch, length), generator=gen)
+        mask = None
+        if padding:
+            mask = torch.ones(batch, length, dtype=torch.long)
+            for row, positions in padding.items():
+                mask[row, positions] = 0
+            input_ids[mask == 0] = config.pad_token_id
+        hf_targets, stored_targets, custom_loss = class_targets(cls, config, gen, batch, length, input_ids)
+        inj = RotationInjector(model, seed=seed + 100 + attempt)
+        model.train()
+        out = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True, **hf_targets)
+        if min(inj.margins.values()) >= MIN_HASH_MARGIN:
+            break
+        print(f"{name}: hash margin {min(inj.margins.values()):.2e} too small, redrawing rotations")
+    else:
+        raise RuntimeError(f"{name}: no rotation draw gave hash margins >= {MIN_HASH_MARGIN}")
+
+    loss = custom_loss(out) if custom_loss else out.loss
+    model.zero_grad()
+    calls_before = dict(inj.calls)
+    loss.backward()
+    assert inj.calls == calls_before, "the reversible backward must reuse the forward's buckets, not rehash"
+
+    model.eval()
+    with torch.no_grad():
+        eval_out = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
+    outputs = class_outputs(eval_out)
+    for k, v in class_outputs(out).items():
+        diff = (v - outputs[k]).abs().max().item()
+        assert diff <= 1e-5, f"{name}: eval and train {k} differ by {diff}"
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    model.save_pretrained(out_dir)  # transformers' own layout: safetensors, tied keys left out
+    data = {"input_ids": input_ids, "loss": loss.detach()}
+    data.update(outputs)
+    data.update(stored_targets)
+    if mask is not None:
+        data["attention_mask"] = mask
+    for layer, rot in inj.rotations.items():
+        data[f"rotations.{layer}"] = rot
+    for i, h in enumerate(eval_out.hidden_states):
+        data[f"hidden_states.{i}"] = h.detach()
+    for pname, p in model.named_parameters(remove_duplicate=False):
+        data[f"grad.{pname}"] = p.grad.detach()
+    data = {k: v.clone().contiguous() for k, v in data.items()}
+    meta = {"case": name, "covers": covers, "model_class": cls.__name__,
+            "transformers_version": transformers.__version__, "torch_version": torch.__version__}
+    save_canonical(data, os.path.join(out_dir, "data.safetensors"), meta)
+    grads = {k[len("grad."):]: v for k, v in data.items() if k.startswith("grad.")}
+
+    def loss_of(m):  # float64 targets too: a float32 target would round the float64 loss to float32
+        targets = {k: v.double() if v.is_floating_point() else v for k, v in hf_targets.items()}
+        o = m(input_ids=input_ids, attention_mask=mask, **targets)
+        if cls is ReformerModelWithLMHead:  # HF's ForCausalLMLoss computes in float32 (logits.float())
+            return lm_loss(m, o.logits, targets["labels"])
+        return custom_loss(o) if custom_loss else o.loss
+
+    if custom_loss:
+        w = stored_targets["output_grad"]
+        custom_loss = lambda o: (o.last_hidden_state * w.double()).sum()  # noqa: E731 (float64 for the check)
+    # The finite differences check HF's backward in float64 (its float64 gradients): in float32, HF's
+    # combination of hash rounds rounds the logsumexp of a query that sees only itself (score -1e5,
+    # ulp 0.008), so a causal model's float32 outputs at position 0 are off by ~1e-3 from exact
+    # arithmetic. The stored gradients stay float32 HF's, which the C++ engine reproduces.
+    model.double().train()
+    model.zero_grad()
+    loss_of(model).backward()
+    grads64 = {k: p.grad.detach().clone() for k, p in model.named_parameters(remove_duplicate=False)}
+    fd_err = check_gradients_fd(model, input_ids, mask, None, grads64, torch.Generator().manual_seed(seed + 3),
+                                loss_of=loss_of)
+    fp32_vs_64 = max(((grads[k].double() - g).abs().max() / (1e-4 + g.abs().max())).item() for k, g in grads64.items())
+    size = sum(os.path.getsize(os.path.join(out_dir, f)) for f in os.listdir(out_dir))
+    print(f"{name}: loss {loss.item():.6f}, min hash margin {min(inj.margins.values()):.2e}, float64 gradient vs finite "
+          f"differences: worst {fd_err[0]:.2f} of tolerance at {fd_err[1]}; float32 vs float64 gradients: "
+          f"max |diff| / max |grad| per tensor {fp32_vs_64:.1e}; {size} bytes")
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "hf"))
-    ap.add_argument("--only", nargs="*", choices=sorted(CASES), help="cases to regenerate (default: all)")
+    ap.add_argument("--classes-out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures",
+                                                          "hf_classes"))
+    ap.add_argument("--only", nargs="*", choices=sorted(CASES) + sorted(CLASS_CASES),
+                    help="cases to regenerate (default: all)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    for name in sorted(CLASS_CASES):
+        if not args.only or name in args.only:
+            make_class_case(name, os.path.join(args.classes_out, name), seed=zlib.crc32(name.encode()) % 100000 * 1000)
     for name in sorted(CASES):
         if args.only and name not in args.only:
             continue

@@ -153,12 +153,14 @@ TEST_P(HfCase, LossAndLogitsAgreeWithRecomputation) {
     }
   EXPECT_CLOSE(logits.data(), want.data(), static_cast<int64_t>(want.size()), kKernelTol, "logits");
 
-  // Causal-LM loss: position t predicts labels[t + 1]; -100 is ignored.
+  // Causal-LM loss: position t predicts labels[t + 1]; masked LM (is_decoder false,
+  // ReformerForMaskedLM): position t predicts labels[t]; -100 is ignored.
+  const int64_t shift = f.config["is_decoder"].get<bool>() ? 1 : 0;
   double total = 0;
   int64_t count = 0;
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t + 1 < L; ++t) {
-      const int64_t y = labels[b * L + t + 1];
+    for (int64_t t = 0; t + shift < L; ++t) {
+      const int64_t y = labels[b * L + t + shift];
       if (y == -100) continue;
       const float* z = &logits[(b * L + t) * V];
       double mx = z[0], sum = 0;

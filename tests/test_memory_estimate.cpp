@@ -39,8 +39,11 @@ std::vector<ParamRef> refs(ReformerModel& m) {
 }
 
 TEST(MemoryEstimate, ParameterShapesMatchTheModel) {
-  for (const auto& layers : {std::vector<std::string>{"local", "lsh"}, {"lsh", "full", "local"}}) {
-    const ReformerConfig c = small_config(layers, 256, 32);
+  for (const auto& layers : {std::vector<std::string>{"local", "lsh"}, {"lsh", "full", "local"}})
+  for (const char* cls : {"ReformerModelWithLMHead", "ReformerModel", "ReformerForSequenceClassification",
+                          "ReformerForQuestionAnswering"}) {
+    ReformerConfig c = small_config(layers, 256, 32);
+    c.architectures = {cls};
     ReformerModel model(c);
     const auto shapes = parameter_shapes(c);
     ASSERT_EQ(shapes.size(), model.parameters().size());

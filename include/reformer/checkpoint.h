@@ -12,6 +12,10 @@ namespace reformer {
 
 // Writes dir/config.json and dir/model.safetensors (creating dir). `metadata` goes into the
 // safetensors header (HF writes {"format": "pt"}; we add it too).
+// Creates dir if needed and checks that files can be created in it, before any work is done.
+// Returns true when it created the directory (so that a failed command can remove it again).
+bool ensure_writable_dir(const std::string& dir);
+
 void save_model(const std::string& dir, ReformerModel& model, const std::map<std::string, std::string>& metadata = {});
 
 // Reads a model directory written by save_model or by Hugging Face (save_pretrained with

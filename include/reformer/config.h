@@ -12,6 +12,16 @@
 
 namespace reformer {
 
+// The Hugging Face model classes reformer loads and saves (docs/HF_INTEROP.md): a language-model
+// head (causal: ReformerModelWithLMHead, bidirectional: ReformerForMaskedLM), the bare ReformerModel
+// (output: the sequence output, 2 * hidden_size wide), and the two task heads.
+enum class ModelClass { LMHead, MaskedLM, Base, SequenceClassification, QuestionAnswering };
+const char* model_class_name(ModelClass c);  // "ReformerModelWithLMHead", ...
+// The class named `name` (a Hugging Face class name), or nullopt if it is not a Reformer class.
+std::optional<ModelClass> parse_model_class(const std::string& name);
+// True for LMHead and MaskedLM (the same weights; is_decoder tells them apart).
+inline bool is_language_model(ModelClass c) { return c == ModelClass::LMHead || c == ModelClass::MaskedLM; }
+
 struct ReformerConfig {
   std::vector<std::string> attn_layers = {"local", "lsh", "local", "lsh", "local", "lsh"};
   int64_t attention_head_size = 64;
@@ -45,6 +55,20 @@ struct ReformerConfig {
   int64_t pad_token_id = 0;
   int64_t vocab_size = 320;
   bool tie_word_embeddings = false;
+  // Generic PretrainedConfig fields the task heads use. architectures[0] names the class (see
+  // model_class()); num_labels = len(id2label) (HF default 2); problem_type "" = inferred as HF
+  // does (regression for 1 label, else from the kind of labels given); classifier_dropout unset =
+  // hidden_dropout_prob (HF ReformerClassificationHead).
+  std::vector<std::string> architectures;
+  int64_t num_labels = 2;
+  std::vector<std::string> id2label;  // empty = "LABEL_<i>"
+  std::string problem_type;           // "", "regression", "single_label_classification", "multi_label_classification"
+  std::optional<double> classifier_dropout;
+
+  // The class this config builds: the one architectures[0] names, except that within the language
+  // models is_decoder decides (true: ReformerModelWithLMHead, false: ReformerForMaskedLM, as HF's
+  // two classes require); a language model when architectures is empty.
+  ModelClass model_class() const;
 
   int64_t num_layers() const { return static_cast<int64_t>(attn_layers.size()); }
   // Product of the buckets (factorized or not); 0 when unset.
@@ -54,9 +78,15 @@ struct ReformerConfig {
 
   // Throws reformer::Error naming the field and the fix.
   void validate() const;
-  // Checks that a batch of length L can be run (training: L must equal prod(axial_pos_shape) as in
-  // HF and be a multiple of the chunk lengths; eval: L <= max_length()).
+  // Checks that a batch of length L can be run: L <= max_length() and, unless L is no longer than
+  // every chunk, a multiple of the chunk lengths (callers pad with an attention mask,
+  // model/eval_length.h). Training and eval follow the same rule (HF additionally requires training
+  // lengths to equal prod(axial_pos_shape); shorter ones use the first L positions, as HF's eval).
   void validate_length(int64_t L, bool training) const;
+  // The shortest length >= n that validate_length's chunk rule allows: n when n is no longer than
+  // every chunk, else the next multiple of the chunk lengths (a window is padded to it with an
+  // attention mask). Not checked against max_length().
+  int64_t chunk_padded_length(int64_t n) const;
   // HF `_set_num_buckets` rule for an unset num_buckets, from the first sequence length (spec 1.2).
   std::vector<int64_t> auto_num_buckets(int64_t L) const;
 

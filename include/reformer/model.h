@@ -3,12 +3,15 @@
 //   ids -> word embedding (+dropout) + positional embedding -> (X1, X2) = (e, e)
 //   -> N reversible layers  Y1 = X1 + Attn(LN_a(X2)),  Y2 = X2 + FF(Y1)
 //   -> LN(concat[Y1, Y2]) -> dropout -> LM head -> logits; loss as HF (logits[t] vs labels[t+1]).
+// The head follows config().model_class(): the LM head above (ReformerForMaskedLM: loss unshifted,
+// logits[t] vs labels[t]), none (bare ReformerModel), or a task head (model/heads.h).
 // Training keeps only the last layer's two streams: the backward reconstructs each layer's inputs
 // from its outputs (reversible mode, the default), so activation memory does not grow with depth.
 // Stored-activation mode keeps every layer's inputs instead (for comparison and tests).
 // The LM head and loss run in row chunks, so (B*L, vocab) logits are never held during training.
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +29,7 @@ struct QkvWorkspace;
 struct FeedForwardWorkspace;
 struct AttentionCall;
 struct FeedForwardCall;
+struct TaskHead;
 
 struct NamedParameter {
   std::string name;  // HF state-dict name (spec 6.2)
@@ -52,6 +56,12 @@ struct Batch {
   int64_t batch = 1, length = 0;
   const uint8_t* attention_mask = nullptr;   // (B, L) 1 = token, 0 = padding; nullptr = none
   const int32_t* labels = nullptr;           // (B, L), -100 = ignore; nullptr = ids (HF default)
+  // Targets of the other classes (config.h ModelClass, model/heads.h), one row per sequence:
+  const int32_t* class_labels = nullptr;     // sequence classification, single label: (B) class ids, -100 = ignore
+  const float* target_values = nullptr;      // sequence classification, regression / multi-label: (B, num_labels)
+  const int32_t* start_positions = nullptr;  // question answering: (B) answer start, clamped to [0, L] as HF
+  const int32_t* end_positions = nullptr;    // question answering: (B) answer end
+  const float* output_grad = nullptr;        // bare ReformerModel: d loss / d last_hidden_state (B, L, 2 hidden)
 };
 
 struct StepOptions {
@@ -63,6 +73,7 @@ struct StepOptions {
 
 struct LossStats {
   double loss_sum = 0, count = 0, correct = 0;
+  double bytes = 0;  // text bytes the scored tokens stand for (set by text evaluation; 0 = not known)
   double mean() const { return count > 0 ? loss_sum / count : 0.0; }
 };
 
@@ -95,8 +106,13 @@ class ReformerModel {
   LossStats forward_backward(const Batch& batch, const StepOptions& opt);
   // Forward + loss only (no gradients); the LM head runs in chunks.
   LossStats evaluate(const Batch& batch, const StepOptions& opt);
-  // Forward to logits (B, L, vocab) for generation and parity checks.
+  // Forward to logits (B, L, vocab) for generation and parity checks (language-model classes only).
   void forward_logits(Tensor& logits, const Batch& batch, const StepOptions& opt);
+  // Forward to the class's outputs under Hugging Face's names: "logits" (LM: (B, L, vocab);
+  // sequence classification: (B, num_labels)), "start_logits" and "end_logits" (B, L) (question
+  // answering), "last_hidden_state" (B, L, 2 hidden) (bare ReformerModel).
+  void forward_outputs(std::map<std::string, Tensor>& outputs, const Batch& batch, const StepOptions& opt);
+  ModelClass model_class() const { return config_.model_class(); }
 
   // Incremental decoding (reformer/decode.h, docs/NUMERICS.md). A state for `batch` sequences of
   // up to `capacity` positions each (0 = max_length()); `seed` fixes the LSH rotations of the run.
@@ -151,6 +167,10 @@ class ReformerModel {
   // Final LN + dropout + LM head + loss over row chunks; with grads, also d(streams) into dx1_/dx2_.
   // logits_out: optional (B*L, vocab) output.
   LossStats head(const Batch& batch, const StepOptions& opt, bool grads, float* logits_out);
+  // The other classes' heads (model/heads.cpp): loss (and with grads d(streams) into dx1_/dx2_),
+  // outputs under HF's names when `outputs` is given.
+  LossStats task_head(const Batch& batch, const StepOptions& opt, bool loss, bool grads,
+                      std::map<std::string, Tensor>* outputs);
   void dump(const std::string& name, const float* data, const Shape& shape) const;
   // Allocates the gradient arena and points every parameter's grad tensor into it (grad_groups()).
   void bind_grad_arena();
@@ -177,7 +197,8 @@ class ReformerModel {
   Tensor *word_emb_ = nullptr, *word_emb_g_ = nullptr;
   std::vector<Tensor*> pos_w_, pos_g_;
   Tensor *final_ln_w_, *final_ln_b_, *final_ln_wg_, *final_ln_bg_;
-  Tensor *head_w_, *head_b_, *head_wg_, *head_bg_;
+  Tensor *head_w_ = nullptr, *head_b_ = nullptr, *head_wg_ = nullptr, *head_bg_ = nullptr;  // LM head
+  std::unique_ptr<TaskHead> task_;  // the other classes' head; nullptr for a language model
   // Activations (sized by the batch, reused): the two streams and their gradients (the attention
   // branch is streamed in row chunks, layers/row_stream.h), and LN_a's per-row statistics.
   Tensor x1_, x2_, dx1_, dx2_, ln_mean_, ln_rstd_;

@@ -1,11 +1,14 @@
 #include "reformer/checkpoint.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
+#include <string_view>
 #include <vector>
 
 #include "reformer/safetensors.h"
@@ -37,6 +40,44 @@ void check_finite(const std::string& path, const std::string& name, const float*
 }
 
 constexpr const char* kTiedHeadBias = "lm_head.bias";  // HF ties it to lm_head.decoder.bias
+constexpr std::string_view kBasePrefix = "reformer.";   // HF's base_model_prefix
+
+// The state-dict name of parameter `name` (internal names carry "reformer."): a bare ReformerModel
+// saves its keys without the prefix, as HF's save_pretrained does.
+std::string stored_name(const std::string& name, bool prefixed) {
+  return prefixed || !name.starts_with(kBasePrefix) ? name : name.substr(kBasePrefix.size());
+}
+
+// Whether the base model's keys in `file` carry the "reformer." prefix (HF accepts both forms).
+bool has_base_prefix(const SafetensorsFile& file) {
+  return file.contains("reformer.embeddings.word_embeddings.weight") || !file.contains("embeddings.word_embeddings.weight");
+}
+
+// The class whose head weights `file` holds (a language model's kind comes from is_decoder).
+ModelClass class_of_weights(const SafetensorsFile& file, const ReformerConfig& config) {
+  bool lm = false, cls = false, qa = false;
+  for (const auto& name : file.names()) {
+    lm |= name.starts_with("lm_head.");
+    cls |= name.starts_with("classifier.");
+    qa |= name.starts_with("qa_outputs.");
+  }
+  REFORMER_CHECK(lm + cls + qa <= 1, file.path(), ": holds the weights of more than one head (",
+                 lm ? "lm_head.* " : "", cls ? "classifier.* " : "", qa ? "qa_outputs.*" : "",
+                 "); a Reformer checkpoint has at most one");
+  if (lm) return config.is_decoder ? ModelClass::LMHead : ModelClass::MaskedLM;
+  return cls ? ModelClass::SequenceClassification : qa ? ModelClass::QuestionAnswering : ModelClass::Base;
+}
+
+const char* head_keys(ModelClass c) {
+  switch (c) {
+    case ModelClass::LMHead:
+    case ModelClass::MaskedLM: return "lm_head.* weights";
+    case ModelClass::SequenceClassification: return "classifier.* weights";
+    case ModelClass::QuestionAnswering: return "qa_outputs.* weights";
+    case ModelClass::Base: break;
+  }
+  return "no head weights";
+}
 
 }  // namespace
 
@@ -45,8 +86,9 @@ void save_model(const std::string& dir, ReformerModel& model, const std::map<std
   fs::create_directories(dir, ec);
   REFORMER_CHECK(!ec, "cannot create model directory ", dir, ": ", ec.message());
   std::vector<NamedTensorView> views;
+  const bool prefixed = model.model_class() != ModelClass::Base;
   for (const auto& p : model.parameters()) {
-    views.emplace_back(p.name, *p.param);
+    views.emplace_back(stored_name(p.name, prefixed), *p.param);
     if (p.name == "lm_head.decoder.bias") views.emplace_back(kTiedHeadBias, *p.param);
   }
   std::map<std::string, std::string> meta = metadata;
@@ -70,15 +112,18 @@ void load_weights(ReformerModel& model, const std::string& path) {
   const char* allow = std::getenv("REFORMER_ALLOW_NONFINITE");
   const bool allow_nonfinite = allow && std::string(allow) == "1";
   const SafetensorsFile file = SafetensorsFile::open(path);
+  const char* cls = model_class_name(model.model_class());
+  const bool prefixed = has_base_prefix(file);
   std::set<std::string> expected;
   for (auto& p : model.parameters()) {
-    expected.insert(p.name);
+    const std::string name = stored_name(p.name, prefixed);
+    expected.insert(name);
     // transformers' save_pretrained leaves out lm_head.decoder.bias, which it ties to lm_head.bias.
-    const std::string stored = p.name == "lm_head.decoder.bias" && !file.contains(p.name) && file.contains(kTiedHeadBias)
+    const std::string stored = name == "lm_head.decoder.bias" && !file.contains(name) && file.contains(kTiedHeadBias)
                                    ? kTiedHeadBias
-                                   : p.name;
-    REFORMER_CHECK(file.contains(stored), path, ": missing weight \"", p.name, "\" of shape ", shape_str(p.param->shape()),
-                   "; is this a checkpoint of the same architecture as its config.json?");
+                                   : name;
+    REFORMER_CHECK(file.contains(stored), path, ": missing weight \"", name, "\" of shape ", shape_str(p.param->shape()),
+                   " of a ", cls, "; is this a checkpoint of the same architecture as its config.json?");
     const Shape& s = file.shape(stored);
     REFORMER_CHECK(s == p.param->shape(), path, ": weight \"", stored, "\" has shape ", shape_str(s),
                    " but config.json needs ", shape_str(p.param->shape()), "; the checkpoint and its config disagree");
@@ -87,13 +132,14 @@ void load_weights(ReformerModel& model, const std::string& path) {
   }
   for (const auto& name : file.names()) {
     if (expected.count(name) || is_legacy_buffer(name)) continue;
-    if (name == kTiedHeadBias) {
-      REFORMER_CHECK(file.shape(name) == model.find_parameter("lm_head.decoder.bias")->param->shape(), path,
+    const NamedParameter* tied = name == kTiedHeadBias ? model.find_parameter("lm_head.decoder.bias") : nullptr;
+    if (tied) {
+      REFORMER_CHECK(file.shape(name) == tied->param->shape(), path,
                      ": lm_head.bias has shape ", shape_str(file.shape(name)), ", expected (vocab_size)");
       continue;
     }
     fail(path, ": unexpected tensor \"", name, "\" (shape ", shape_str(file.shape(name)),
-         "); this checkpoint does not match a ReformerModelWithLMHead with this config.json");
+         "); this checkpoint does not match a ", cls, " with this config.json");
   }
 }
 
@@ -104,9 +150,27 @@ std::unique_ptr<ReformerModel> load_model(const std::string& dir) {
                  (fs::exists(fs::path(dir) / "pytorch_model.bin")
                       ? "; convert pytorch_model.bin first with scripts/convert_pytorch_bin.py"
                       : "; pass a directory written by `reformer train` or Hugging Face save_pretrained"));
-  auto model = std::make_unique<ReformerModel>(ReformerConfig::load((fs::path(dir) / "config.json").string()));
+  ReformerConfig config = ReformerConfig::load((fs::path(dir) / "config.json").string());
+  // The class is the one whose weights the file holds; config.json's architectures must agree.
+  const ModelClass found = class_of_weights(SafetensorsFile::open(weights.string()), config);
+  if (!config.architectures.empty())
+    REFORMER_CHECK(config.model_class() == found, dir, ": config.json's architectures names ", config.architectures[0],
+                   " but model.safetensors holds ", head_keys(found), " (a ", model_class_name(found),
+                   "); set architectures to [\"", model_class_name(found), "\"] or use the matching weights");
+  config.architectures = {model_class_name(found)};
+  auto model = std::make_unique<ReformerModel>(config);
   load_weights(*model, weights.string());
   return model;
+}
+
+bool ensure_writable_dir(const std::string& dir) {
+  std::error_code ec;
+  const bool existed = fs::exists(dir, ec);
+  fs::create_directories(dir, ec);
+  REFORMER_CHECK(!ec, "cannot create output directory ", dir, ": ", ec.message(), "; choose another --out");
+  REFORMER_CHECK(access(dir.c_str(), W_OK | X_OK) == 0, "output directory ", dir,
+                 " is not writable; choose another --out or fix its permissions");
+  return !existed;
 }
 
 }  // namespace reformer

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <numeric>
 #include <tuple>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "core/checked_math.h"
@@ -109,6 +110,41 @@ std::vector<int64_t> read_buckets(const json& j) {
   fail("config.json: num_buckets must be null, an int or a list of ints, got ", it->dump());
 }
 
+constexpr std::pair<ModelClass, const char*> kClassNames[] = {
+    {ModelClass::LMHead, "ReformerModelWithLMHead"},
+    {ModelClass::MaskedLM, "ReformerForMaskedLM"},
+    {ModelClass::Base, "ReformerModel"},
+    {ModelClass::SequenceClassification, "ReformerForSequenceClassification"},
+    {ModelClass::QuestionAnswering, "ReformerForQuestionAnswering"},
+};
+
+// id2label: {"0": "negative", "1": "positive"} (HF writes the keys as strings); keys 0..n-1.
+std::vector<std::string> read_id2label(const json& j) {
+  const json* v = field(j, "id2label");
+  if (!v) return {};
+  if (!v->is_object()) wrong_type("id2label", *v, "an object {\"0\": label, ...}");
+  REFORMER_CHECK(v->size() <= static_cast<size_t>(limits::kMaxVocab), "config.json: id2label has ", v->size(),
+                 " entries, more than the ", limits::kMaxVocab, " labels reformer supports");
+  std::vector<std::string> labels(v->size());
+  std::vector<bool> seen(v->size(), false);
+  for (const auto& [key, value] : v->items()) {
+    size_t used = 0;
+    long long i = -1;
+    try {
+      i = std::stoll(key, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    REFORMER_CHECK(used == key.size() && i >= 0 && i < static_cast<long long>(labels.size()) && !seen[i],
+                   "config.json: id2label key \"", key, "\" is not one of the label ids 0..", labels.size() - 1,
+                   "; number the labels 0, 1, ... without gaps");
+    if (!value.is_string()) wrong_type("id2label", *v, "an object of label names (strings)");
+    labels[i] = value.get<std::string>();
+    seen[i] = true;
+  }
+  return labels;
+}
+
 // Keys of HF's PretrainedConfig and generation settings that do not affect the computation.
 bool is_generic_hf_key(const std::string& key) {
   static const char* const keys[] = {
@@ -128,6 +164,24 @@ bool is_generic_hf_key(const std::string& key) {
 }
 
 }  // namespace
+
+const char* model_class_name(ModelClass c) {
+  for (const auto& [k, name] : kClassNames)
+    if (k == c) return name;
+  return "ReformerModelWithLMHead";
+}
+
+std::optional<ModelClass> parse_model_class(const std::string& name) {
+  for (const auto& [k, n] : kClassNames)
+    if (name == n) return k;
+  return std::nullopt;
+}
+
+ModelClass ReformerConfig::model_class() const {
+  const std::optional<ModelClass> named = architectures.empty() ? std::nullopt : parse_model_class(architectures[0]);
+  if (!named || is_language_model(*named)) return is_decoder ? ModelClass::LMHead : ModelClass::MaskedLM;
+  return *named;
+}
 
 int64_t ReformerConfig::total_buckets() const {
   if (num_buckets.empty()) return 0;
@@ -211,6 +265,25 @@ void ReformerConfig::validate() const {
   REFORMER_CHECK(hidden_act == "relu" || hidden_act == "gelu" || hidden_act == "gelu_new" || hidden_act == "silu" ||
                      hidden_act == "swish",
                  "config: hidden_act = \"", hidden_act, "\" is not supported; use relu, gelu, gelu_new or silu");
+  if (!architectures.empty()) {
+    std::string known;
+    for (const auto& [k, name] : kClassNames) known += std::string(known.empty() ? "" : ", ") + name;
+    REFORMER_CHECK(parse_model_class(architectures[0]).has_value(), "config: architectures[0] = \"", architectures[0],
+                   "\" is not a Reformer class reformer implements; use one of ", known);
+  }
+  check_range("config: num_labels", num_labels, 1, limits::kMaxVocab);
+  REFORMER_CHECK(id2label.empty() || static_cast<int64_t>(id2label.size()) == num_labels, "config: num_labels = ",
+                 num_labels, " but id2label names ", id2label.size(), " labels; give one name per label");
+  REFORMER_CHECK(problem_type.empty() || problem_type == "regression" || problem_type == "single_label_classification" ||
+                     problem_type == "multi_label_classification",
+                 "config: problem_type = \"", problem_type,
+                 "\" is not one of \"regression\", \"single_label_classification\", \"multi_label_classification\" (HF's)");
+  if (classifier_dropout)
+    REFORMER_CHECK(*classifier_dropout >= 0.0 && *classifier_dropout < 1.0, "config: classifier_dropout = ",
+                   *classifier_dropout, " must be in [0, 1) (or null: hidden_dropout_prob)");
+  // HF's ReformerForQuestionAnswering splits its num_labels outputs into start and end logits.
+  REFORMER_CHECK(model_class() != ModelClass::QuestionAnswering || num_labels == 2, "config: num_labels = ", num_labels,
+                 " but ReformerForQuestionAnswering needs 2 (start and end logits); set num_labels (id2label) to 2");
   REFORMER_CHECK(!tie_word_embeddings, "config: tie_word_embeddings = true is not supported by Reformer (HF unties them); set it to false");
   if (axial_pos_embds) {
     REFORMER_CHECK(axial_pos_shape.size() <= static_cast<size_t>(limits::kMaxAxes), "config: axial_pos_shape has ",
@@ -242,9 +315,9 @@ void ReformerConfig::validate_length(int64_t L, bool training) const {
   REFORMER_CHECK(L <= min_chunk || L % m == 0, "sequence length ", L, " is not a multiple of ", m,
                  " (the least common multiple of lsh_attn_chunk_length and local_attn_chunk_length); use a length like ",
                  (L + m - 1) / m * m);
-  if (training && axial_pos_embds)
-    REFORMER_CHECK(L == max_length(), "training sequence length ", L, " must equal the product of axial_pos_shape (",
-                   max_length(), ") as in Hugging Face; set axial_pos_shape to factors of ", L);
+  // Hugging Face also requires training lengths to equal the product of axial_pos_shape; here a
+  // shorter one takes the table's first L positions in training as HF does in eval (docs/NUMERICS.md).
+  (void)training;
 }
 
 std::vector<int64_t> ReformerConfig::auto_num_buckets(int64_t L) const {
@@ -296,6 +369,23 @@ ReformerConfig ReformerConfig::from_json(const json& j) {
   read(j, "pad_token_id", c.pad_token_id);
   read(j, "vocab_size", c.vocab_size);
   read(j, "tie_word_embeddings", c.tie_word_embeddings);
+  read(j, "architectures", c.architectures);
+  c.id2label = read_id2label(j);
+  if (!c.id2label.empty()) c.num_labels = static_cast<int64_t>(c.id2label.size());
+  if (const json* v = field(j, "num_labels")) {  // HF accepts num_labels as a config argument too
+    c.num_labels = as_int("num_labels", *v);
+    REFORMER_CHECK(c.id2label.empty() || static_cast<int64_t>(c.id2label.size()) == c.num_labels,
+                   "config.json: num_labels = ", c.num_labels, " but id2label names ", c.id2label.size(),
+                   " labels; remove num_labels or make id2label match");
+  }
+  read(j, "problem_type", c.problem_type);
+  {
+    double p = 0;
+    if (field(j, "classifier_dropout")) {
+      read(j, "classifier_dropout", p);
+      c.classifier_dropout = p;
+    }
+  }
   if (j.contains("num_hidden_layers") && j["num_hidden_layers"].is_number_integer())
     REFORMER_CHECK(as_int("num_hidden_layers", j["num_hidden_layers"]) == c.num_layers(), "config.json: num_hidden_layers = ",
                    j["num_hidden_layers"].get<int64_t>(), " disagrees with len(attn_layers) = ", c.num_layers());
@@ -327,8 +417,8 @@ std::vector<std::string> ReformerConfig::ignored_fields(const json& j) {
 
 json ReformerConfig::to_json() const {
   json j;
-  // HF's auto classes read this: causal models load as ReformerModelWithLMHead, encoders as MLM.
-  j["architectures"] = {is_decoder ? "ReformerModelWithLMHead" : "ReformerForMaskedLM"};
+  // HF's auto classes read this: causal LMs load as ReformerModelWithLMHead, encoders as MLM.
+  j["architectures"] = {model_class_name(model_class())};
   j["model_type"] = "reformer";
   j["attn_layers"] = attn_layers;
   j["attention_head_size"] = attention_head_size;
@@ -365,6 +455,16 @@ json ReformerConfig::to_json() const {
   j["pad_token_id"] = pad_token_id;
   j["vocab_size"] = vocab_size;
   j["tie_word_embeddings"] = tie_word_embeddings;
+  json id2 = json::object(), label2 = json::object();
+  for (int64_t i = 0; i < num_labels; ++i) {
+    const std::string name = id2label.empty() ? "LABEL_" + std::to_string(i) : id2label[i];
+    id2[std::to_string(i)] = name;
+    label2[name] = i;
+  }
+  j["id2label"] = id2;
+  j["label2id"] = label2;
+  j["problem_type"] = problem_type.empty() ? json(nullptr) : json(problem_type);
+  j["classifier_dropout"] = classifier_dropout ? json(*classifier_dropout) : json(nullptr);
   return j;
 }
 

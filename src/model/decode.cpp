@@ -68,6 +68,8 @@ void DecodeState::clear(int64_t seq) {
 }
 
 DecodeState ReformerModel::make_decode_state(int64_t batch, int64_t capacity, uint64_t seed) {
+  REFORMER_CHECK(head_w_, "incremental decoding needs a language model (ReformerModelWithLMHead); this is a ",
+                 model_class_name(config_.model_class()), ", which has no LM head");
   REFORMER_CHECK(config_.is_decoder, "incremental decoding needs a causal language model (is_decoder: true in "
                                      "config.json); this model attends to later positions");
   REFORMER_CHECK(batch >= 1, "decode state: batch ", batch, " must be at least 1");

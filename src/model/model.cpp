@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include "layers/full_attention.h"
 #include "layers/local_attention.h"
+#include "model/heads.h"
 #include "model/model_layer.h"
 #include "ops/activation.h"
 #include "ops/axial_position.h"
@@ -13,6 +15,7 @@
 #include "ops/embedding.h"
 #include "ops/layernorm.h"
 #include "ops/linear.h"
+#include "reformer/parameters.h"
 #include "reformer/rng.h"
 
 namespace reformer {
@@ -60,39 +63,36 @@ RowWriter dropout_rows_into(float* y, bool subtract, float p, uint64_t seed, uin
 
 ReformerModel::ReformerModel(const ReformerConfig& config, uint64_t init_seed) : config_(config) {
   config_.validate();
-  const int64_t D = config_.hidden_size, H = config_.num_attention_heads, d = config_.attention_head_size;
-  const int64_t F = config_.feed_forward_size, V = config_.vocab_size, Hd = H * d;
   const float std_init = static_cast<float>(config_.initializer_range);
 
-  enum class Init { Normal, Zeros, Ones };
-  auto add = [&](const std::string& name, Shape shape, Init init, float std = 0.f) {
-    auto p = std::make_unique<Tensor>(shape, MemCategory::Parameters);
+  // Every parameter of reformer/parameters.h (the one list of names, shapes and initialisations),
+  // with its gradient; the code below binds the model's pointers to them by name.
+  std::map<std::string, std::pair<Tensor*, Tensor*>> made;
+  for (const ParameterShape& spec : parameter_shapes(config_)) {
+    auto p = std::make_unique<Tensor>(spec.shape, MemCategory::Parameters);
     auto g = std::make_unique<Tensor>();  // a view into the gradient arena (bind_grad_arena)
-    if (init == Init::Normal)
-      rng_fill_normal(p->data(), p->numel(), init_seed, rng_stream(RngPurpose::Init, {name_hash(name)}), 0.f, std);
+    const bool axial = spec.init == ParameterInit::AxialNormal;
+    if (axial || spec.init == ParameterInit::Normal)
+      rng_fill_normal(p->data(), p->numel(), init_seed, rng_stream(RngPurpose::Init, {name_hash(spec.name)}), 0.f,
+                      axial ? static_cast<float>(config_.axial_norm_std) : std_init);
     else
-      p->fill(init == Init::Ones ? 1.f : 0.f);
-    params_.push_back({name, p.get(), g.get()});
+      p->fill(spec.init == ParameterInit::Ones ? 1.f : 0.f);
+    params_.push_back({spec.name, p.get(), g.get()});
+    made[spec.name] = {p.get(), g.get()};
     storage_.push_back(std::move(p));
     storage_.push_back(std::move(g));
-    return std::pair{params_.back().param, params_.back().grad};
-  };
+  }
+  auto add = [&](const std::string& name) { return made.at(name); };
 
-  std::tie(word_emb_, word_emb_g_) = add("reformer.embeddings.word_embeddings.weight", {V, D}, Init::Normal, std_init);
+  std::tie(word_emb_, word_emb_g_) = add("reformer.embeddings.word_embeddings.weight");
   if (config_.axial_pos_embds) {
-    const size_t k = config_.axial_pos_shape.size();
-    for (size_t a = 0; a < k; ++a) {
-      Shape s(k + 1, 1);
-      s[a] = config_.axial_pos_shape[a];
-      s[k] = config_.axial_pos_embds_dim[a];
-      auto [w, g] = add("reformer.embeddings.position_embeddings.weights." + std::to_string(a), s, Init::Normal,
-                        static_cast<float>(config_.axial_norm_std));
+    for (size_t a = 0; a < config_.axial_pos_shape.size(); ++a) {
+      auto [w, g] = add("reformer.embeddings.position_embeddings.weights." + std::to_string(a));
       pos_w_.push_back(w);
       pos_g_.push_back(g);
     }
   } else {
-    auto [w, g] = add("reformer.embeddings.position_embeddings.embedding.weight", {config_.max_position_embeddings, D},
-                      Init::Normal, std_init);
+    auto [w, g] = add("reformer.embeddings.position_embeddings.embedding.weight");
     pos_w_.push_back(w);
     pos_g_.push_back(g);
   }
@@ -101,29 +101,44 @@ ReformerModel::ReformerModel(const ReformerConfig& config, uint64_t init_seed) :
     const AttentionKindSpec& kind = attention_kind(config_.attn_layers[i]);
     L->kind = kind.kind;
     const std::string p = "reformer.encoder.layers." + std::to_string(i) + ".";
-    std::tie(L->ln_w, L->ln_wg) = add(p + "attention.layer_norm.weight", {D}, Init::Ones);
-    std::tie(L->ln_b, L->ln_bg) = add(p + "attention.layer_norm.bias", {D}, Init::Zeros);
+    std::tie(L->ln_w, L->ln_wg) = add(p + "attention.layer_norm.weight");
+    std::tie(L->ln_b, L->ln_bg) = add(p + "attention.layer_norm.bias");
     for (const char* n : kind.projections) {
-      auto [w, g] = add(p + "attention.self_attention." + n + ".weight", {Hd, D}, Init::Normal, std_init);
+      auto [w, g] = add(p + "attention.self_attention." + n + ".weight");
       L->attn_w.push_back(w);
       L->attn_g.push_back(g);
     }
-    auto [wo, go] = add(p + "attention.output.dense.weight", {D, Hd}, Init::Normal, std_init);
+    auto [wo, go] = add(p + "attention.output.dense.weight");
     L->attn_w.push_back(wo);
     L->attn_g.push_back(go);
-    std::tie(L->ff_ln_w, L->ff_ln_wg) = add(p + "feed_forward.layer_norm.weight", {D}, Init::Ones);
-    std::tie(L->ff_ln_b, L->ff_ln_bg) = add(p + "feed_forward.layer_norm.bias", {D}, Init::Zeros);
-    std::tie(L->ff_w1, L->ff_w1g) = add(p + "feed_forward.dense.dense.weight", {F, D}, Init::Normal, std_init);
-    std::tie(L->ff_b1, L->ff_b1g) = add(p + "feed_forward.dense.dense.bias", {F}, Init::Zeros);
-    std::tie(L->ff_w2, L->ff_w2g) = add(p + "feed_forward.output.dense.weight", {D, F}, Init::Normal, std_init);
-    std::tie(L->ff_b2, L->ff_b2g) = add(p + "feed_forward.output.dense.bias", {D}, Init::Zeros);
+    std::tie(L->ff_ln_w, L->ff_ln_wg) = add(p + "feed_forward.layer_norm.weight");
+    std::tie(L->ff_ln_b, L->ff_ln_bg) = add(p + "feed_forward.layer_norm.bias");
+    std::tie(L->ff_w1, L->ff_w1g) = add(p + "feed_forward.dense.dense.weight");
+    std::tie(L->ff_b1, L->ff_b1g) = add(p + "feed_forward.dense.dense.bias");
+    std::tie(L->ff_w2, L->ff_w2g) = add(p + "feed_forward.output.dense.weight");
+    std::tie(L->ff_b2, L->ff_b2g) = add(p + "feed_forward.output.dense.bias");
     layers_.push_back(std::move(L));
   }
-  std::tie(final_ln_w_, final_ln_wg_) = add("reformer.encoder.layer_norm.weight", {2 * D}, Init::Ones);
-  std::tie(final_ln_b_, final_ln_bg_) = add("reformer.encoder.layer_norm.bias", {2 * D}, Init::Zeros);
-  std::tie(head_w_, head_wg_) = add("lm_head.decoder.weight", {V, 2 * D}, Init::Normal, std_init);
-  // HF ties lm_head.bias to lm_head.decoder.bias: one tensor, saved under both names.
-  std::tie(head_b_, head_bg_) = add("lm_head.decoder.bias", {V}, Init::Zeros);
+  std::tie(final_ln_w_, final_ln_wg_) = add("reformer.encoder.layer_norm.weight");
+  std::tie(final_ln_b_, final_ln_bg_) = add("reformer.encoder.layer_norm.bias");
+  const ModelClass cls = config_.model_class();
+  if (is_language_model(cls)) {
+    std::tie(head_w_, head_wg_) = add("lm_head.decoder.weight");
+    // HF ties lm_head.bias to lm_head.decoder.bias: one tensor, saved under both names.
+    std::tie(head_b_, head_bg_) = add("lm_head.decoder.bias");
+  } else {
+    task_ = std::make_unique<TaskHead>();
+    task_->cls = cls;
+    if (cls == ModelClass::SequenceClassification) {  // HF ReformerClassificationHead
+      std::tie(task_->w1, task_->w1g) = add("classifier.dense.weight");
+      std::tie(task_->b1, task_->b1g) = add("classifier.dense.bias");
+      std::tie(task_->w2, task_->w2g) = add("classifier.out_proj.weight");
+      std::tie(task_->b2, task_->b2g) = add("classifier.out_proj.bias");
+    } else if (cls == ModelClass::QuestionAnswering) {
+      std::tie(task_->w1, task_->w1g) = add("qa_outputs.weight");
+      std::tie(task_->b1, task_->b1g) = add("qa_outputs.bias");
+    }
+  }
   bind_grad_arena();
   if (!config_.num_buckets.empty()) build_layers(config_.num_buckets);
 }
@@ -465,15 +480,16 @@ void ReformerModel::backward_layers(const Batch& batch, const StepOptions& opt) 
 LossStats ReformerModel::head(const Batch& batch, const StepOptions& opt, bool grads, float* logits_out) {
   const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, V = config_.vocab_size;
   const int64_t rows = B * L, D2 = 2 * D;
-  const float eps = static_cast<float>(config_.layer_norm_eps);
   const int64_t chunk = std::min(rows, config_.chunk_size_lm_head > 0 ? config_.chunk_size_lm_head : kDefaultHeadChunk);
-  // HF's loss: logits[:, t] predicts labels[:, t + 1]; the last position predicts nothing.
+  // HF's causal-LM loss: logits[:, t] predicts labels[:, t + 1]; the last position predicts nothing.
+  // ReformerForMaskedLM's loss is unshifted: logits[:, t] against labels[:, t].
+  const bool shift = config_.model_class() == ModelClass::LMHead;
   targets_.resize(rows);
   const int32_t* labels = batch.labels ? batch.labels : batch.ids;
   double count = 0;
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t t = r % L;
-    targets_[r] = t + 1 < L ? labels[r + 1] : kIgnoreIndex;
+    targets_[r] = !shift ? labels[r] : t + 1 < L ? labels[r + 1] : kIgnoreIndex;
     count += targets_[r] != kIgnoreIndex;
   }
   const float scale = opt.loss_scale > 0.f ? opt.loss_scale : (count > 0 ? static_cast<float>(1.0 / count) : 0.f);
@@ -483,19 +499,16 @@ LossStats ReformerModel::head(const Batch& batch, const StepOptions& opt, bool g
   head_logits_.ensure({chunk, V}, MemCategory::Workspace);
   head_mean_.ensure({chunk}, MemCategory::Workspace);
   head_rstd_.ensure({chunk}, MemCategory::Workspace);
-  const float p = hidden_dropout(opt);
-  const uint64_t stream = hidden_dropout_stream(opt.step, static_cast<int>(layers_.size()), DropoutSite::FinalNorm);
+  const FinalNorm ln{final_ln_w_->data(), final_ln_b_->data(), final_ln_wg_->data(), final_ln_bg_->data(), D,
+                     static_cast<float>(config_.layer_norm_eps)};
+  const DropoutKey drop{hidden_dropout(opt), opt.seed,
+                        hidden_dropout_stream(opt.step, static_cast<int>(layers_.size()), DropoutSite::FinalNorm)};
   LossStats stats;
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t nr = std::min(chunk, rows - r0);
     float* cat = head_cat_.data();
-    for (int64_t i = 0; i < nr; ++i) {
-      copy(cat + i * D2, x1_.data() + (r0 + i) * D, D);
-      copy(cat + i * D2 + D, x2_.data() + (r0 + i) * D, D);
-    }
     float* norm = head_norm_.data();
-    layernorm_forward(norm, head_mean_.data(), head_rstd_.data(), cat, final_ln_w_->data(), final_ln_b_->data(), nr, D2, eps);
-    dropout_forward(norm, norm, nr * D2, p, opt.seed, stream, static_cast<uint64_t>(r0 * D2));
+    sequence_output_rows(norm, cat, head_mean_.data(), head_rstd_.data(), x1_.data(), x2_.data(), ln, drop, r0, nr, 1);
     float* logits = logits_out ? logits_out + r0 * V : head_logits_.data();
     linear_forward(logits, norm, head_w_->data(), head_b_->data(), nr, D2, V);
     const CrossEntropyStats ce = cross_entropy_forward(logits, targets_.data() + r0, nr, V);
@@ -507,13 +520,8 @@ LossStats ReformerModel::head(const Batch& batch, const StepOptions& opt, bool g
     cross_entropy_backward(dlogits, logits, targets_.data() + r0, nr, V, scale);
     float* dnorm = head_dcat_.data();
     linear_backward(dnorm, head_wg_->data(), head_bg_->data(), dlogits, norm, head_w_->data(), nr, D2, V);
-    dropout_backward(dnorm, dnorm, nr * D2, p, opt.seed, stream, static_cast<uint64_t>(r0 * D2));
-    layernorm_backward(dnorm, final_ln_wg_->data(), final_ln_bg_->data(), dnorm, cat, head_mean_.data(),
-                       head_rstd_.data(), final_ln_w_->data(), nr, D2);
-    for (int64_t i = 0; i < nr; ++i) {
-      copy(dx1_.data() + (r0 + i) * D, dnorm + i * D2, D);
-      copy(dx2_.data() + (r0 + i) * D, dnorm + i * D2 + D, D);
-    }
+    sequence_output_rows_backward(dx1_.data(), dx2_.data(), dnorm, cat, head_mean_.data(), head_rstd_.data(), ln, drop, r0,
+                                  nr, 1);
   }
   return stats;
 }
@@ -522,7 +530,8 @@ LossStats ReformerModel::forward_backward(const Batch& batch, const StepOptions&
   prepare(batch.batch, batch.length, opt.training, /*backward=*/true);
   embed(batch, opt);
   run_layers(batch, opt, !reversible_);
-  const LossStats stats = head(batch, opt, /*grads=*/true, nullptr);
+  const LossStats stats = task_ ? task_head(batch, opt, /*loss=*/true, /*grads=*/true, nullptr)
+                                : head(batch, opt, /*grads=*/true, nullptr);
   grads_ready(0);
   backward_layers(batch, opt);
   embed_backward(batch, opt);
@@ -534,15 +543,25 @@ LossStats ReformerModel::evaluate(const Batch& batch, const StepOptions& opt) {
   prepare(batch.batch, batch.length, false, /*backward=*/false);
   embed(batch, opt);
   run_layers(batch, opt, false);
-  return head(batch, opt, false, nullptr);
+  return task_ ? task_head(batch, opt, /*loss=*/true, /*grads=*/false, nullptr) : head(batch, opt, false, nullptr);
 }
 
 void ReformerModel::forward_logits(Tensor& logits, const Batch& batch, const StepOptions& opt) {
+  REFORMER_CHECK(!task_, "a ", model_class_name(config_.model_class()),
+                 " has no language-model logits; use forward_outputs (reformer logits writes its outputs)");
   prepare(batch.batch, batch.length, false, /*backward=*/false);
   logits.ensure({batch.batch, batch.length, config_.vocab_size}, MemCategory::Activations);
   embed(batch, opt);
   run_layers(batch, opt, false);
   head(batch, opt, false, logits.data());
+}
+
+void ReformerModel::forward_outputs(std::map<std::string, Tensor>& outputs, const Batch& batch, const StepOptions& opt) {
+  if (!task_) return forward_logits(outputs["logits"], batch, opt);
+  prepare(batch.batch, batch.length, false, /*backward=*/false);
+  embed(batch, opt);
+  run_layers(batch, opt, false);
+  task_head(batch, opt, /*loss=*/false, /*grads=*/false, &outputs);
 }
 
 int64_t ReformerModel::activation_bytes() const {

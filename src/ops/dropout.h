@@ -19,6 +19,8 @@ enum class DropoutSite : uint64_t {
   FeedForwardHidden = 1,  // after the first FF dense, before the activation
   FeedForwardOutput = 2,  // after the second FF dense
   FinalNorm = 3,          // after the final LayerNorm (before the LM head)
+  ClassifierInput = 4,    // ReformerClassificationHead: on the first position's sequence output (row = sequence)
+  ClassifierHidden = 5,   // ReformerClassificationHead: after tanh (row = sequence)
 };
 
 uint64_t hidden_dropout_stream(uint64_t step, int layer, DropoutSite site);

@@ -107,45 +107,6 @@ int64_t optimizer_floats(const std::vector<ParameterShape>& shapes, const std::s
 
 }  // namespace
 
-std::vector<ParameterShape> parameter_shapes(const ReformerConfig& c) {
-  const int64_t D = c.hidden_size, F = c.feed_forward_size, V = c.vocab_size;
-  const int64_t Hd = c.num_attention_heads * c.attention_head_size;
-  std::vector<ParameterShape> out;
-  out.push_back({"reformer.embeddings.word_embeddings.weight", "embeddings", {V, D}});
-  if (c.axial_pos_embds) {
-    const size_t n = c.axial_pos_shape.size();
-    for (size_t a = 0; a < n; ++a) {
-      Shape s(n + 1, 1);
-      s[a] = c.axial_pos_shape[a];
-      s[n] = c.axial_pos_embds_dim.at(a);
-      out.push_back({"reformer.embeddings.position_embeddings.weights." + std::to_string(a), "embeddings", s});
-    }
-  } else {
-    out.push_back({"reformer.embeddings.position_embeddings.embedding.weight", "embeddings", {c.max_position_embeddings, D}});
-  }
-  for (int64_t i = 0; i < c.num_layers(); ++i) {
-    const std::string prefix = "reformer.encoder.layers." + std::to_string(i) + ".";
-    const std::string& type = c.attn_layers[static_cast<size_t>(i)];
-    const std::string attn = "layer " + std::to_string(i) + " attention (" + type + ")";
-    const std::string ff = "layer " + std::to_string(i) + " feed-forward";
-    out.push_back({prefix + "attention.layer_norm.weight", attn, {D}});
-    out.push_back({prefix + "attention.layer_norm.bias", attn, {D}});
-    for (const char* p : attention_kind(type).projections) out.push_back({prefix + "attention.self_attention." + p + ".weight", attn, {Hd, D}});
-    out.push_back({prefix + "attention.output.dense.weight", attn, {D, Hd}});
-    out.push_back({prefix + "feed_forward.layer_norm.weight", ff, {D}});
-    out.push_back({prefix + "feed_forward.layer_norm.bias", ff, {D}});
-    out.push_back({prefix + "feed_forward.dense.dense.weight", ff, {F, D}});
-    out.push_back({prefix + "feed_forward.dense.dense.bias", ff, {F}});
-    out.push_back({prefix + "feed_forward.output.dense.weight", ff, {D, F}});
-    out.push_back({prefix + "feed_forward.output.dense.bias", ff, {D}});
-  }
-  out.push_back({"reformer.encoder.layer_norm.weight", "final layer norm", {2 * D}});
-  out.push_back({"reformer.encoder.layer_norm.bias", "final layer norm", {2 * D}});
-  out.push_back({"lm_head.decoder.weight", "lm head", {V, 2 * D}});
-  out.push_back({"lm_head.decoder.bias", "lm head", {V}});
-  return out;
-}
-
 AllReducePlan allreduce_plan(const ReformerConfig& config) {
   const int64_t n = config.num_layers();
   std::vector<int64_t> group_floats(static_cast<size_t>(n + 2), 0);
@@ -163,20 +124,6 @@ AllReducePlan allreduce_plan(const ReformerConfig& config) {
   return plan;
 }
 
-std::vector<PartCount> parameter_counts(const ReformerConfig& config) {
-  std::vector<PartCount> parts;
-  for (const auto& p : parameter_shapes(config)) {
-    if (parts.empty() || parts.back().part != p.part) parts.push_back({p.part, 0});
-    parts.back().parameters = sum({parts.back().parameters, shape_numel(p.shape)});
-  }
-  return parts;
-}
-
-int64_t count_parameters(const ReformerConfig& config) {
-  int64_t total = 0;
-  for (const PartCount& p : parameter_counts(config)) total = sum({total, p.parameters});
-  return total;
-}
 
 MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer,
                                         int threads) {

@@ -56,12 +56,13 @@ double Trainer::train_step(double& grad_norm, double& lr) {
   model_.zero_grad();
   const int64_t ranks = comm_->size(), micro = options_.grad_accum * ranks;  // micro-batches of the step
   double loss = 0;
+  step_loss_sum_ = step_bytes_ = step_scored_ = 0;
   for (int64_t m = 0; m < options_.grad_accum; ++m) {
     const int64_t index = step_ * micro + comm_->rank() + m * ranks;
     hooks_.batch(tokens_, index);
     const int64_t scored = scored_tokens(tokens_);
     REFORMER_CHECK(scored > 0, "training batch ", step_, " has no scored tokens");
-    Batch in{tokens_.ids.data(), tokens_.batch, tokens_.length, nullptr, tokens_.labels.data()};
+    Batch in{tokens_.ids.data(), tokens_.batch, tokens_.length, tokens_.mask_or_null(), tokens_.labels.data()};
     StepOptions opt;
     opt.training = true;
     opt.seed = options_.seed;
@@ -70,21 +71,36 @@ double Trainer::train_step(double& grad_norm, double& lr) {
     opt.loss_scale = static_cast<float>(1.0 / (static_cast<double>(scored) * static_cast<double>(micro)));
     // The last micro-batch's backward finishes each gradient group: its sum over the ranks starts
     // right then, behind the rest of the backward.
-    if (ranks > 1 && m + 1 == options_.grad_accum)
+    if (ranks > 1 && m + 1 == options_.grad_accum) {
+      started_.assign(model_.grad_groups().size(), false);
       model_.set_grad_ready_hook([this](int g) {
         const GradGroup& group = model_.grad_groups()[g];
         comm_->start_sum(group.data, group.size);
+        started_[g] = true;
         comm_->progress();
         // The backward the reductions can hide behind: from the head's gradients to the embeddings'.
         if (g == 0) backward_start_ = Clock::now();
         if (g + 1 == static_cast<int>(model_.grad_groups().size())) backward_s_ = seconds_since(backward_start_);
       });
-    loss += model_.forward_backward(in, opt).mean() / static_cast<double>(micro);
+    }
+    const LossStats stats = model_.forward_backward(in, opt);
+    loss += stats.mean() / static_cast<double>(micro);
+    step_loss_sum_ += stats.loss_sum;
+    step_bytes_ += tokens_.scored_bytes;
+    step_scored_ += static_cast<double>(scored);
   }
   if (ranks > 1) {
     model_.set_grad_ready_hook(nullptr);
+    // A group the backward did not report (a model path without the hook) is reduced now.
+    for (size_t g = 0; g < started_.size(); ++g)
+      if (!started_[g]) comm_->start_sum(model_.grad_groups()[g].data, model_.grad_groups()[g].size);
     comm_->wait_all();
-    comm_->sum(&loss, 1);
+    double sums[4] = {loss, step_loss_sum_, step_bytes_, step_scored_};  // global loss, text bytes, tokens
+    comm_->sum(sums, 4);
+    loss = sums[0];
+    step_loss_sum_ = sums[1];
+    step_bytes_ = sums[2];
+    step_scored_ = sums[3];
   }
   grad_norm = options_.clip_norm > 0 ? clip_grad_norm(params_, options_.clip_norm) : reformer::grad_norm(params_);
   REFORMER_CHECK(std::isfinite(loss) && std::isfinite(grad_norm), "training diverged at step ", step_ + 1, ": loss ", loss,
@@ -105,11 +121,14 @@ void Trainer::evaluate(Progress& progress) {
   const double accuracy = s.count > 0 ? s.correct / s.count : 0.0;
   char line[160];
   std::snprintf(line, sizeof line, "eval step %lld: loss %.4f  bpb %.4f  accuracy %.4f  (%.0f tokens)",
-                static_cast<long long>(step_), s.mean(), bits_per_byte(s.mean()), accuracy, s.count);
+                static_cast<long long>(step_), s.mean(), bits_per_byte(s), accuracy, s.count);
   progress.message(line);
-  if (hooks_.metrics)
-    hooks_.metrics({{"split", "validation"}, {"step", step_}, {"loss", s.mean()}, {"bits_per_byte", bits_per_byte(s.mean())},
-                    {"accuracy", accuracy}, {"tokens", s.count}});
+  if (hooks_.metrics) {
+    nlohmann::json record = {{"split", "validation"}, {"step", step_}, {"loss", s.mean()}, {"bits_per_byte", bits_per_byte(s)},
+                             {"accuracy", accuracy}, {"tokens", s.count}};
+    if (s.bytes > 0) record["bytes"] = s.bytes;
+    hooks_.metrics(record);
+  }
 }
 
 void Trainer::save(Progress& progress) {
@@ -127,7 +146,7 @@ void Trainer::write_checkpoint(Progress& progress) {
   // when it keeps grad_accum x ranks).
   metadata["data_position"] = std::to_string(step_ * options_.grad_accum * comm_->size());
   metadata["ranks"] = std::to_string(comm_->size());
-  save_checkpoint(options_.out_dir, model_, *optimizer_, step_, metadata, options_.save_total_limit);
+  save_checkpoint(options_.out_dir, model_, *optimizer_, step_, metadata, options_.save_total_limit, options_.tokenizer);
   progress.message("checkpoint at step " + std::to_string(step_) + " saved to " +
                    (std::filesystem::path(options_.out_dir) / checkpoint_name(step_)).string());
 }
@@ -136,7 +155,7 @@ TrainResult Trainer::run(Progress& progress) {
   const int64_t first_step = step_;
   const Clock::time_point start = Clock::now();
   Clock::time_point interval_start = start;
-  double interval_loss = 0, interval_tokens = 0;
+  double interval_loss = 0, interval_tokens = 0, interval_scored = 0, interval_bytes = 0;
   int64_t interval_steps = 0;
   CommStats before = comm_->stats();  // the gradient reductions' totals before this step
   while (step_ < options_.steps) {
@@ -153,11 +172,15 @@ TrainResult Trainer::run(Progress& progress) {
     const auto tokens = static_cast<double>(tokens_.batch * tokens_.length * options_.grad_accum * comm_->size());
     interval_loss += loss;
     interval_tokens += tokens;
+    interval_scored += step_scored_;
+    interval_bytes += step_bytes_;
     ++interval_steps;
     if (writer() && hooks_.metrics) {
       nlohmann::json record = step_record(step_, loss, lr, tokens / std::max(seconds_since(step_start), 1e-9),
                                           seconds_since(start));
       record["split"] = "train";
+      // A tokenizer other than bytes: bits per byte of text, not per token (docs/NUMERICS.md).
+      if (step_bytes_ > 0) record["bits_per_byte"] = step_loss_sum_ / step_bytes_ / std::log(2.0);
       record["grad_norm"] = grad_norm;
       if (comm_->size() > 1) {
         // Rank 0's view of this step's gradient reductions (docs/DISTRIBUTED.md).
@@ -176,6 +199,7 @@ TrainResult Trainer::run(Progress& progress) {
       r.step = step_;
       r.total_steps = options_.steps;
       r.loss = interval_loss / static_cast<double>(interval_steps);
+      if (interval_bytes > 0 && interval_scored > 0) r.bytes_per_token = interval_bytes / interval_scored;
       r.lr = lr;
       r.grad_norm = grad_norm;
       r.tokens_per_s = interval_tokens / std::max(seconds_since(interval_start), 1e-9);
@@ -183,7 +207,7 @@ TrainResult Trainer::run(Progress& progress) {
       r.eta_s = seconds_since(start) / static_cast<double>(step_ - first_step) * static_cast<double>(options_.steps - step_);
       progress.report(r);
       interval_start = Clock::now();
-      interval_loss = interval_tokens = 0;
+      interval_loss = interval_tokens = interval_scored = interval_bytes = 0;
       interval_steps = 0;
     }
     if (options_.eval_interval > 0 && step_ % options_.eval_interval == 0 && step_ < options_.steps) evaluate(progress);

@@ -34,6 +34,8 @@
 
 namespace reformer {
 
+class Tokenizer;
+
 struct TrainerOptions {
   int64_t steps = 1000;        // total optimizer steps of the run (a resumed run continues to this)
   int64_t grad_accum = 1;      // micro-batches per step
@@ -48,6 +50,7 @@ struct TrainerOptions {
   std::string schedule = "rsqrt";
   std::map<std::string, std::string> checkpoint_metadata;  // stored with every checkpoint
   Communicator* communicator = nullptr;  // the ranks of a data-parallel run; nullptr = this process alone
+  const Tokenizer* tokenizer = nullptr;  // saved into every checkpoint (spiece.model); nullptr or bytes = none
 };
 
 struct TrainerHooks {
@@ -88,9 +91,11 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   TokenBatch tokens_;
   int64_t step_ = 0;
+  double step_loss_sum_ = 0, step_bytes_ = 0, step_scored_ = 0;  // the last step's summed loss, text bytes, scored tokens
   using Clock = std::chrono::steady_clock;
   Clock::time_point backward_start_;
   double backward_s_ = 0;  // the last step's backward behind which its reductions ran (ranks > 1)
+  std::vector<bool> started_;  // gradient groups whose all-reduce this step has started
   std::unique_ptr<Communicator> single_;  // when options.communicator is nullptr
   Communicator* comm_;
 };

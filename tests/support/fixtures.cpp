@@ -24,10 +24,12 @@ std::string source_dir() {
 
 std::string fixture_path(const std::string& relative) { return source_dir() + "/tests/fixtures/" + relative; }
 
-std::vector<std::string> hf_fixture_cases() {
-  const fs::path root = fixture_path("hf");
+std::vector<std::string> hf_fixture_cases() { return fixture_cases("hf"); }
+
+std::vector<std::string> fixture_cases(const std::string& relative) {
+  const fs::path root = fixture_path(relative);
   REFORMER_CHECK(fs::is_directory(root), "no fixture directory ", root.string(),
-                 "; run scripts/make_hf_fixtures.py (see tests/fixtures/hf/README.md)");
+                 "; run scripts/make_hf_fixtures.py (see tests/fixtures/", relative, "/README.md)");
   std::vector<std::string> out;
   for (const fs::directory_entry& e : fs::directory_iterator(root))
     if (e.is_directory() && fs::exists(e.path() / "config.json")) out.push_back(e.path().filename().string());

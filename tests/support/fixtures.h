@@ -27,6 +27,8 @@ struct HfFixture {
 
 // Every case directory under tests/fixtures/hf (those holding a config.json), sorted.
 std::vector<std::string> hf_fixture_cases();
+// The same for any fixture directory, e.g. "hf_classes" (tests/fixtures/hf_classes/README.md).
+std::vector<std::string> fixture_cases(const std::string& relative);
 // Opens tests/fixtures/hf/<name>/; throws reformer::Error naming the missing file.
 HfFixture load_hf_fixture(const std::string& name);
 

@@ -9,7 +9,10 @@
 // (H, d, num_hashes, rotation columns), one tensor `rotations.<layer>` per LSH layer, are taken from
 // --rotations, or from IN when --rotations is not given (so a fixture's data.safetensors works as
 // is). A layer without injected rotations draws its own from the engine's generator (--seed).
-// OUT receives `logits` (B, L, vocab) F32 and, with --hidden-states, HF's `hidden_states.<j>`
+// OUT receives the model class's outputs under Hugging Face's names, F32: `logits` (B, L, vocab) for a
+// language model, (B, num_labels) for sequence classification; `start_logits` and `end_logits` (B, L)
+// for question answering; `last_hidden_state` (B, L, 2 hidden) for a bare ReformerModel; and, with
+// --hidden-states, HF's `hidden_states.<j>`
 // (j = 0 the embedding output, j = i + 1 the X2 stream after layer i), each (B, L, hidden).
 // The forward runs in eval mode (no dropout).
 #include <cstdio>
@@ -200,19 +203,24 @@ void run_logits(const LogitsCommand& c) {
   StepOptions opt;
   opt.training = false;
   opt.seed = c.seed;
-  Tensor logits;
-  model->forward_logits(logits, batch, opt);
+  std::map<std::string, Tensor> outputs;
+  model->forward_outputs(outputs, batch, opt);
 
-  std::vector<NamedTensorView> views{{"logits", logits}};
+  std::vector<NamedTensorView> views;
+  std::string written;
+  for (const auto& [name, t] : outputs) {
+    views.emplace_back(name, t);
+    written += (written.empty() ? "" : ", ") + name + " " + shape_str(t.shape());
+  }
   for (const auto& [name, t] : hidden) views.emplace_back(name, t);
   std::map<std::string, std::string> meta{{"model", c.model_dir}, {"input", c.input},
+                                          {"model_class", model_class_name(config.model_class())},
                                           {"num_hashes", std::to_string(nh)},
                                           {"injected_rotations", std::to_string(injected)},
                                           {"shift_right", c.shift_right ? "true" : "false"}};
   write_safetensors(c.out, views, meta);
-  std::fprintf(stderr, "logits (%lld, %lld, %lld) written to %s (%d LSH layer(s) with injected rotations)\n",
-               static_cast<long long>(B), static_cast<long long>(L), static_cast<long long>(config.vocab_size), c.out.c_str(),
-               injected);
+  std::fprintf(stderr, "%s: %s written to %s (%d LSH layer(s) with injected rotations)\n",
+               model_class_name(config.model_class()), written.c_str(), c.out.c_str(), injected);
 }
 
 }  // namespace
@@ -220,11 +228,12 @@ void run_logits(const LogitsCommand& c) {
 void add_logits_command(CLI::App& app, int& exit_code) {
   auto c = std::make_shared<LogitsCommand>();
   CLI::App* cmd = app.add_subcommand(
-      "logits", "Write the logits (eval mode) for token ids read from a safetensors file: parity checks against Hugging Face");
+      "logits", "Write a model's outputs (eval mode, Hugging Face names) for token ids read from a safetensors file: parity checks against Hugging Face");
   cmd->add_option("--model", c->model_dir, "model directory (config.json + model.safetensors; `reformer train` or Hugging Face)")
       ->required();
   cmd->add_option("--input", c->input, "safetensors file with input_ids (batch, length) and optional attention_mask")->required();
-  cmd->add_option("--out", c->out, "safetensors file to write: logits (batch, length, vocab) F32")->required();
+  cmd->add_option("--out", c->out, "safetensors file to write: the outputs under Hugging Face's names (logits; start_logits, end_logits; "
+                  "last_hidden_state), F32")->required();
   cmd->add_option("--rotations", c->rotations,
                   "safetensors file with rotations.<layer> (heads, head size, num_hashes, num_buckets/2) per LSH layer, as "
                   "Hugging Face draws them (default: those in --input, if any)");
