@@ -153,7 +153,8 @@ def _prompt_ids(prompt):
 class Model:
     """A Reformer language model (ReformerModelWithLMHead weights and semantics)."""
 
-    def __init__(self, config=None, seed=0, *, _core_model=None):
+    def __init__(self, config=None, seed=0, *, _core_model=None, _directory=""):
+        self._directory = _directory  # where load() read it: its spiece.model is the text's tokenizer
         if _core_model is not None:
             self._m = _core_model
             return
@@ -163,7 +164,7 @@ class Model:
     @classmethod
     def load(cls, directory):
         """Loads config.json + model.safetensors (a `reformer train` output or a Hugging Face directory)."""
-        return cls(_core_model=_core.Model.load(str(directory)))
+        return cls(_core_model=_core.Model.load(str(directory)), _directory=str(directory))
 
     def save(self, directory):
         """Writes config.json + model.safetensors (Hugging Face layout)."""
@@ -206,13 +207,15 @@ class Model:
         to drawing): for comparing with transformers, whose rotations come from torch.randn."""
         self._m.set_rotations(layer, None if rotations is None else np.ascontiguousarray(rotations, dtype=np.float32))
 
-    def evaluate(self, data=DEFAULT_DATA, *, file=None, split="validation", task="lm", seq_len=0, batch=1,
-                 max_windows=0, num_hashes=0, seed=0, incremental=False, threads=0):
+    def evaluate(self, data=DEFAULT_DATA, *, file=None, split="validation", task="lm", tokenizer=None, seq_len=0,
+                 batch=1, max_windows=0, num_hashes=0, seed=0, incremental=False, threads=0):
         """Loss, bits per byte and accuracy exactly as `reformer eval` computes them: consecutive
-        windows of seq_len (0 = the model's length) over a split of data (90/5/5) or a whole file;
-        task="copy" scores fresh copy-task sequences. Returns {"loss", "bits_per_byte", "accuracy",
-        "tokens", "length", "source"}."""
-        return _core.evaluate(self._m, str(data), "" if file is None else str(file), split, task, seq_len, batch,
+        windows of seq_len tokens (0 = the model's length) over a split of data (90/5/5) or a whole
+        file; task="copy" scores fresh copy-task sequences. The text is tokenized by `tokenizer` (a
+        spiece.model), else by the spiece.model of the directory the model was loaded from, else as
+        bytes. Returns {"loss", "bits_per_byte", "accuracy", "tokens", "length", "source"}."""
+        return _core.evaluate(self._m, str(data), "" if file is None else str(file), split, task,
+                              "" if tokenizer is None else str(tokenizer), self._directory, seq_len, batch,
                               max_windows, num_hashes, seed, incremental, threads)
 
     def memory_plan(self, seq_len, batch=1, training=True, optimizer="adam"):
