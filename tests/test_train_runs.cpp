@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/run_cli.h"
+#include "support/run_dir.h"
 
 namespace {
 
@@ -38,12 +39,7 @@ std::vector<std::string> entries(const fs::path& dir) {
 class TrainRuns : public testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new fs::path(fs::temp_directory_path() / ("reformer_runs_" + std::to_string(getpid())));
-    fs::remove_all(*dir_);
-    fs::create_directories(*dir_);
-    std::string text;
-    for (int i = 0; text.size() < 40000; ++i) text += "a dog ran to the red house " + std::to_string(i % 89) + ". ";
-    std::ofstream(*dir_ / "text.txt") << text;
+    dir_ = new fs::path(reformer::test::make_run_dir("reformer_runs_"));
   }
   static void TearDownTestSuite() {
     fs::remove_all(*dir_);

@@ -18,6 +18,13 @@
 namespace reformer {
 
 
+// What one data-parallel step all-reduces: the gradient arena (ReformerModel::grad_groups), one
+// all-reduce per group (the head, each layer, the embeddings).
+struct AllReducePlan {
+  int64_t bytes = 0, groups = 0, largest_group_bytes = 0;
+};
+AllReducePlan allreduce_plan(const ReformerConfig& config);
+
 struct MemoryEstimate {
   int64_t parameters = 0, gradients = 0, optimizer_state = 0, activations = 0, workspace = 0;
   int64_t total() const;  // overflow-checked sum

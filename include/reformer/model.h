@@ -37,6 +37,20 @@ struct NamedParameter {
   Tensor* grad;
 };
 
+// A contiguous range of the model's gradient arena: the gradients that one part of the backward
+// finalises together (data parallelism reduces one group with one all-reduce).
+struct GradGroup {
+  std::string name;  // "head", "layer.3", "embeddings"
+  float* data;
+  int64_t size;      // floats, including the 64-byte alignment padding between tensors (kept zero)
+};
+
+// The gradient group of a parameter of a model with num_layers layers, by its name:
+// 0 the head (everything outside the embeddings and the layers), num_layers - i layer i,
+// num_layers + 1 the embeddings. Each tensor starts kGradAlignFloats-aligned in the arena.
+int grad_group_index(const std::string& name, int64_t num_layers);
+inline constexpr int64_t kGradAlignFloats = 16;  // 64 bytes, as the tensor's own allocation was
+
 struct Batch {
   const int32_t* ids = nullptr;              // (B, L)
   int64_t batch = 1, length = 0;
@@ -80,6 +94,13 @@ class ReformerModel {
   NamedParameter* find_parameter(const std::string& name);
   int64_t num_parameters() const;
   void zero_grad();
+  // All gradients live in one arena (as llm.c's grads_memory), grouped in the order the backward
+  // finalises them: the head (final LayerNorm, LM head), the layers from last to first, the
+  // embeddings. Each group is one contiguous range.
+  const std::vector<GradGroup>& grad_groups() const { return grad_groups_; }
+  // Called by forward_backward with a group's index as soon as that call's gradients of the group
+  // are final (nothing later in the call touches them); empty = none.
+  void set_grad_ready_hook(std::function<void(int group)> hook) { grad_ready_ = std::move(hook); }
 
   // Forward + loss + backward: gradients accumulate into the parameters' grad tensors.
   LossStats forward_backward(const Batch& batch, const StepOptions& opt);
@@ -151,6 +172,11 @@ class ReformerModel {
   LossStats task_head(const Batch& batch, const StepOptions& opt, bool loss, bool grads,
                       std::map<std::string, Tensor>* outputs);
   void dump(const std::string& name, const float* data, const Shape& shape) const;
+  // Allocates the gradient arena and points every parameter's grad tensor into it (grad_groups()).
+  void bind_grad_arena();
+  void grads_ready(int group) const {
+    if (grad_ready_) grad_ready_(group);
+  }
 
   ReformerConfig config_;
   bool reversible_ = true;
@@ -162,7 +188,10 @@ class ReformerModel {
   std::shared_ptr<QkvWorkspace> qkv_ws_;
   std::shared_ptr<FeedForwardWorkspace> ff_ws_;
   std::vector<NamedParameter> params_;
-  std::vector<std::unique_ptr<Tensor>> storage_;  // owns params and grads
+  std::vector<std::unique_ptr<Tensor>> storage_;  // owns params and the grad tensors (views into grad_arena_)
+  Tensor grad_arena_;
+  std::vector<GradGroup> grad_groups_;
+  std::function<void(int)> grad_ready_;
   std::vector<std::unique_ptr<Layer>> layers_;
   // Parameters outside the layers.
   Tensor *word_emb_ = nullptr, *word_emb_g_ = nullptr;

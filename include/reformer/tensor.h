@@ -2,7 +2,8 @@
 // Tensor: an owning, contiguous, row-major buffer with PyTorch dimension order (outermost first).
 // Memory comes from the accounted allocator under a category (memory.h). Tensors move, never copy
 // implicitly; clone() copies explicitly. Buffer<T> is the same for non-float data (bucket ids,
-// permutations) without a shape.
+// permutations) without a shape. A view (Buffer::view, Tensor::view) borrows memory another buffer
+// owns and accounts for (the model's gradient arena); it frees nothing.
 #include <cstdint>
 #include <cstring>
 #include <algorithm>
@@ -28,6 +29,14 @@ class Buffer {
     REFORMER_CHECK(n >= 0, "negative buffer size ", n);
     data_ = static_cast<T*>(mem_allocate(bytes(), category));
   }
+  // Borrows data[0..n): the owner keeps it alive and accounted.
+  static Buffer view(T* data, int64_t n) {
+    Buffer b;
+    b.data_ = data;
+    b.size_ = n;
+    b.owned_ = false;
+    return b;
+  }
   ~Buffer() { release(); }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
@@ -38,6 +47,7 @@ class Buffer {
       data_ = std::exchange(o.data_, nullptr);
       size_ = std::exchange(o.size_, 0);
       category_ = o.category_;
+      owned_ = std::exchange(o.owned_, true);
     }
     return *this;
   }
@@ -57,12 +67,14 @@ class Buffer {
 
  private:
   void release() {
-    if (data_) mem_free(data_, bytes(), category_);
+    if (data_ && owned_) mem_free(data_, bytes(), category_);
     data_ = nullptr;
     size_ = 0;
+    owned_ = true;
   }
   T* data_ = nullptr;
   int64_t size_ = 0;
+  bool owned_ = true;
   MemCategory category_ = MemCategory::Workspace;
 };
 
@@ -72,6 +84,8 @@ class Tensor {
   // Uninitialised contents.
   Tensor(Shape shape, MemCategory category);
   static Tensor zeros(Shape shape, MemCategory category);
+  // A tensor over numel(shape) floats at data that another tensor owns (Buffer::view).
+  static Tensor view(float* data, Shape shape);
   Tensor clone(MemCategory category) const;
   Tensor clone() const { return clone(buffer_.category()); }
 

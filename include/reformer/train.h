@@ -75,6 +75,7 @@ struct TrainSummary {
   bool interrupted = false;     // stopped by stop_requested, after saving
   bool already_finished = false;  // a resumed run whose checkpoint is at args.steps already
   TrainArgs args;               // the options the run used (a resumed run's merged ones)
+  int rank = 0, ranks = 1;      // this process in a data-parallel run (mpirun -np N; docs/DISTRIBUTED.md)
   ReformerConfig config;
 };
 

@@ -35,6 +35,14 @@ Tensor Tensor::zeros(Shape shape, MemCategory category) {
   return t;
 }
 
+Tensor Tensor::view(float* data, Shape shape) {
+  Tensor t;
+  t.numel_ = shape_numel(shape);
+  t.shape_ = std::move(shape);
+  t.buffer_ = Buffer<float>::view(data, t.numel_);
+  return t;
+}
+
 Tensor Tensor::clone(MemCategory category) const {
   Tensor t(shape_, category);
   if (numel_) std::memcpy(t.data(), data(), static_cast<size_t>(numel_) * sizeof(float));

@@ -70,7 +70,7 @@ ReformerModel::ReformerModel(const ReformerConfig& config, uint64_t init_seed) :
   std::map<std::string, std::pair<Tensor*, Tensor*>> made;
   for (const ParameterShape& spec : parameter_shapes(config_)) {
     auto p = std::make_unique<Tensor>(spec.shape, MemCategory::Parameters);
-    auto g = std::make_unique<Tensor>(Tensor::zeros(spec.shape, MemCategory::Gradients));
+    auto g = std::make_unique<Tensor>();  // a view into the gradient arena (bind_grad_arena)
     const bool axial = spec.init == ParameterInit::AxialNormal;
     if (axial || spec.init == ParameterInit::Normal)
       rng_fill_normal(p->data(), p->numel(), init_seed, rng_stream(RngPurpose::Init, {name_hash(spec.name)}), 0.f,
@@ -139,7 +139,41 @@ ReformerModel::ReformerModel(const ReformerConfig& config, uint64_t init_seed) :
       std::tie(task_->b1, task_->b1g) = add("qa_outputs.bias");
     }
   }
+  bind_grad_arena();
   if (!config_.num_buckets.empty()) build_layers(config_.num_buckets);
+}
+
+int grad_group_index(const std::string& name, int64_t num_layers) {
+  const std::string layer_prefix = "reformer.encoder.layers.";
+  if (name.rfind("reformer.embeddings.", 0) == 0) return static_cast<int>(num_layers) + 1;
+  if (name.rfind(layer_prefix, 0) == 0) return static_cast<int>(num_layers - std::stoll(name.substr(layer_prefix.size())));
+  return 0;
+}
+
+void ReformerModel::bind_grad_arena() {
+  // Groups in the order the backward finalises them (grad_group_index).
+  const int n = static_cast<int>(config_.num_layers());
+  auto group_of = [&](const std::string& name) { return grad_group_index(name, n); };
+  constexpr int64_t kAlign = kGradAlignFloats;
+  std::vector<int64_t> offset(params_.size());
+  std::vector<std::pair<int64_t, int64_t>> ranges(n + 2);
+  int64_t total = 0;
+  for (int g = 0; g < n + 2; ++g) {
+    ranges[g].first = total;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (group_of(params_[i].name) != g) continue;
+      offset[i] = total;
+      total += (params_[i].param->numel() + kAlign - 1) / kAlign * kAlign;
+    }
+    ranges[g].second = total - ranges[g].first;
+  }
+  grad_arena_ = Tensor::zeros({total}, MemCategory::Gradients);
+  for (size_t i = 0; i < params_.size(); ++i)
+    *params_[i].grad = Tensor::view(grad_arena_.data() + offset[i], params_[i].param->shape());
+  grad_groups_.clear();
+  for (int g = 0; g < n + 2; ++g)
+    grad_groups_.push_back({g == 0 ? "head" : g == n + 1 ? "embeddings" : "layer." + std::to_string(n - g),
+                            grad_arena_.data() + ranges[g].first, ranges[g].second});
 }
 
 ReformerModel::~ReformerModel() = default;
@@ -243,9 +277,7 @@ int64_t ReformerModel::num_parameters() const {
   return n;
 }
 
-void ReformerModel::zero_grad() {
-  for (auto& p : params_) p.grad->zero();
-}
+void ReformerModel::zero_grad() { grad_arena_.zero(); }
 
 void ReformerModel::set_num_hashes(int64_t n) {
   REFORMER_CHECK(n >= 0, "num_hashes = ", n, " must be positive (0 = back to the config's)");
@@ -441,6 +473,7 @@ void ReformerModel::backward_layers(const Batch& batch, const StepOptions& opt) 
     };
     layer.attn->backward(attn_input, attn_output_grad, input_grad_to_dx2, stored ? nullptr : &subtract_from_x1,
                          attention_call(batch, opt, li));
+    grads_ready(static_cast<int>(layers_.size() - l));  // layer l's group (bind_grad_arena)
   }
 }
 
@@ -499,8 +532,10 @@ LossStats ReformerModel::forward_backward(const Batch& batch, const StepOptions&
   run_layers(batch, opt, !reversible_);
   const LossStats stats = task_ ? task_head(batch, opt, /*loss=*/true, /*grads=*/true, nullptr)
                                 : head(batch, opt, /*grads=*/true, nullptr);
+  grads_ready(0);
   backward_layers(batch, opt);
   embed_backward(batch, opt);
+  grads_ready(static_cast<int>(layers_.size()) + 1);
   return stats;
 }
 

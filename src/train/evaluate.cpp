@@ -24,7 +24,7 @@ void accumulate(LossStats& total, const LossStats& s) {
 }  // namespace
 
 LossStats evaluate_bytes(ReformerModel& model, const ByteDataset& data, Split split, int64_t length, int64_t batch,
-                         int64_t max_windows, uint64_t seed) {
+                         int64_t max_windows, uint64_t seed, EvalShard shard) {
   REFORMER_CHECK(batch >= 1, "evaluation batch ", batch, " must be at least 1");
   REFORMER_CHECK(max_windows >= 0, "number of evaluation windows ", max_windows, " must be >= 0 (0 = the whole split)");
   const int64_t padded = padded_eval_length(model.config(), length);
@@ -32,7 +32,7 @@ LossStats evaluate_bytes(ReformerModel& model, const ByteDataset& data, Split sp
   if (max_windows > 0) windows = std::min(windows, max_windows);
   TokenBatch tokens;
   LossStats total;
-  for (int64_t first = 0; first < windows; first += batch) {
+  for (int64_t first = shard.rank * batch; first < windows; first += batch * shard.count) {
     const int64_t b = std::min(batch, windows - first);
     data.eval_batch(tokens, split, first, b, length, padded);
     Batch in{tokens.ids.data(), b, padded, tokens.mask_or_null(), tokens.labels.data()};
@@ -90,11 +90,12 @@ LossStats evaluate_bytes_incremental(ReformerModel& model, const ByteDataset& da
   return total;
 }
 
-LossStats evaluate_copy(ReformerModel& model, const CopyTask& task, int64_t batch, int64_t batches, uint64_t seed) {
+LossStats evaluate_copy(ReformerModel& model, const CopyTask& task, int64_t batch, int64_t batches, uint64_t seed,
+                        EvalShard shard) {
   REFORMER_CHECK(batches >= 1, "number of evaluation batches ", batches, " must be at least 1");
   TokenBatch tokens;
   LossStats total;
-  for (int64_t i = 0; i < batches; ++i) {
+  for (int64_t i = shard.rank; i < batches; i += shard.count) {
     copy_task_batch(tokens, task, batch, seed, kHeldOutSteps + i);
     Batch in{tokens.ids.data(), batch, task.length, nullptr, tokens.labels.data()};
     StepOptions opt;

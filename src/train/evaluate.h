@@ -15,9 +15,16 @@
 
 namespace reformer {
 
+// The part of an evaluation one rank of a data-parallel run computes: forward batch k (of `batch`
+// windows or sequences) belongs to rank k % count. Summing the LossStats of all shards gives the
+// unsharded result (up to the order of the sums): a batch's rotations are keyed by its position.
+struct EvalShard {
+  int rank = 0, count = 1;
+};
+
 // max_windows 0 = the whole split.
 LossStats evaluate_bytes(ReformerModel& model, const ByteDataset& data, Split split, int64_t length, int64_t batch,
-                         int64_t max_windows, uint64_t seed);
+                         int64_t max_windows, uint64_t seed, EvalShard shard = {});
 
 // The same windows and scores as evaluate_bytes, but teacher-forced through incremental decoding
 // (reformer/decode.h): each window is decoded token by token from its first byte, `batch` windows
@@ -25,6 +32,7 @@ LossStats evaluate_bytes(ReformerModel& model, const ByteDataset& data, Split sp
 LossStats evaluate_bytes_incremental(ReformerModel& model, const ByteDataset& data, Split split, int64_t length,
                                      int64_t batch, int64_t max_windows, uint64_t seed);
 
-LossStats evaluate_copy(ReformerModel& model, const CopyTask& task, int64_t batch, int64_t batches, uint64_t seed);
+LossStats evaluate_copy(ReformerModel& model, const CopyTask& task, int64_t batch, int64_t batches, uint64_t seed,
+                        EvalShard shard = {});
 
 }  // namespace reformer

@@ -9,6 +9,7 @@
 #include "reformer/limits.h"
 #include "layers/row_stream.h"
 #include "reformer/error.h"
+#include "reformer/model.h"
 #include "train/option_spec.h"
 #include "train/progress.h"
 
@@ -106,6 +107,24 @@ int64_t optimizer_floats(const std::vector<ParameterShape>& shapes, const std::s
 
 }  // namespace
 
+AllReducePlan allreduce_plan(const ReformerConfig& config) {
+  const int64_t n = config.num_layers();
+  std::vector<int64_t> group_floats(static_cast<size_t>(n + 2), 0);
+  for (const auto& p : parameter_shapes(config)) {
+    const int64_t padded = mul({(shape_numel(p.shape) + kGradAlignFloats - 1) / kGradAlignFloats, kGradAlignFloats});
+    int64_t& g = group_floats[static_cast<size_t>(grad_group_index(p.name, n))];
+    g = sum({g, padded});
+  }
+  AllReducePlan plan;
+  plan.groups = n + 2;
+  for (int64_t f : group_floats) {
+    plan.bytes = sum({plan.bytes, mul({f, kFloat})});
+    plan.largest_group_bytes = std::max(plan.largest_group_bytes, mul({f, kFloat}));
+  }
+  return plan;
+}
+
+
 MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer,
                                         int threads) {
   REFORMER_CHECK(B >= 1 && B <= limits::kMaxBatch, "batch ", B, " must be between 1 and ", limits::kMaxBatch);
@@ -119,7 +138,8 @@ MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int6
     params = sum({params, shape_numel(p.shape)});
     largest = std::max(largest, shape_numel(p.shape));
   }
-  m.parameters = m.gradients = mul({params, kFloat});
+  m.parameters = mul({params, kFloat});
+  m.gradients = allreduce_plan(c).bytes;  // the gradient arena: each tensor padded to 64 bytes
   m.optimizer_state = mul({optimizer_floats(shapes, optimizer), kFloat});
   const int64_t D = c.hidden_size, rows = mul({B, L});
   // The two streams and their gradients (B, L, D), layer-norm statistics.

@@ -3,9 +3,20 @@
 // clipping -> learning rate from the schedule -> optimizer step; progress reports, a metrics record
 // per step, periodic evaluation and checkpoints (train/trainer_state.h).
 //
-// Determinism: batch i is a pure function of (seed, i) (the data sources), dropout masks and LSH
-// rotations of step s are keyed by (seed, s), and the optimizer state and step are checkpointed, so
-// a resumed run computes the same losses as an uninterrupted one (same machine, same thread count).
+// Determinism: a step takes G = grad_accum x ranks micro-batches; micro-batch i of step s has the
+// global index s*G + i, and its data (the data sources: a pure function of (seed, index)), dropout
+// masks and LSH rotations (keyed by (seed, index)) depend on nothing else. The optimizer state and
+// step are checkpointed, so a resumed run computes the same losses as an uninterrupted one (same
+// machine, same thread count).
+//
+// Data parallelism (docs/DISTRIBUTED.md): rank r of N computes micro-batches r, r+N, ..., so N ranks
+// with grad_accum A compute the step of one process with grad_accum A*N, up to the order of the
+// gradient sum. During a step's last micro-batch each gradient group (ReformerModel::grad_groups)
+// is summed over the ranks as soon as the backward has finished it, while the backward continues;
+// the optimizer step waits for all of them. Every rank then holds the same gradient, clips by the
+// same global norm and takes the same optimizer step. Losses, token counts and evaluation sums are
+// reduced, so what is logged is global. Rank 0 alone writes checkpoints, metrics and progress.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -14,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dist/communicator.h"
 #include "reformer/model.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
@@ -37,14 +49,16 @@ struct TrainerOptions {
   std::string optimizer = "adam";
   std::string schedule = "rsqrt";
   std::map<std::string, std::string> checkpoint_metadata;  // stored with every checkpoint
+  Communicator* communicator = nullptr;  // the ranks of a data-parallel run; nullptr = this process alone
   const Tokenizer* tokenizer = nullptr;  // saved into every checkpoint (spiece.model); nullptr or bytes = none
 };
 
 struct TrainerHooks {
   std::function<void(TokenBatch& out, int64_t index)> batch;  // training micro-batch number `index`
-  std::function<LossStats()> evaluate;                        // held-out loss; may be empty
+  std::function<LossStats()> evaluate;                        // held-out loss (this rank's shard); may be empty
   std::function<void(const nlohmann::json&)> metrics;         // one record per step and per evaluation
-  std::function<bool()> stop_requested;                       // polled before every step (Ctrl-C)
+  std::function<bool()> stop_requested;                       // polled before every step (Ctrl-C); any
+                                                              // rank's request stops every rank
 };
 
 enum class TrainResult { Finished, Interrupted };
@@ -65,7 +79,9 @@ class Trainer {
   // One optimizer step; returns the mean loss of its micro-batches.
   double train_step(double& grad_norm, double& lr);
   void evaluate(Progress& progress);
-  void save(Progress& progress);
+  void save(Progress& progress);  // every rank; rank 0 writes
+  void write_checkpoint(Progress& progress);
+  bool writer() const { return comm_->rank() == 0; }
 
   ReformerModel& model_;
   TrainerOptions options_;
@@ -76,6 +92,12 @@ class Trainer {
   TokenBatch tokens_;
   int64_t step_ = 0;
   double step_loss_sum_ = 0, step_bytes_ = 0, step_scored_ = 0;  // the last step's summed loss, text bytes, scored tokens
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point backward_start_;
+  double backward_s_ = 0;  // the last step's backward behind which its reductions ran (ranks > 1)
+  std::vector<bool> started_;  // gradient groups whose all-reduce this step has started
+  std::unique_ptr<Communicator> single_;  // when options.communicator is nullptr
+  Communicator* comm_;
 };
 
 }  // namespace reformer

@@ -8,6 +8,7 @@
 #include <optional>
 
 
+#include "dist/communicator.h"
 #include "reformer/checkpoint.h"
 #include "reformer/error.h"
 #include "reformer/limits.h"
@@ -117,11 +118,39 @@ void check_args(const TrainArgs& a) {
   REFORMER_CHECK(a.valid_data.empty() == a.test_data.empty(), "give both --valid-data and --test-data, or neither (then --data is split 90/5/5)");
 }
 
+// A run resumed on another number of ranks keeps its global batch (batch x grad_accum x ranks): the
+// stored grad_accum is rescaled to this run's ranks, or the resume is refused naming both.
+void keep_global_batch(const TrainRequest& r, nlohmann::json& stored, const TrainerState& state, int ranks) {
+  const auto it = state.metadata.find("ranks");
+  int64_t old_ranks = 1;  // older checkpoints: one process
+  if (it != state.metadata.end()) {
+    char* end = nullptr;
+    old_ranks = std::strtoll(it->second.c_str(), &end, 10);
+    REFORMER_CHECK(end && *end == '\0' && old_ranks >= 1 && old_ranks <= limits::kMaxBatch, state.dir, "/", kTrainerStateFile,
+                   ": metadata ranks '", it->second, "' is not a number of ranks; the checkpoint is corrupt");
+  }
+  if (!stored.is_object() || !stored.contains("grad_accum") || !stored["grad_accum"].is_number_integer()) return;
+  const int64_t accum = stored["grad_accum"].get<int64_t>(), micro = accum * old_ranks;
+  const int64_t given = r.args.grad_accum;
+  REFORMER_CHECK(!r.given.count("grad_accum") || given * ranks == micro, "--grad-accum ", given, " on ", ranks,
+                 " ranks makes ", given * ranks, " micro-batches per step, but the run in ", r.out_dir, " takes ", micro,
+                 " (--grad-accum ", accum, " x ", old_ranks, " ranks); drop --grad-accum to keep the run's global batch");
+  if (old_ranks == ranks) return;
+  REFORMER_CHECK(micro % ranks == 0, "the run in ", r.out_dir, " takes ", micro, " micro-batches per step (--grad-accum ", accum,
+                 " x ", old_ranks, " ranks), which ", ranks, " ranks cannot share evenly; resume it on a number of ranks "
+                 "that divides ", micro);
+  stored["grad_accum"] = micro / ranks;
+}
+
 TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& created_out) {
   REFORMER_CHECK(!r.out_dir.empty(), "no output directory given; give --out (Python: out_dir)");
   const ScopedThreads threads(r.threads);
-  Progress progress(r.progress, r.progress_in_place);
+  Communicator& comm = world_communicator();  // this process alone unless started by mpirun/srun
+  const bool writer = comm.rank() == 0;       // rank 0 alone writes checkpoints, metrics and progress
+  Progress progress(writer ? r.progress : nullptr, r.progress_in_place);
   TrainSummary summary;
+  summary.rank = comm.rank();
+  summary.ranks = comm.size();
   TrainArgs args = r.args;
   std::optional<TrainerState> state;
   if (r.resume) {
@@ -135,6 +164,7 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
     } catch (const nlohmann::json::exception& e) {
       fail(state->dir, "/", kTrainerStateFile, ": metadata train_args is not valid JSON (", e.what(), "); the checkpoint is corrupt");
     }
+    keep_global_batch(r, stored, *state, comm.size());
     args = merge_resumed_args(r, stored);
   } else {
     REFORMER_CHECK(!has_checkpoint(r.out_dir), r.out_dir, " already holds a checkpoint; continue it with --resume or choose another --out");
@@ -201,7 +231,7 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
   const MemoryEstimate mem = estimate_training_memory(config, args.batch, P, args.optimizer, max_threads());
   // An impossible plan is refused here, with its size, instead of being OOM-killed later.
   check_memory_plan(mem, r.max_memory);
-  created_out = ensure_writable_dir(r.out_dir);
+  created_out = writer && ensure_writable_dir(r.out_dir);
   if (r.max_memory > 0) mem_set_limit(r.max_memory);
   // The run's directory is self-contained: its tokenizer beside the model (and in every checkpoint).
   save_tokenizer(*tokenizer, r.out_dir);
@@ -226,24 +256,27 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
   options.out_dir = r.out_dir;
   options.optimizer = args.optimizer;
   options.schedule = schedule;
+  options.communicator = &comm;
   options.checkpoint_metadata = {{"train_args", nlohmann::json(args).dump()}, {"threads", std::to_string(max_threads())}};
   options.tokenizer = tokenizer.get();
 
-  MetricsLog log((fs::path(r.out_dir) / "metrics.jsonl").string(),
-                 state ? std::optional<int64_t>(state->step) : std::nullopt);
+  std::optional<MetricsLog> log;
+  if (writer) log.emplace((fs::path(r.out_dir) / "metrics.jsonl").string(), state ? std::optional<int64_t>(state->step) : std::nullopt);
   TrainerHooks hooks;
   const int64_t B = args.batch;
+  const EvalShard shard{comm.rank(), comm.size()};  // evaluation is split over the ranks and summed
   if (copy) {
     hooks.batch = [&, B](TokenBatch& out, int64_t i) { copy_task_batch(out, task, B, args.seed, i); };
-    hooks.evaluate = [&, B] { return evaluate_copy(model, task, B, (args.eval_windows + B - 1) / B, args.seed); };
+    hooks.evaluate = [&, B] { return evaluate_copy(model, task, B, (args.eval_windows + B - 1) / B, args.seed, shard); };
   } else {
     hooks.batch = [&, B, L, P](TokenBatch& out, int64_t i) { data->train_batch(out, B, L, args.seed, i, P); };
-    hooks.evaluate = [&, B, L] { return evaluate_bytes(model, *data, Split::Validation, L, B, args.eval_windows, args.seed); };
+    hooks.evaluate = [&, B, L] { return evaluate_bytes(model, *data, Split::Validation, L, B, args.eval_windows, args.seed, shard); };
   }
-  hooks.metrics = [&](const nlohmann::json& record) {
-    log.write(record);
-    if (callbacks.on_record) callbacks.on_record(record);
-  };
+  if (writer)
+    hooks.metrics = [&](const nlohmann::json& record) {
+      log->write(record);
+      if (callbacks.on_record) callbacks.on_record(record);
+    };
   hooks.stop_requested = callbacks.stop_requested;
 
   Trainer trainer(model, options, hooks);
@@ -271,6 +304,7 @@ TrainSummary train(const TrainRequest& request, const TrainCallbacks& callbacks)
   } catch (...) {
     std::error_code ec;
     if (created_out && fs::is_directory(request.out_dir, ec) && fs::is_empty(request.out_dir, ec)) fs::remove(request.out_dir, ec);
+    world_communicator().abandon();  // this rank ends without MPI_Finalize, which makes mpirun end the others
     throw;
   }
 }

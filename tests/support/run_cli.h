@@ -46,15 +46,18 @@ inline std::string read_file(const std::filesystem::path& p) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// The training losses of a run's metrics.jsonl, step by step.
-inline std::vector<double> train_losses(const std::filesystem::path& run) {
+// The "loss" of every record of a split in a run's metrics.jsonl ("train": one per step).
+inline std::vector<double> logged_losses(const std::filesystem::path& run, const std::string& split) {
   std::vector<double> losses;
   std::ifstream in(run / "metrics.jsonl");
   for (std::string line; std::getline(in, line);) {
     const auto j = nlohmann::json::parse(line);
-    if (j["split"] == "train") losses.push_back(j["loss"].get<double>());
+    if (j["split"] == split) losses.push_back(j["loss"].get<double>());
   }
   return losses;
 }
+
+// The training losses of a run's metrics.jsonl, step by step.
+inline std::vector<double> train_losses(const std::filesystem::path& run) { return logged_losses(run, "train"); }
 
 }  // namespace reformer::test

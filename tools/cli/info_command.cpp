@@ -17,7 +17,7 @@ namespace {
 struct InfoCommand {
   ModelFlags model;
   std::optional<std::string> model_dir;
-  int64_t batch = 1, copy_vocab = 0;
+  int64_t batch = 1, copy_vocab = 0, ranks = 1;
   std::string optimizer = "adam";
   std::optional<int> threads;
   std::string max_memory = "0";
@@ -41,6 +41,18 @@ void run_info(const CLI::App& cmd, const InfoCommand& c) {
                              {"optimizer state", m.optimizer_state}, {"activations", m.activations},
                              {"workspace", m.workspace}, {"total", m.total()}})
     std::printf("  %-18s %12s  (%lld bytes)\n", name, format_bytes(bytes).c_str(), static_cast<long long>(bytes));
+  // Data parallelism (docs/DISTRIBUTED.md): every rank holds all of the above for its micro-batch.
+  const AllReducePlan ar = allreduce_plan(config);
+  std::printf("\ndata parallel over %lld rank(s): per rank %s (the table above; every rank holds a full replica)\n",
+              static_cast<long long>(c.ranks), format_bytes(m.total()).c_str());
+  std::printf("  all-reduce per step: %s (%lld bytes) of gradients in %lld groups (head, each layer, embeddings; largest "
+              "%s)\n", format_bytes(ar.bytes).c_str(), static_cast<long long>(ar.bytes), static_cast<long long>(ar.groups),
+              format_bytes(ar.largest_group_bytes).c_str());
+  if (c.ranks > 1) {
+    const double wire = 2.0 * static_cast<double>(c.ranks - 1) / static_cast<double>(c.ranks) * static_cast<double>(ar.bytes);
+    std::printf("  a ring all-reduce sends and receives 2(N-1)/N of that per rank: %s each way\n",
+                format_bytes(static_cast<int64_t>(wire)).c_str());
+  }
   // The table is printed first, so the refusal below can be read against it.
   check_memory_plan(m, max_memory);
 }
@@ -56,6 +68,9 @@ void add_info_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--optimizer", c->optimizer, "adam or adafactor (its state size)")->capture_default_str();
   cmd->add_option("--copy-vocab", c->copy_vocab, "vocabulary for a copy-task model (default: bytes, 258)");
   cmd->add_option("--threads", c->threads, "OpenMP threads (per-thread attention scratch)");
+  cmd->add_option("--ranks", c->ranks, "data-parallel ranks (mpirun -np N): per-rank memory and all-reduce bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--max-memory", c->max_memory, "fail (exit 1) when the plan exceeds this many bytes (or 24G; 0 = physical memory)")
       ->capture_default_str();
   cmd->callback([cmd, c, &exit_code] {

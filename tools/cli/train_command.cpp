@@ -64,7 +64,8 @@ void run_train(const CLI::App& cmd, const TrainCommand& c, int& exit_code) {
   }
   set_graceful_interrupts(false);
   if (summary.interrupted) {
-    std::printf("stopped by Ctrl-C (or SIGTERM); continue with: reformer train --out %s --resume\n", c.out.c_str());
+    if (summary.rank == 0)
+      std::printf("stopped by Ctrl-C (or SIGTERM); continue with: reformer train --out %s --resume\n", c.out.c_str());
     exit_code = kInterruptedExit;
   }
 }
