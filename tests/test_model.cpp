@@ -84,6 +84,55 @@ TEST(Model, ReversibleMatchesStoredActivationsWithDropout) {
   EXPECT_NE(model.evaluate(batch, opt).mean(), rev.mean());
 }
 
+// The per-layer plan (ReformerModel::set_stored_layers): storing none, some (the lowest layers, as
+// plan_stored_layers does, and scattered ones, where a stored layer must hand a reconstructed X1 to
+// the reversible layer below it) or all layers gives the stored-activation losses and gradients.
+TEST(Model, PerLayerStoragePlansMatchStoredActivations) {
+  ReformerConfig c = tiny_config({"local", "lsh", "local", "lsh", "local", "lsh"});
+  c.hidden_dropout_prob = 0.1;
+  c.local_attention_probs_dropout_prob = 0.1;
+  c.lsh_attention_probs_dropout_prob = 0.1;
+  ReformerModel model(c, 7);
+  const int64_t B = 2, L = 32;
+  const auto ids = random_ids(B * L, c.vocab_size, 1);
+  Batch batch{ids.data(), B, L};
+  StepOptions opt;
+  opt.seed = 5;
+  opt.step = 3;
+  model.set_reversible(false);
+  model.zero_grad();
+  const LossStats want = model.forward_backward(batch, opt);
+  const auto g_want = grads_of(model);
+  const std::vector<std::vector<bool>> plans = {{false, false, false, false, false, false},
+                                                {true, true, true, false, false, false},
+                                                {true, false, false, true, false, true},
+                                                {false, true, true, false, true, false},
+                                                {true, true, true, true, true, true}};
+  auto& params = model.parameters();
+  for (const auto& plan : plans) {
+    std::string name;
+    for (bool b : plan) name += b ? 'S' : 'R';
+    SCOPED_TRACE(name);
+    model.set_stored_layers(plan);
+    EXPECT_EQ(model.reversible(), name == "RRRRRR");
+    model.zero_grad();
+    const LossStats got = model.forward_backward(batch, opt);
+    EXPECT_NEAR(got.mean(), want.mean(), test::kPathTol.atol + test::kPathTol.rtol * std::fabs(want.mean()));
+    const auto g = grads_of(model);
+    for (size_t i = 0; i < params.size(); ++i)
+      EXPECT_CLOSE(g[i].data(), g_want[i].data(), static_cast<int64_t>(g[i].size()), test::kPathTol, params[i].name);
+  }
+  // The plan is really applied: the stored layers' copies are the only activations that grow.
+  model.set_stored_layers(plans[0]);
+  model.zero_grad();
+  model.forward_backward(batch, opt);
+  const int64_t none = mem_stats().live_of(MemCategory::Activations);
+  model.set_stored_layers(plans[1]);
+  model.zero_grad();
+  model.forward_backward(batch, opt);
+  EXPECT_EQ(mem_stats().live_of(MemCategory::Activations) - none, 3 * 2 * B * L * c.hidden_size * static_cast<int64_t>(sizeof(float)));
+}
+
 // Finite differences of the mean loss (dropout off) for every parameter that `check` selects.
 static void check_model_gradients(const ReformerConfig& c, uint64_t seed, const std::function<bool(const std::string&)>& check) {
   ReformerModel model(c, seed);
