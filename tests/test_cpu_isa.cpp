@@ -60,6 +60,13 @@ TEST(CpuIsa, ActiveVariantIsOneThisCpuRuns) {
 #endif
 }
 
+// Run by ctest a second time with REFORMER_ISA=baseline (CMakeLists.txt, cpu_isa_env_baseline).
+TEST(CpuIsa, EnvironmentLowersTheVariant) {
+  const char* env = std::getenv("REFORMER_ISA");
+  if (!env) GTEST_SKIP() << "REFORMER_ISA is not set";
+  EXPECT_STREQ(isa_name(isa_active()), env);
+}
+
 TEST(CpuIsa, PhiloxWordsOfEveryVariantMatchTheScalarDefinition) {
   ActiveIsa restore;
   const uint64_t seed = 0x0123456789ABCDEFull, stream = rng_stream(RngPurpose::HiddenDropout, {4, 5, 6});

@@ -55,18 +55,37 @@ std::vector<std::vector<float>> grads_of(ReformerModel& m) {
 
 }  // namespace
 
-TEST(Model, ReversibleMatchesStoredActivationsWithDropout) {
+namespace {
+
+// Six layers with every dropout on, so that a recomputation must draw the forward's masks.
+ReformerConfig dropout_config() {
   ReformerConfig c = tiny_config({"local", "lsh", "local", "lsh", "local", "lsh"});
   c.hidden_dropout_prob = 0.1;
   c.local_attention_probs_dropout_prob = 0.1;
   c.lsh_attention_probs_dropout_prob = 0.1;
-  ReformerModel model(c, 7);
-  const int64_t B = 2, L = 32;
-  const auto ids = random_ids(B * L, c.vocab_size, 1);
-  Batch batch{ids.data(), B, L};
+  return c;
+}
+
+// A batch of B x L random ids and the step options of the reversible-vs-stored tests.
+struct PathCase {
+  static constexpr int64_t B = 2, L = 32;
+  std::vector<int32_t> ids;
+  Batch batch;
   StepOptions opt;
-  opt.seed = 5;
-  opt.step = 3;
+  explicit PathCase(const ReformerConfig& c) : ids(random_ids(B * L, c.vocab_size, 1)), batch{ids.data(), B, L} {
+    opt.seed = 5;
+    opt.step = 3;
+  }
+};
+
+}  // namespace
+
+TEST(Model, ReversibleMatchesStoredActivationsWithDropout) {
+  const ReformerConfig c = dropout_config();
+  ReformerModel model(c, 7);
+  PathCase k(c);
+  const Batch& batch = k.batch;
+  StepOptions& opt = k.opt;
   model.set_reversible(false);
   model.zero_grad();
   const LossStats stored = model.forward_backward(batch, opt);
@@ -88,17 +107,12 @@ TEST(Model, ReversibleMatchesStoredActivationsWithDropout) {
 // plan_stored_layers does, and scattered ones, where a stored layer must hand a reconstructed X1 to
 // the reversible layer below it) or all layers gives the stored-activation losses and gradients.
 TEST(Model, PerLayerStoragePlansMatchStoredActivations) {
-  ReformerConfig c = tiny_config({"local", "lsh", "local", "lsh", "local", "lsh"});
-  c.hidden_dropout_prob = 0.1;
-  c.local_attention_probs_dropout_prob = 0.1;
-  c.lsh_attention_probs_dropout_prob = 0.1;
+  const ReformerConfig c = dropout_config();
   ReformerModel model(c, 7);
-  const int64_t B = 2, L = 32;
-  const auto ids = random_ids(B * L, c.vocab_size, 1);
-  Batch batch{ids.data(), B, L};
-  StepOptions opt;
-  opt.seed = 5;
-  opt.step = 3;
+  PathCase k(c);
+  const Batch& batch = k.batch;
+  const StepOptions& opt = k.opt;
+  const int64_t B = PathCase::B, L = PathCase::L;
   model.set_reversible(false);
   model.zero_grad();
   const LossStats want = model.forward_backward(batch, opt);

@@ -185,16 +185,16 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
   check_memory_plan(mem, r.max_memory);
   created_out = ensure_writable_dir(r.out_dir);
   if (r.max_memory > 0) mem_set_limit(r.max_memory);
-  // Spend what the budget leaves on stored layers (no reconstruction in their backward).
-  const LayerPlan plan = plan_stored_layers(config, args.batch, L, args.optimizer, max_threads(), r.max_memory);
-  char line[640];
-  std::snprintf(line, sizeof line,
-                "model: %zu layers (%s), hidden %lld, %lld heads x %lld, seq len %lld; training needs about %s (%s, within %s)",
+  char line[512];
+  std::snprintf(line, sizeof line, "model: %zu layers (%s), hidden %lld, %lld heads x %lld, seq len %lld; training needs about %s",
                 config.attn_layers.size(), nlohmann::json(config.attn_layers).dump().c_str(), static_cast<long long>(config.hidden_size),
                 static_cast<long long>(config.num_attention_heads), static_cast<long long>(config.attention_head_size),
-                static_cast<long long>(L), format_bytes(plan.estimate.total()).c_str(), describe_plan(plan).c_str(),
-                format_bytes(plan.budget).c_str());
+                static_cast<long long>(L), format_bytes(mem.total()).c_str());
   progress.message(line);
+  // Spend what the budget leaves on stored layers (no reconstruction in their backward).
+  const LayerPlan plan = plan_stored_layers(config, args.batch, L, args.optimizer, max_threads(), r.max_memory);
+  progress.message("layer plan: " + describe_plan(plan) + "; predicted peak " + format_bytes(plan.estimate.total()) + " of a " +
+                   format_bytes(plan.budget) + " budget");
 
   ReformerModel model(config, args.seed);
   model.set_stored_layers(plan.stored);
