@@ -1,7 +1,7 @@
 #pragma once
 // What a model and a training step will need, computed from the config alone, before anything is
 // allocated (`reformer info`, and a check before training starts).
-//   parameters: the HF state dict's names and shapes (spec 6.2), grouped into parts;
+//   parameters: reformer/parameters.h;
 //   memory: parameters, gradients, optimizer state, and the activations and workspaces that the
 //   model and every layer size on their first step (layers keep their own workspaces; the
 //   reversible backward keeps only the last layer's two streams).
@@ -12,26 +12,11 @@
 #include <vector>
 
 #include "reformer/config.h"
+#include "reformer/parameters.h"
 #include "reformer/tensor.h"
 
 namespace reformer {
 
-struct ParameterShape {
-  std::string name;  // HF state-dict name
-  std::string part;  // "embeddings", "layer 0 attention (lsh)", "layer 0 feed-forward", "final layer norm", "lm head"
-  Shape shape;
-};
-
-std::vector<ParameterShape> parameter_shapes(const ReformerConfig& config);
-
-struct PartCount {
-  std::string part;
-  int64_t parameters = 0;
-};
-// In model order; parts with the same name are summed.
-std::vector<PartCount> parameter_counts(const ReformerConfig& config);
-// All parameters of the model (overflow-checked).
-int64_t count_parameters(const ReformerConfig& config);
 
 struct MemoryEstimate {
   int64_t parameters = 0, gradients = 0, optimizer_state = 0, activations = 0, workspace = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include "layers/full_attention.h"
 #include "layers/local_attention.h"
@@ -14,6 +15,7 @@
 #include "ops/embedding.h"
 #include "ops/layernorm.h"
 #include "ops/linear.h"
+#include "reformer/parameters.h"
 #include "reformer/rng.h"
 
 namespace reformer {
@@ -61,39 +63,36 @@ RowWriter dropout_rows_into(float* y, bool subtract, float p, uint64_t seed, uin
 
 ReformerModel::ReformerModel(const ReformerConfig& config, uint64_t init_seed) : config_(config) {
   config_.validate();
-  const int64_t D = config_.hidden_size, H = config_.num_attention_heads, d = config_.attention_head_size;
-  const int64_t F = config_.feed_forward_size, V = config_.vocab_size, Hd = H * d;
   const float std_init = static_cast<float>(config_.initializer_range);
 
-  enum class Init { Normal, Zeros, Ones };
-  auto add = [&](const std::string& name, Shape shape, Init init, float std = 0.f) {
-    auto p = std::make_unique<Tensor>(shape, MemCategory::Parameters);
-    auto g = std::make_unique<Tensor>(Tensor::zeros(shape, MemCategory::Gradients));
-    if (init == Init::Normal)
-      rng_fill_normal(p->data(), p->numel(), init_seed, rng_stream(RngPurpose::Init, {name_hash(name)}), 0.f, std);
+  // Every parameter of reformer/parameters.h (the one list of names, shapes and initialisations),
+  // with its gradient; the code below binds the model's pointers to them by name.
+  std::map<std::string, std::pair<Tensor*, Tensor*>> made;
+  for (const ParameterShape& spec : parameter_shapes(config_)) {
+    auto p = std::make_unique<Tensor>(spec.shape, MemCategory::Parameters);
+    auto g = std::make_unique<Tensor>(Tensor::zeros(spec.shape, MemCategory::Gradients));
+    const bool axial = spec.init == ParameterInit::AxialNormal;
+    if (axial || spec.init == ParameterInit::Normal)
+      rng_fill_normal(p->data(), p->numel(), init_seed, rng_stream(RngPurpose::Init, {name_hash(spec.name)}), 0.f,
+                      axial ? static_cast<float>(config_.axial_norm_std) : std_init);
     else
-      p->fill(init == Init::Ones ? 1.f : 0.f);
-    params_.push_back({name, p.get(), g.get()});
+      p->fill(spec.init == ParameterInit::Ones ? 1.f : 0.f);
+    params_.push_back({spec.name, p.get(), g.get()});
+    made[spec.name] = {p.get(), g.get()};
     storage_.push_back(std::move(p));
     storage_.push_back(std::move(g));
-    return std::pair{params_.back().param, params_.back().grad};
-  };
+  }
+  auto add = [&](const std::string& name) { return made.at(name); };
 
-  std::tie(word_emb_, word_emb_g_) = add("reformer.embeddings.word_embeddings.weight", {V, D}, Init::Normal, std_init);
+  std::tie(word_emb_, word_emb_g_) = add("reformer.embeddings.word_embeddings.weight");
   if (config_.axial_pos_embds) {
-    const size_t k = config_.axial_pos_shape.size();
-    for (size_t a = 0; a < k; ++a) {
-      Shape s(k + 1, 1);
-      s[a] = config_.axial_pos_shape[a];
-      s[k] = config_.axial_pos_embds_dim[a];
-      auto [w, g] = add("reformer.embeddings.position_embeddings.weights." + std::to_string(a), s, Init::Normal,
-                        static_cast<float>(config_.axial_norm_std));
+    for (size_t a = 0; a < config_.axial_pos_shape.size(); ++a) {
+      auto [w, g] = add("reformer.embeddings.position_embeddings.weights." + std::to_string(a));
       pos_w_.push_back(w);
       pos_g_.push_back(g);
     }
   } else {
-    auto [w, g] = add("reformer.embeddings.position_embeddings.embedding.weight", {config_.max_position_embeddings, D},
-                      Init::Normal, std_init);
+    auto [w, g] = add("reformer.embeddings.position_embeddings.embedding.weight");
     pos_w_.push_back(w);
     pos_g_.push_back(g);
   }
@@ -102,43 +101,42 @@ ReformerModel::ReformerModel(const ReformerConfig& config, uint64_t init_seed) :
     const AttentionKindSpec& kind = attention_kind(config_.attn_layers[i]);
     L->kind = kind.kind;
     const std::string p = "reformer.encoder.layers." + std::to_string(i) + ".";
-    std::tie(L->ln_w, L->ln_wg) = add(p + "attention.layer_norm.weight", {D}, Init::Ones);
-    std::tie(L->ln_b, L->ln_bg) = add(p + "attention.layer_norm.bias", {D}, Init::Zeros);
+    std::tie(L->ln_w, L->ln_wg) = add(p + "attention.layer_norm.weight");
+    std::tie(L->ln_b, L->ln_bg) = add(p + "attention.layer_norm.bias");
     for (const char* n : kind.projections) {
-      auto [w, g] = add(p + "attention.self_attention." + n + ".weight", {Hd, D}, Init::Normal, std_init);
+      auto [w, g] = add(p + "attention.self_attention." + n + ".weight");
       L->attn_w.push_back(w);
       L->attn_g.push_back(g);
     }
-    auto [wo, go] = add(p + "attention.output.dense.weight", {D, Hd}, Init::Normal, std_init);
+    auto [wo, go] = add(p + "attention.output.dense.weight");
     L->attn_w.push_back(wo);
     L->attn_g.push_back(go);
-    std::tie(L->ff_ln_w, L->ff_ln_wg) = add(p + "feed_forward.layer_norm.weight", {D}, Init::Ones);
-    std::tie(L->ff_ln_b, L->ff_ln_bg) = add(p + "feed_forward.layer_norm.bias", {D}, Init::Zeros);
-    std::tie(L->ff_w1, L->ff_w1g) = add(p + "feed_forward.dense.dense.weight", {F, D}, Init::Normal, std_init);
-    std::tie(L->ff_b1, L->ff_b1g) = add(p + "feed_forward.dense.dense.bias", {F}, Init::Zeros);
-    std::tie(L->ff_w2, L->ff_w2g) = add(p + "feed_forward.output.dense.weight", {D, F}, Init::Normal, std_init);
-    std::tie(L->ff_b2, L->ff_b2g) = add(p + "feed_forward.output.dense.bias", {D}, Init::Zeros);
+    std::tie(L->ff_ln_w, L->ff_ln_wg) = add(p + "feed_forward.layer_norm.weight");
+    std::tie(L->ff_ln_b, L->ff_ln_bg) = add(p + "feed_forward.layer_norm.bias");
+    std::tie(L->ff_w1, L->ff_w1g) = add(p + "feed_forward.dense.dense.weight");
+    std::tie(L->ff_b1, L->ff_b1g) = add(p + "feed_forward.dense.dense.bias");
+    std::tie(L->ff_w2, L->ff_w2g) = add(p + "feed_forward.output.dense.weight");
+    std::tie(L->ff_b2, L->ff_b2g) = add(p + "feed_forward.output.dense.bias");
     layers_.push_back(std::move(L));
   }
-  std::tie(final_ln_w_, final_ln_wg_) = add("reformer.encoder.layer_norm.weight", {2 * D}, Init::Ones);
-  std::tie(final_ln_b_, final_ln_bg_) = add("reformer.encoder.layer_norm.bias", {2 * D}, Init::Zeros);
+  std::tie(final_ln_w_, final_ln_wg_) = add("reformer.encoder.layer_norm.weight");
+  std::tie(final_ln_b_, final_ln_bg_) = add("reformer.encoder.layer_norm.bias");
   const ModelClass cls = config_.model_class();
   if (is_language_model(cls)) {
-    std::tie(head_w_, head_wg_) = add("lm_head.decoder.weight", {V, 2 * D}, Init::Normal, std_init);
+    std::tie(head_w_, head_wg_) = add("lm_head.decoder.weight");
     // HF ties lm_head.bias to lm_head.decoder.bias: one tensor, saved under both names.
-    std::tie(head_b_, head_bg_) = add("lm_head.decoder.bias", {V}, Init::Zeros);
+    std::tie(head_b_, head_bg_) = add("lm_head.decoder.bias");
   } else {
     task_ = std::make_unique<TaskHead>();
     task_->cls = cls;
-    const int64_t K = config_.num_labels;
     if (cls == ModelClass::SequenceClassification) {  // HF ReformerClassificationHead
-      std::tie(task_->w1, task_->w1g) = add("classifier.dense.weight", {D, 2 * D}, Init::Normal, std_init);
-      std::tie(task_->b1, task_->b1g) = add("classifier.dense.bias", {D}, Init::Zeros);
-      std::tie(task_->w2, task_->w2g) = add("classifier.out_proj.weight", {K, D}, Init::Normal, std_init);
-      std::tie(task_->b2, task_->b2g) = add("classifier.out_proj.bias", {K}, Init::Zeros);
+      std::tie(task_->w1, task_->w1g) = add("classifier.dense.weight");
+      std::tie(task_->b1, task_->b1g) = add("classifier.dense.bias");
+      std::tie(task_->w2, task_->w2g) = add("classifier.out_proj.weight");
+      std::tie(task_->b2, task_->b2g) = add("classifier.out_proj.bias");
     } else if (cls == ModelClass::QuestionAnswering) {
-      std::tie(task_->w1, task_->w1g) = add("qa_outputs.weight", {K, 2 * D}, Init::Normal, std_init);
-      std::tie(task_->b1, task_->b1g) = add("qa_outputs.bias", {K}, Init::Zeros);
+      std::tie(task_->w1, task_->w1g) = add("qa_outputs.weight");
+      std::tie(task_->b1, task_->b1g) = add("qa_outputs.bias");
     }
   }
   if (!config_.num_buckets.empty()) build_layers(config_.num_buckets);

@@ -13,11 +13,13 @@
 #include "reformer/memory.h"
 #include "reformer/memory_estimate.h"
 #include "reformer/model.h"
+#include "reformer/parameters.h"
 #include "reformer/rng.h"
 #include "reformer/safetensors.h"
 #include "reformer/sampling.h"
 #include "reformer/tensor.h"
 #include "reformer/threads.h"
+#include "reformer/tokenizer.h"
 #include "reformer/train.h"
 
 int main() { return 0; }

@@ -5,7 +5,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace reformer::test {
 
@@ -33,5 +39,22 @@ inline Outcome sh(const std::string& command) {
 // `reformer ARGS` with a 60 s timeout, so that a hang (a FIFO read) fails the test with rc 124
 // instead of blocking the suite.
 inline Outcome reformer(const std::string& args) { return sh("timeout 60 \"$R\" " + args); }
+
+// The whole file (empty when it cannot be read).
+inline std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The training losses of a run's metrics.jsonl, step by step.
+inline std::vector<double> train_losses(const std::filesystem::path& run) {
+  std::vector<double> losses;
+  std::ifstream in(run / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j["split"] == "train") losses.push_back(j["loss"].get<double>());
+  }
+  return losses;
+}
 
 }  // namespace reformer::test
