@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "bench_models.h"
+#include "core/cpu_isa.h"
 #include "reformer/attention_kinds.h"
 #include "reformer/memory.h"
 #include "reformer/model.h"
@@ -60,6 +61,7 @@ struct BenchConfig {
   int64_t ff_chunk = -1;  // -1 = model default (cp/e8: 4096 rows)
   int64_t hashes = 0;     // 0 = model default
   int reversible = 1;
+  int64_t stored = -1;  // >= 0: the per-layer plan, the lowest `stored` layers keep their activations (overrides reversible)
   int reps = 3;
   int warmup = 1;
 
@@ -68,6 +70,7 @@ struct BenchConfig {
     s << "name=" << name << ";model=" << model << ";attn=" << attn << ";mode=" << mode << ";length=" << length
       << ";layers=" << layers << ";d_ff=" << d_ff << ";ff_chunk=" << ff_chunk << ";hashes=" << hashes
       << ";reversible=" << reversible << ";reps=" << reps << ";warmup=" << warmup;
+    if (stored >= 0) s << ";stored=" << stored;
     return s.str();
   }
   static BenchConfig decode(const std::string& text) {
@@ -88,6 +91,7 @@ struct BenchConfig {
       else if (k == "ff_chunk") c.ff_chunk = std::stoll(v);
       else if (k == "hashes") c.hashes = std::stoll(v);
       else if (k == "reversible") c.reversible = std::stoi(v);
+      else if (k == "stored") c.stored = std::stoll(v);
       else if (k == "reps") c.reps = std::stoi(v);
       else if (k == "warmup") c.warmup = std::stoi(v);
       else throw std::runtime_error("unknown bench key '" + k + "'");
@@ -176,52 +180,61 @@ double forward_flops_per_token(const reformer::ReformerConfig& c, int64_t L) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// FMA peak: kAcc independent FMA chains per thread on the widest vector registers (AVX-512 zmm
-// where the compiler targets it, else AVX2 ymm), all threads at once. 2 FLOPs per lane per FMA.
-#if defined(__AVX512F__)
-using vreg = __m512;
-constexpr int kLanes = 16;
-inline vreg vset(float x) { return _mm512_set1_ps(x); }
-inline vreg vfma(vreg a, vreg b, vreg c) { return _mm512_fmadd_ps(a, b, c); }
-inline float vfirst(vreg a) { return _mm512_cvtss_f32(a); }
-#elif defined(__FMA__)
-using vreg = __m256;
-constexpr int kLanes = 8;
-inline vreg vset(float x) { return _mm256_set1_ps(x); }
-inline vreg vfma(vreg a, vreg b, vreg c) { return _mm256_fmadd_ps(a, b, c); }
-inline float vfirst(vreg a) { return _mm256_cvtss_f32(a); }
-#else
-using vreg = float;
-constexpr int kLanes = 1;
-inline vreg vset(float x) { return x; }
-inline vreg vfma(vreg a, vreg b, vreg c) { return a * b + c; }
-inline float vfirst(vreg a) { return a; }
+// FMA peak: kAcc independent FMA chains per thread on the widest vector registers this CPU has
+// (AVX-512 zmm, else AVX2 ymm, else scalar; chosen at run time, core/cpu_isa.h), all threads at
+// once. 2 FLOPs per lane per FMA. Each variant is one function compiled for its instruction set.
+constexpr int kAcc = 12;  // > FMA latency x ports (4 x 2): keeps both FMA pipes busy
+
+// Runs FMAs for `seconds`; returns the FLOPs done. VREG/SET/FMA/FIRST name the variant's vector
+// type and intrinsics, LANES its floats per register.
+#define REFORMER_FMA_LOOP(NAME, ATTR, VREG, SET, FMA, FIRST, LANES)                                          \
+  ATTR double NAME(double seconds) {                                                                         \
+    VREG a[kAcc];                                                                                            \
+    for (int i = 0; i < kAcc; ++i) a[i] = SET(1.0f + 0.1f * static_cast<float>(i));                          \
+    const VREG m = SET(0.999999f), c = SET(1e-7f);                                                           \
+    int64_t iters = 0;                                                                                       \
+    const auto start = Clock::now();                                                                         \
+    while (std::chrono::duration<double>(Clock::now() - start).count() < seconds) {                          \
+      for (int r = 0; r < 4096; ++r) {                                                                       \
+        a[0] = FMA(a[0], m, c); a[1] = FMA(a[1], m, c); a[2] = FMA(a[2], m, c); a[3] = FMA(a[3], m, c);      \
+        a[4] = FMA(a[4], m, c); a[5] = FMA(a[5], m, c); a[6] = FMA(a[6], m, c); a[7] = FMA(a[7], m, c);      \
+        a[8] = FMA(a[8], m, c); a[9] = FMA(a[9], m, c); a[10] = FMA(a[10], m, c); a[11] = FMA(a[11], m, c);  \
+      }                                                                                                      \
+      iters += 4096;                                                                                         \
+    }                                                                                                        \
+    float sink = 0;                                                                                          \
+    for (int i = 0; i < kAcc; ++i) sink += FIRST(a[i]);                                                      \
+    if (sink == 12345.f) std::printf(" ");                                                                   \
+    return 2.0 * LANES * kAcc * static_cast<double>(iters);                                                  \
+  }
+
+inline float scalar_set(float x) { return x; }
+inline float scalar_fma(float a, float b, float c) { return a * b + c; }  // two FLOPs, not fused here
+inline float scalar_first(float a) { return a; }
+REFORMER_FMA_LOOP(fma_loop_baseline, , float, scalar_set, scalar_fma, scalar_first, 1)
+#if REFORMER_ISA_VARIANTS
+REFORMER_FMA_LOOP(fma_loop_avx2, __attribute__((target(REFORMER_TARGET_AVX2))), __m256, _mm256_set1_ps, _mm256_fmadd_ps,
+                  _mm256_cvtss_f32, 8)
+REFORMER_FMA_LOOP(fma_loop_avx512, __attribute__((target(REFORMER_TARGET_AVX512))), __m512, _mm512_set1_ps,
+                  _mm512_fmadd_ps, _mm512_cvtss_f32, 16)
 #endif
 
+double fma_loop(double seconds) {
+#if REFORMER_ISA_VARIANTS
+  switch (reformer::isa_active()) {
+    case reformer::Isa::Avx512: return fma_loop_avx512(seconds);
+    case reformer::Isa::Avx2: return fma_loop_avx2(seconds);
+    case reformer::Isa::Baseline: break;
+  }
+#endif
+  return fma_loop_baseline(seconds);
+}
+
 double fma_gflops(int threads, double seconds) {
-  constexpr int kAcc = 12;  // > FMA latency x ports (4 x 2): keeps both FMA pipes busy
   std::vector<double> flops(threads, 0.0);
   const auto t0 = Clock::now();
 #pragma omp parallel num_threads(threads)
-  {
-    vreg a0 = vset(1.0f), a1 = vset(1.1f), a2 = vset(1.2f), a3 = vset(1.3f), a4 = vset(1.4f), a5 = vset(1.5f);
-    vreg a6 = vset(1.6f), a7 = vset(1.7f), a8 = vset(1.8f), a9 = vset(1.9f), a10 = vset(2.0f), a11 = vset(2.1f);
-    const vreg m = vset(0.999999f), c = vset(1e-7f);
-    int64_t iters = 0;
-    const auto start = Clock::now();
-    while (std::chrono::duration<double>(Clock::now() - start).count() < seconds) {
-      for (int r = 0; r < 4096; ++r) {
-        a0 = vfma(a0, m, c); a1 = vfma(a1, m, c); a2 = vfma(a2, m, c); a3 = vfma(a3, m, c);
-        a4 = vfma(a4, m, c); a5 = vfma(a5, m, c); a6 = vfma(a6, m, c); a7 = vfma(a7, m, c);
-        a8 = vfma(a8, m, c); a9 = vfma(a9, m, c); a10 = vfma(a10, m, c); a11 = vfma(a11, m, c);
-      }
-      iters += 4096;
-    }
-    const float sink = vfirst(a0) + vfirst(a1) + vfirst(a2) + vfirst(a3) + vfirst(a4) + vfirst(a5) + vfirst(a6) +
-                       vfirst(a7) + vfirst(a8) + vfirst(a9) + vfirst(a10) + vfirst(a11);
-    if (sink == 12345.f) std::printf(" ");
-    flops[omp_get_thread_num()] = 2.0 * kLanes * kAcc * static_cast<double>(iters);
-  }
+  flops[omp_get_thread_num()] = fma_loop(seconds);
   const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
   double total = 0;
   for (double x : flops) total += x;
@@ -237,6 +250,7 @@ int run_fma(double seconds) {
   }
   std::sort(one.begin(), one.end());
   std::sort(two.begin(), two.end());
+  std::fprintf(stderr, "fma peak measured with the %s variant\n", reformer::isa_name(reformer::isa_active()));
   std::printf("%.1f,%.1f\n", one[1], two[1]);
   return 0;
 }
@@ -254,6 +268,11 @@ int run_one(const BenchConfig& b) {
   const int64_t L = b.length;
   reformer::ReformerModel model(cfg, 1);
   model.set_reversible(b.reversible != 0);
+  if (b.stored >= 0) {
+    std::vector<bool> plan(cfg.attn_layers.size(), false);
+    for (size_t l = 0; l < plan.size() && static_cast<int64_t>(l) < b.stored; ++l) plan[l] = true;
+    model.set_stored_layers(plan);
+  }
   std::vector<reformer::ParamRef> refs;
   for (auto& p : model.parameters()) refs.push_back({p.name, p.param->data(), p.grad->data(), p.param->shape()});
   std::unique_ptr<reformer::Adam> adam;

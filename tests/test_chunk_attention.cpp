@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/cpu_isa.h"
 #include "kernels/cpu/chunk_attention.h"
 #include "reformer/rng.h"
 #include "support/attention_reference.h"
@@ -78,14 +79,20 @@ void expect_forward_matches_reference(const Block& blk) {
 }  // namespace
 
 TEST(ChunkAttention, ForwardMatchesReference) {
+  // Every instruction-set variant this CPU runs (core/cpu_isa.h), each against the reference.
+  const Isa active = isa_active();
+  for (Isa isa : isa_supported_list())
   for (bool causal : {false, true})
     for (bool self_mask : {false, true})
       for (bool padding : {false, true})
         for (float dropout : {0.f, 0.3f}) {
-          SCOPED_TRACE(testing::Message() << "causal " << causal << " self " << self_mask << " pad " << padding
+          isa_set_active(isa);
+          SCOPED_TRACE(testing::Message() << isa_name(isa) << " causal " << causal << " self " << self_mask << " pad " << padding
                                           << " dropout " << dropout);
           expect_forward_matches_reference(Block(5, 13, 8, options(causal, self_mask, dropout), padding));
+          expect_forward_matches_reference(Block(3, 77, 8, options(causal, self_mask, dropout), padding));
         }
+  isa_set_active(active);
 }
 
 TEST(ChunkAttention, RowWithNoValidKeyFollowsHuggingFace) {

@@ -335,4 +335,19 @@ TEST_F(Cli, InfoReportsParametersAndMemory) {
   EXPECT_EQ(from_dir.rc, 0) << from_dir.out;
 }
 
+TEST_F(Cli, InfoShowsTheLayerPlan) {
+  // A budget far above the step: every layer is stored, and the plan says so layer by layer.
+  const std::string flags = "info --hidden-size 64 --heads 2 --head-size 32 --seq-len 1024 --layers 4 --batch 2";
+  const Outcome all = reformer(flags + " --max-memory 1T");
+  ASSERT_EQ(all.rc, 0) << all.out;
+  for (const char* s : {"layer plan (budget 1.00 TiB, --max-memory): all 4 layers stored (4 x 1.00 MiB)", "predicted peak",
+                        "recomputation skipped"})
+    EXPECT_NE(all.out.find(s), std::string::npos) << s << " in\n" << all.out;
+  EXPECT_EQ(all.out.find("reversible\n"), std::string::npos) << all.out;
+  // Without --max-memory the budget is the memory available now.
+  const Outcome now = reformer(flags);
+  ASSERT_EQ(now.rc, 0) << now.out;
+  EXPECT_NE(now.out.find("memory available now"), std::string::npos) << now.out;
+}
+
 }  // namespace

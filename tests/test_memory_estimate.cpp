@@ -98,5 +98,67 @@ TEST(MemoryEstimate, TrainingStepWithinToleranceOfMeasuredPeak) {
   }
 }
 
+// Stored layers (the per-layer plan): the estimate's activations grow by exactly what the
+// allocator measures (two (B, L, D) copies per stored layer), and the total stays within the
+// tolerance of the measured peak, for plans storing none, some and all layers.
+TEST(MemoryEstimate, StoredLayersMatchMeasuredPeak) {
+  const ReformerConfig c = small_config({"local", "lsh", "local", "lsh"}, 256, 32);
+  const int64_t B = 2, L = 256;
+  int64_t est_none = 0, measured_none = 0;
+  for (int64_t stored : {0, 1, 3, 4}) {
+    SCOPED_TRACE(testing::Message() << stored << " stored layers");
+    const MemoryEstimate est = estimate_training_memory(c, B, L, "adam", omp_get_max_threads(), stored);
+    const int64_t live_before = mem_stats().live_total;
+    mem_reset_peaks();
+    ReformerModel model(c, 1);
+    std::vector<bool> plan(4, false);
+    for (int64_t l = 0; l < stored; ++l) plan[static_cast<size_t>(l)] = true;
+    model.set_stored_layers(plan);
+    auto params = refs(model);
+    auto opt = make_optimizer("adam", params);
+    std::vector<int32_t> ids(static_cast<size_t>(B * L));
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(2 + i * 7 % 256);
+    Batch b{ids.data(), B, L, nullptr, nullptr};
+    model.forward_backward(b, StepOptions{});
+    opt->step(params, 1e-3f);
+    const MemStats s = mem_stats();
+    const int64_t activations = s.peak_of(MemCategory::Activations);
+    if (stored == 0) {
+      est_none = est.activations;
+      measured_none = activations;
+    }
+    EXPECT_EQ(est.activations - est_none, activations - measured_none);
+    EXPECT_EQ(activations - measured_none, stored * 2 * B * L * c.hidden_size * static_cast<int64_t>(sizeof(float)));
+    const double ratio = static_cast<double>(est.total()) / static_cast<double>(s.peak_total - live_before);
+    EXPECT_NEAR(ratio, 1.0, test::kMemoryEstimateRelTol) << mem_report();
+  }
+}
+
+TEST(MemoryEstimate, PlanStoresAsManyLayersAsFitTheBudget) {
+  const ReformerConfig c = small_config({"local", "lsh", "local", "lsh"}, 256, 32);
+  const int64_t B = 2, L = 256;
+  const int threads = omp_get_max_threads();
+  const int64_t none = estimate_training_memory(c, B, L, "adam", threads, 0).total();
+  const int64_t per = 2 * B * L * c.hidden_size * static_cast<int64_t>(sizeof(float));
+  for (int64_t fit : {0, 1, 2, 3, 4}) {
+    // A budget whose usable share holds the all-reversible step plus `fit` stored layers and a half.
+    const auto budget = static_cast<int64_t>((static_cast<double>(none) + (static_cast<double>(fit) + 0.5) * static_cast<double>(per)) /
+                                             kPlanBudgetShare);
+    const LayerPlan plan = plan_stored_layers(c, B, L, "adam", threads, budget);
+    EXPECT_EQ(plan.stored_count, fit);
+    ASSERT_EQ(plan.stored.size(), 4u);
+    for (int64_t l = 0; l < 4; ++l) EXPECT_EQ(plan.stored[static_cast<size_t>(l)], l < fit) << l;  // the lowest layers
+    EXPECT_EQ(plan.budget, budget);
+    EXPECT_EQ(plan.estimate.total(), none + fit * per);
+    EXPECT_LE(static_cast<double>(plan.estimate.total()), kPlanBudgetShare * static_cast<double>(budget));
+    EXPECT_DOUBLE_EQ(plan.recompute_flops_saved, plan.recompute_flops * static_cast<double>(fit) / 4.0);
+  }
+  // A huge budget stores every layer; one below the reversible plan stores none.
+  EXPECT_EQ(plan_stored_layers(c, B, L, "adam", threads, int64_t{1} << 50).stored_count, 4);
+  EXPECT_EQ(plan_stored_layers(c, B, L, "adam", threads, none / 2).stored_count, 0);
+  EXPECT_EQ(describe_plan(plan_stored_layers(c, B, L, "adam", threads, none / 2)), "all 4 layers reversible");
+  EXPECT_EQ(describe_plan(plan_stored_layers(c, B, L, "adam", threads, int64_t{1} << 50)), "all 4 layers stored (4 x 256.00 KiB)");
+}
+
 }  // namespace
 }  // namespace reformer

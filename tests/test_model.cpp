@@ -55,18 +55,37 @@ std::vector<std::vector<float>> grads_of(ReformerModel& m) {
 
 }  // namespace
 
-TEST(Model, ReversibleMatchesStoredActivationsWithDropout) {
+namespace {
+
+// Six layers with every dropout on, so that a recomputation must draw the forward's masks.
+ReformerConfig dropout_config() {
   ReformerConfig c = tiny_config({"local", "lsh", "local", "lsh", "local", "lsh"});
   c.hidden_dropout_prob = 0.1;
   c.local_attention_probs_dropout_prob = 0.1;
   c.lsh_attention_probs_dropout_prob = 0.1;
-  ReformerModel model(c, 7);
-  const int64_t B = 2, L = 32;
-  const auto ids = random_ids(B * L, c.vocab_size, 1);
-  Batch batch{ids.data(), B, L};
+  return c;
+}
+
+// A batch of B x L random ids and the step options of the reversible-vs-stored tests.
+struct PathCase {
+  static constexpr int64_t B = 2, L = 32;
+  std::vector<int32_t> ids;
+  Batch batch;
   StepOptions opt;
-  opt.seed = 5;
-  opt.step = 3;
+  explicit PathCase(const ReformerConfig& c) : ids(random_ids(B * L, c.vocab_size, 1)), batch{ids.data(), B, L} {
+    opt.seed = 5;
+    opt.step = 3;
+  }
+};
+
+}  // namespace
+
+TEST(Model, ReversibleMatchesStoredActivationsWithDropout) {
+  const ReformerConfig c = dropout_config();
+  ReformerModel model(c, 7);
+  PathCase k(c);
+  const Batch& batch = k.batch;
+  StepOptions& opt = k.opt;
   model.set_reversible(false);
   model.zero_grad();
   const LossStats stored = model.forward_backward(batch, opt);
@@ -82,6 +101,50 @@ TEST(Model, ReversibleMatchesStoredActivationsWithDropout) {
   // Dropout is really on: the same batch without dropout gives another loss.
   opt.training = false;
   EXPECT_NE(model.evaluate(batch, opt).mean(), rev.mean());
+}
+
+// The per-layer plan (ReformerModel::set_stored_layers): storing none, some (the lowest layers, as
+// plan_stored_layers does, and scattered ones, where a stored layer must hand a reconstructed X1 to
+// the reversible layer below it) or all layers gives the stored-activation losses and gradients.
+TEST(Model, PerLayerStoragePlansMatchStoredActivations) {
+  const ReformerConfig c = dropout_config();
+  ReformerModel model(c, 7);
+  PathCase k(c);
+  const Batch& batch = k.batch;
+  const StepOptions& opt = k.opt;
+  const int64_t B = PathCase::B, L = PathCase::L;
+  model.set_reversible(false);
+  model.zero_grad();
+  const LossStats want = model.forward_backward(batch, opt);
+  const auto g_want = grads_of(model);
+  const std::vector<std::vector<bool>> plans = {{false, false, false, false, false, false},
+                                                {true, true, true, false, false, false},
+                                                {true, false, false, true, false, true},
+                                                {false, true, true, false, true, false},
+                                                {true, true, true, true, true, true}};
+  auto& params = model.parameters();
+  for (const auto& plan : plans) {
+    std::string name;
+    for (bool b : plan) name += b ? 'S' : 'R';
+    SCOPED_TRACE(name);
+    model.set_stored_layers(plan);
+    EXPECT_EQ(model.reversible(), name == "RRRRRR");
+    model.zero_grad();
+    const LossStats got = model.forward_backward(batch, opt);
+    EXPECT_NEAR(got.mean(), want.mean(), test::kPathTol.atol + test::kPathTol.rtol * std::fabs(want.mean()));
+    const auto g = grads_of(model);
+    for (size_t i = 0; i < params.size(); ++i)
+      EXPECT_CLOSE(g[i].data(), g_want[i].data(), static_cast<int64_t>(g[i].size()), test::kPathTol, params[i].name);
+  }
+  // The plan is really applied: the stored layers' copies are the only activations that grow.
+  model.set_stored_layers(plans[0]);
+  model.zero_grad();
+  model.forward_backward(batch, opt);
+  const int64_t none = mem_stats().live_of(MemCategory::Activations);
+  model.set_stored_layers(plans[1]);
+  model.zero_grad();
+  model.forward_backward(batch, opt);
+  EXPECT_EQ(mem_stats().live_of(MemCategory::Activations) - none, 3 * 2 * B * L * c.hidden_size * static_cast<int64_t>(sizeof(float)));
 }
 
 // Finite differences of the mean loss (dropout off) for every parameter that `check` selects.

@@ -32,8 +32,38 @@ struct MemoryEstimate {
 
 // A training step of `batch` sequences of `length` tokens with the optimizer spec (train/make_optimizer.h)
 // on `threads` OpenMP threads (per-thread attention scratch).
+// stored_layers: how many layers run in stored-activation mode (each keeps its X2 and Y1, two
+// (batch, length, hidden) float buffers, in activations); the others are reversible.
 MemoryEstimate estimate_training_memory(const ReformerConfig& config, int64_t batch, int64_t length,
-                                        const std::string& optimizer, int threads);
+                                        const std::string& optimizer, int threads, int64_t stored_layers = 0);
+
+// The per-layer memory plan of a training step: the lowest `stored_count` layers keep their
+// activations (ReformerModel::set_stored_layers), the rest are reconstructed by the reversible
+// backward. Lowest first: every stored layer then sits below all reversible ones, so none of them
+// has to hand a reconstructed X1 down, and each skips its whole reconstruction (the FF output
+// product and the attention output projection, plus their dropout and subtraction passes).
+struct LayerPlan {
+  std::vector<bool> stored;          // per layer
+  int64_t stored_count = 0;
+  int64_t bytes_per_stored_layer = 0;
+  int64_t budget = 0;                // the bytes the plan had to fit in
+  MemoryEstimate estimate;           // the step's memory with this plan
+  double recompute_flops = 0;        // matrix-product FLOPs per step of reconstruction, all layers reversible
+  double recompute_flops_saved = 0;  // of which the stored layers skip
+};
+// The share of the budget a plan may fill with stored layers (the rest is headroom for what the
+// estimate does not see: the allocator's rounding, libraries, the program itself).
+inline constexpr double kPlanBudgetShare = 0.9;
+// Stores as many layers as fit kPlanBudgetShare of the budget: `max_memory` bytes when > 0, else the
+// memory available now (available_memory()). A budget below the all-reversible plan stores nothing
+// (check_memory_plan refuses such a plan).
+LayerPlan plan_stored_layers(const ReformerConfig& config, int64_t batch, int64_t length, const std::string& optimizer,
+                             int threads, int64_t max_memory);
+// MemAvailable from /proc/meminfo (free memory the kernel can hand out without swapping); the
+// physical memory where it cannot be read.
+int64_t available_memory();
+// "layers 0-3 of 6 stored (4 x 24.0 MiB), 2 reversible", "all 6 layers reversible".
+std::string describe_plan(const LayerPlan& plan);
 
 // "12.3 MiB", "1.50 GiB".
 std::string format_bytes(int64_t bytes);

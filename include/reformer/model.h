@@ -127,8 +127,23 @@ class ReformerModel {
   // room for one more position) and logits (count, vocab) receive the next-token logits.
   void decode_step(DecodeState& state, const int64_t* seqs, const int32_t* ids, int64_t count, float* logits);
 
-  void set_reversible(bool on) { reversible_ = on; }
-  bool reversible() const { return reversible_; }
+  // All layers reversible (on, the default) or all stored (off); clears a per-layer plan.
+  void set_reversible(bool on) {
+    reversible_ = on;
+    stored_layers_.clear();
+  }
+  // True when every layer is reversible.
+  bool reversible() const;
+  // The per-layer plan (reformer/memory_estimate.h, plan_stored_layers): layer l keeps its X2 and Y1
+  // from the forward when stored[l] (2 (B, L, D) buffers) and skips their reconstruction; the rest
+  // are reversible. Missing entries are reversible. Results do not depend on the plan (tested).
+  void set_stored_layers(std::vector<bool> stored) {
+    reversible_ = true;
+    stored_layers_ = std::move(stored);
+  }
+  bool layer_stored(size_t layer) const {
+    return !reversible_ || (layer < stored_layers_.size() && stored_layers_[layer]);
+  }
   // Overrides num_hashes of every LSH layer (the paper evaluates with more hashes than it trains with);
   // 0 goes back to the config's.
   void set_num_hashes(int64_t n);
@@ -180,6 +195,7 @@ class ReformerModel {
 
   ReformerConfig config_;
   bool reversible_ = true;
+  std::vector<bool> stored_layers_;       // per-layer stored-activation plan (with reversible_)
   int64_t num_hashes_override_ = 0;       // 0 = config num_hashes
   int64_t attention_row_chunk_ = 0;       // 0 = the layers' default
   std::vector<int64_t> built_buckets_;    // num_buckets the layers were built with
@@ -202,7 +218,7 @@ class ReformerModel {
   // Activations (sized by the batch, reused): the two streams and their gradients (the attention
   // branch is streamed in row chunks, layers/row_stream.h), and LN_a's per-row statistics.
   Tensor x1_, x2_, dx1_, dx2_, ln_mean_, ln_rstd_;
-  std::vector<Tensor> saved_x2_, saved_y1_;  // stored-activation mode only: each layer's X2 and Y1
+  std::vector<Tensor> saved_x2_, saved_y1_;  // stored layers only: each layer's X2 and Y1
   // Head workspace (chunk rows): concat, normalized, logits.
   Tensor head_cat_, head_norm_, head_logits_, head_mean_, head_rstd_, head_dcat_;
   std::vector<int32_t> targets_;

@@ -52,6 +52,9 @@ inline uint32_t rng_word(uint64_t seed, uint64_t stream, uint64_t index) {
 }
 // The raw words of the aligned group `group`: out[r] = rng_word(seed, stream, 32 * group + r).
 void rng_words32(uint32_t* out, uint64_t seed, uint64_t stream, uint64_t group);
+// `groups` consecutive groups from `first_group` into out[0 .. 32 * groups): the same words, in the
+// widest vectors the CPU has (chosen at run time; every variant is bit-identical).
+void rng_words32_groups(uint32_t* out, uint64_t seed, uint64_t stream, uint64_t first_group, int64_t groups);
 
 // Uniform in [0, 1) with 24 random bits: (word >> 8) * 2^-24.
 inline constexpr float kRngUniformScale = 1.0f / 16777216.0f;

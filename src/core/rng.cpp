@@ -1,9 +1,12 @@
 #include "reformer/rng.h"
 
-#if defined(__AVX2__)
+#include "core/cpu_isa.h"
+
+#if REFORMER_ISA_VARIANTS
 #include <immintrin.h>
 #endif
 
+#include <algorithm>
 #include <cmath>
 
 namespace reformer {
@@ -24,57 +27,135 @@ uint64_t rng_stream(RngPurpose purpose, std::initializer_list<uint64_t> parts) {
   return h;
 }
 
-void rng_words32(uint32_t* out, uint64_t seed, uint64_t stream, uint64_t group) {
-  const uint64_t block = group << 3;
-  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-#if defined(__AVX2__)
-  // Lane j holds block 8 * group + j. vpmuludq multiplies the even 32-bit lanes; the odd ones are
-  // shifted down and multiplied separately, and the high/low halves are blended back.
-  auto mul_hi_lo = [](__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
+namespace {
+
+// The scalar definition: block 8 * group + j gives words out[w * 8 + j].
+void words_baseline(uint32_t* out, uint64_t seed, uint64_t stream, uint64_t first_group, int64_t groups) {
+  for (int64_t g = 0; g < groups; ++g, out += 32) {
+    const uint64_t block = (first_group + static_cast<uint64_t>(g)) << 3;
+    for (int j = 0; j < 8; ++j) {
+      const Philox4 r = philox(seed, stream, block + static_cast<uint64_t>(j));
+      for (int w = 0; w < 4; ++w) out[w * 8 + j] = r.v[w];
+    }
+  }
+}
+
+}  // namespace
+
+#if REFORMER_ISA_VARIANTS
+// Integer arithmetic only, so every variant is bit-identical to words_baseline (tested).
+namespace {
+
+// One group: lane j holds block 8 * group + j. vpmuludq multiplies the even 32-bit lanes; the odd
+// ones are shifted down and multiplied separately, and the high/low halves are blended back.
+__attribute__((target(REFORMER_TARGET_AVX2))) void words_avx2(uint32_t* out, uint64_t seed, uint64_t stream,
+                                                              uint64_t first_group, int64_t groups) {
+  auto mul_hi_lo = [](__m256i a, __m256i m, __m256i& hi, __m256i& lo) __attribute__((target(REFORMER_TARGET_AVX2))) {
     const __m256i even = _mm256_mul_epu32(a, m), odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
     hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
     lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
   };
-  // block + j never carries into the high word: block is a multiple of 8.
-  __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(block))),
-                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  __m256i c1 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(block >> 32)));
-  __m256i c2 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream)));
-  __m256i c3 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream >> 32)));
   const __m256i m0 = _mm256_set1_epi32(static_cast<int>(0xD2511F53u));
   const __m256i m1 = _mm256_set1_epi32(static_cast<int>(0xCD9E8D57u));
-  for (int round = 0; round < 10; ++round) {
-    __m256i hi0, lo0, hi1, lo1;
-    mul_hi_lo(c0, m0, hi0, lo0);
-    mul_hi_lo(c2, m1, hi1, lo1);
-    c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32(static_cast<int>(k0)));
-    c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32(static_cast<int>(k1)));
-    c1 = lo1;
-    c3 = lo0;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
+  for (int64_t g = 0; g < groups; ++g, out += 32) {
+    const uint64_t block = (first_group + static_cast<uint64_t>(g)) << 3;
+    uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+    // block + j never carries into the high word: block is a multiple of 8.
+    __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(block))),
+                                  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i c1 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(block >> 32)));
+    __m256i c2 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream)));
+    __m256i c3 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream >> 32)));
+    for (int round = 0; round < 10; ++round) {
+      __m256i hi0, lo0, hi1, lo1;
+      mul_hi_lo(c0, m0, hi0, lo0);
+      mul_hi_lo(c2, m1, hi1, lo1);
+      c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32(static_cast<int>(k0)));
+      c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32(static_cast<int>(k1)));
+      c1 = lo1;
+      c3 = lo0;
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), c0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8), c1);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16), c2);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 24), c3);
   }
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), c0);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8), c1);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16), c2);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 24), c3);
-#else
-  constexpr int kW = 8;
-  for (int j = 0; j < kW; ++j) {
-    const Philox4 r = philox(seed, stream, block + static_cast<uint64_t>(j));
-    for (int w = 0; w < 4; ++w) out[w * kW + j] = r.v[w];
+}
+
+// Two groups at once: lanes 0-7 are group g's blocks, lanes 8-15 group g + 1's.
+__attribute__((target(REFORMER_TARGET_AVX512))) void words_avx512(uint32_t* out, uint64_t seed, uint64_t stream,
+                                                                  uint64_t first_group, int64_t groups) {
+  auto mul_hi_lo = [](__m512i a, __m512i m, __m512i& hi, __m512i& lo) __attribute__((target(REFORMER_TARGET_AVX512))) {
+    const __m512i even = _mm512_mul_epu32(a, m), odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+    hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+    lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+  };
+  auto halves = [](uint32_t a, uint32_t b) __attribute__((target(REFORMER_TARGET_AVX512))) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(static_cast<int>(a))),
+                              _mm256_set1_epi32(static_cast<int>(b)), 1);
+  };
+  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u));
+  const __m512i m1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
+  int64_t g = 0;
+  for (; g + 2 <= groups; g += 2, out += 64) {
+    const uint64_t b0 = (first_group + static_cast<uint64_t>(g)) << 3, b1 = b0 + 8;  // b1 may carry: own high word
+    uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+    __m512i c0 = _mm512_add_epi32(halves(static_cast<uint32_t>(b0), static_cast<uint32_t>(b1)), lane);
+    __m512i c1 = halves(static_cast<uint32_t>(b0 >> 32), static_cast<uint32_t>(b1 >> 32));
+    __m512i c2 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream)));
+    __m512i c3 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(stream >> 32)));
+    for (int round = 0; round < 10; ++round) {
+      __m512i hi0, lo0, hi1, lo1;
+      mul_hi_lo(c0, m0, hi0, lo0);
+      mul_hi_lo(c2, m1, hi1, lo1);
+      c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
+      c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
+      c1 = lo1;
+      c3 = lo0;
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    const __m512i c[4] = {c0, c1, c2, c3};
+    for (int w = 0; w < 4; ++w) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8 * w), _mm512_castsi512_si256(c[w]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 + 8 * w), _mm512_extracti64x4_epi64(c[w], 1));
+    }
+  }
+  if (g < groups) words_avx2(out, seed, stream, first_group + static_cast<uint64_t>(g), groups - g);
+}
+
+}  // namespace
+#endif
+
+void rng_words32_groups(uint32_t* out, uint64_t seed, uint64_t stream, uint64_t first_group, int64_t groups) {
+#if REFORMER_ISA_VARIANTS
+  switch (isa_active()) {
+    case Isa::Avx512: return words_avx512(out, seed, stream, first_group, groups);
+    case Isa::Avx2: return words_avx2(out, seed, stream, first_group, groups);
+    case Isa::Baseline: break;
   }
 #endif
+  words_baseline(out, seed, stream, first_group, groups);
+}
+
+void rng_words32(uint32_t* out, uint64_t seed, uint64_t stream, uint64_t group) {
+  rng_words32_groups(out, seed, stream, group, 1);
 }
 
 void rng_uniform_block(float* out, int64_t n, uint64_t seed, uint64_t stream, uint64_t index_base) {
   int64_t i = 0;
   for (; i < n && ((index_base + static_cast<uint64_t>(i)) & 31) != 0; ++i)  // up to a group boundary
     out[i] = rng_uniform(seed, stream, index_base + static_cast<uint64_t>(i));
-  uint32_t words[32];
-  for (; i + 32 <= n; i += 32) {
-    rng_words32(words, seed, stream, (index_base + static_cast<uint64_t>(i)) >> 5);
-    for (int r = 0; r < 32; ++r) out[i + r] = static_cast<float>(words[r] >> 8) * kRngUniformScale;
+  constexpr int64_t kGroups = 8;  // groups per call of the dispatched generator
+  uint32_t words[32 * kGroups];
+  while (i + 32 <= n) {
+    const int64_t groups = std::min(kGroups, (n - i) / 32);
+    rng_words32_groups(words, seed, stream, (index_base + static_cast<uint64_t>(i)) >> 5, groups);
+    for (int64_t r = 0; r < 32 * groups; ++r) out[i + r] = static_cast<float>(words[r] >> 8) * kRngUniformScale;
+    i += 32 * groups;
   }
   for (; i < n; ++i) out[i] = rng_uniform(seed, stream, index_base + static_cast<uint64_t>(i));
 }

@@ -418,7 +418,10 @@ void ReformerModel::run_layers(const Batch& batch, const StepOptions& opt, bool 
   for (size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = *layers_[l];
     const int li = static_cast<int>(l);
-    if (keep_inputs) {
+    // Only the layers the plan stores keep their inputs; a layer no longer stored frees its copies.
+    const bool keep = keep_inputs && layer_stored(l);
+    if (keep_inputs && !keep) saved_x2_[l] = Tensor(), saved_y1_[l] = Tensor();
+    if (keep) {
       saved_x2_[l].ensure({B, L, D}, MemCategory::Activations);
       copy(saved_x2_[l].data(), x2_.data(), n);
     }
@@ -430,7 +433,7 @@ void ReformerModel::run_layers(const Batch& batch, const StepOptions& opt, bool 
         dropout_rows_into(x1_.data(), /*subtract=*/false, hidden_dropout(opt), opt.seed, stream, D),
         attention_call(batch, opt, li));
     if (after_attention) after_attention(li);
-    if (keep_inputs) {
+    if (keep) {
       saved_y1_[l].ensure({B, L, D}, MemCategory::Activations);
       copy(saved_y1_[l].data(), x1_.data(), n);
     }
@@ -444,10 +447,18 @@ void ReformerModel::run_layers(const Batch& batch, const StepOptions& opt, bool 
 void ReformerModel::backward_layers(const Batch& batch, const StepOptions& opt) {
   const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, n = B * L * D;
   const float eps = static_cast<float>(config_.layer_norm_eps);
-  const bool stored = !reversible_;
+  // Layers below the lowest reversible one need nothing reconstructed.
+  size_t lowest_reversible = layers_.size();
+  for (size_t l = layers_.size(); l-- > 0;)
+    if (!layer_stored(l)) lowest_reversible = l;
   for (size_t l = layers_.size(); l-- > 0;) {
     Layer& layer = *layers_[l];
     const int li = static_cast<int>(l);
+    const bool stored = layer_stored(l);
+    // A stored layer with a reversible layer below hands that layer its outputs: X2 from the copy,
+    // X1 = Y1 - F from the copy of Y1 and the recomputed F (as a reversible layer would).
+    const bool reconstruct_x1 = !stored || lowest_reversible < l;
+    if (stored && reconstruct_x1) copy(x1_.data(), saved_y1_[l].data(), n);
     // FF half: (x1_ holds Y1, x2_ holds Y2). dY1' = dY1 + dFF/dY1^T dY2; X2 = Y2 - FF(Y1), both
     // chunk by chunk in place (FeedForward::backward_add).
     const float* y1 = stored ? saved_y1_[l].data() : x1_.data();
@@ -471,7 +482,7 @@ void ReformerModel::backward_layers(const Batch& batch, const StepOptions& opt) 
                          ln_rstd_.data() + r0, layer.ln_w->data(), rows, D);
       add_into(dx2_.data() + r0 * D, da, rows * D);
     };
-    layer.attn->backward(attn_input, attn_output_grad, input_grad_to_dx2, stored ? nullptr : &subtract_from_x1,
+    layer.attn->backward(attn_input, attn_output_grad, input_grad_to_dx2, reconstruct_x1 ? &subtract_from_x1 : nullptr,
                          attention_call(batch, opt, li));
     grads_ready(static_cast<int>(layers_.size() - l));  // layer l's group (bind_grad_arena)
   }
@@ -529,7 +540,7 @@ LossStats ReformerModel::head(const Batch& batch, const StepOptions& opt, bool g
 LossStats ReformerModel::forward_backward(const Batch& batch, const StepOptions& opt) {
   prepare(batch.batch, batch.length, opt.training, /*backward=*/true);
   embed(batch, opt);
-  run_layers(batch, opt, !reversible_);
+  run_layers(batch, opt, /*keep_inputs=*/true);  // the stored layers (layer_stored) keep theirs
   const LossStats stats = task_ ? task_head(batch, opt, /*loss=*/true, /*grads=*/true, nullptr)
                                 : head(batch, opt, /*grads=*/true, nullptr);
   grads_ready(0);
@@ -562,6 +573,12 @@ void ReformerModel::forward_outputs(std::map<std::string, Tensor>& outputs, cons
   embed(batch, opt);
   run_layers(batch, opt, false);
   task_head(batch, opt, /*loss=*/false, /*grads=*/false, &outputs);
+}
+
+bool ReformerModel::reversible() const {
+  for (size_t l = 0; l < layers_.size() || l < config_.attn_layers.size(); ++l)
+    if (layer_stored(l)) return false;
+  return true;
 }
 
 int64_t ReformerModel::activation_bytes() const {

@@ -34,13 +34,18 @@ void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed
   for (int64_t i = 0; i < head; ++i) one(i);
   const int64_t groups = (n - head) / 32;
   const uint64_t first_group = (index_base + static_cast<uint64_t>(head)) >> 5;
+  // Batches of kBatch groups per call of the dispatched Philox (rng.h: the widest vectors the CPU has).
+  constexpr int64_t kBatch = 8;
+  const int64_t batches = (groups + kBatch - 1) / kBatch;
 #pragma omp parallel for schedule(static) if (groups * 32 >= kOmpMinWork / 8)
-  for (int64_t g = 0; g < groups; ++g) {
-    uint32_t words[32];
-    rng_words32(words, seed, stream, first_group + static_cast<uint64_t>(g));
-    const int64_t i0 = head + g * 32;
+  for (int64_t bi = 0; bi < batches; ++bi) {
+    uint32_t words[32 * kBatch];
+    const int64_t g0 = bi * kBatch, ng = std::min(kBatch, groups - g0);
+    rng_words32_groups(words, seed, stream, first_group + static_cast<uint64_t>(g0), ng);
+    const int64_t i0 = head + g0 * 32;
+    const int64_t m = 32 * ng;
 #pragma omp simd
-    for (int r = 0; r < 32; ++r) y[i0 + r] = (words[r] >> 8) >= threshold ? x[i0 + r] * scale : 0.f;
+    for (int64_t r = 0; r < m; ++r) y[i0 + r] = (words[r] >> 8) >= threshold ? x[i0 + r] * scale : 0.f;
   }
   for (int64_t i = head + groups * 32; i < n; ++i) one(i);
 }

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <string>
 
 #include "core/checked_math.h"
 #include "reformer/attention_kinds.h"
@@ -126,7 +128,9 @@ AllReducePlan allreduce_plan(const ReformerConfig& config) {
 
 
 MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer,
-                                        int threads) {
+                                        int threads, int64_t stored_layers) {
+  REFORMER_CHECK(stored_layers >= 0 && stored_layers <= c.num_layers(), "stored layers ", stored_layers,
+                 " must be between 0 and the model's ", c.num_layers(), " layers");
   REFORMER_CHECK(B >= 1 && B <= limits::kMaxBatch, "batch ", B, " must be between 1 and ", limits::kMaxBatch);
   REFORMER_CHECK(threads >= 1 && threads <= limits::kMaxThreads, "threads ", threads, " must be between 1 and ",
                  limits::kMaxThreads);
@@ -142,8 +146,9 @@ MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int6
   m.gradients = allreduce_plan(c).bytes;  // the gradient arena: each tensor padded to 64 bytes
   m.optimizer_state = mul({optimizer_floats(shapes, optimizer), kFloat});
   const int64_t D = c.hidden_size, rows = mul({B, L});
-  // The two streams and their gradients (B, L, D), layer-norm statistics.
-  m.activations = mul({sum({mul({4, rows, D}), mul({2, rows})}), kFloat});
+  // The two streams and their gradients (B, L, D), layer-norm statistics, and each stored layer's
+  // copies of X2 and Y1.
+  m.activations = mul({sum({mul({4, rows, D}), mul({2, rows}), mul({2, stored_layers, rows, D})}), kFloat});
   // The LM head's row chunk: concat, normalized, its gradient (2D wide), the logits, LN statistics.
   const int64_t head_rows = std::min(rows, c.chunk_size_lm_head > 0 ? c.chunk_size_lm_head : kDefaultHeadChunk);
   m.workspace = sum({mul({head_rows, sum({6 * D, c.vocab_size, 2}), kFloat}), feed_forward_bytes(c, B, L),
@@ -161,6 +166,49 @@ MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int6
     m.activations = sum({m.activations, a.per_layer_activations});
   }
   return m;
+}
+
+int64_t available_memory() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib >> unit)
+    if (key == "MemAvailable:") return checked_mul(kib, int64_t{1024}, "available memory");
+  return memory_budget(0);
+}
+
+LayerPlan plan_stored_layers(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer, int threads,
+                             int64_t max_memory) {
+  LayerPlan plan;
+  const int64_t layers = c.num_layers();
+  plan.budget = max_memory > 0 ? max_memory : available_memory();
+  plan.estimate = estimate_training_memory(c, B, L, optimizer, threads, 0);
+  plan.bytes_per_stored_layer = mul({2, B, L, c.hidden_size, kFloat});
+  const double room = kPlanBudgetShare * static_cast<double>(plan.budget) - static_cast<double>(plan.estimate.total());
+  plan.stored_count = room <= 0 ? 0
+                                : std::min<int64_t>(layers, static_cast<int64_t>(room / static_cast<double>(plan.bytes_per_stored_layer)));
+  plan.estimate = estimate_training_memory(c, B, L, optimizer, threads, plan.stored_count);
+  plan.stored.assign(static_cast<size_t>(layers), false);
+  for (int64_t l = 0; l < plan.stored_count; ++l) plan.stored[static_cast<size_t>(l)] = true;
+  // What a stored layer skips: FF(Y1)'s output product (D x d_ff) and the attention's output
+  // projection (D x H*d), 2 FLOPs per multiply-add, per token.
+  const double tokens = static_cast<double>(B) * static_cast<double>(L);
+  const double per_layer = tokens * 2.0 * static_cast<double>(c.hidden_size) *
+                           static_cast<double>(c.feed_forward_size + c.num_attention_heads * c.attention_head_size);
+  plan.recompute_flops = per_layer * static_cast<double>(layers);
+  plan.recompute_flops_saved = per_layer * static_cast<double>(plan.stored_count);
+  return plan;
+}
+
+std::string describe_plan(const LayerPlan& plan) {
+  const int64_t n = static_cast<int64_t>(plan.stored.size()), k = plan.stored_count;
+  if (k == 0) return "all " + std::to_string(n) + " layers reversible";
+  std::string s = (k == n ? "all " + std::to_string(n) + " layers stored"
+                          : "layers 0-" + std::to_string(k - 1) + " of " + std::to_string(n) + " stored");
+  s += " (" + std::to_string(k) + " x " + format_bytes(plan.bytes_per_stored_layer) + ")";
+  if (k < n) s += ", " + std::to_string(n - k) + " reversible";
+  return s;
 }
 
 int64_t MemoryEstimate::total() const {

@@ -242,8 +242,13 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
                 static_cast<long long>(config.num_attention_heads), static_cast<long long>(config.attention_head_size),
                 static_cast<long long>(L), padding.c_str(), copy ? "copy-task" : tokenizer->kind().c_str(), format_bytes(mem.total()).c_str());
   progress.message(line);
+  // Spend what the budget leaves on stored layers (no reconstruction in their backward).
+  const LayerPlan plan = plan_stored_layers(config, args.batch, P, args.optimizer, max_threads(), r.max_memory);
+  progress.message("layer plan: " + describe_plan(plan) + "; predicted peak " + format_bytes(plan.estimate.total()) + " of a " +
+                   format_bytes(plan.budget) + " budget");
 
   ReformerModel model(config, args.seed);
+  model.set_stored_layers(plan.stored);
   TrainerOptions options;
   options.steps = args.steps;
   options.grad_accum = args.grad_accum;

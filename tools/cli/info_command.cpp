@@ -53,6 +53,16 @@ void run_info(const CLI::App& cmd, const InfoCommand& c) {
     std::printf("  a ring all-reduce sends and receives 2(N-1)/N of that per rank: %s each way\n",
                 format_bytes(static_cast<int64_t>(wire)).c_str());
   }
+  // The per-layer plan a training run would use with this budget (reformer/memory_estimate.h).
+  const LayerPlan plan = plan_stored_layers(config, c.batch, L, c.optimizer, max_threads(), max_memory);
+  std::printf("\nlayer plan (budget %s, %s): %s\n", format_bytes(plan.budget).c_str(),
+              max_memory > 0 ? "--max-memory" : "memory available now", describe_plan(plan).c_str());
+  for (size_t l = 0; l < plan.stored.size(); ++l)
+    std::printf("  layer %-3zu %-6s %s\n", l, config.attn_layers[l].c_str(), plan.stored[l] ? "stored" : "reversible");
+  std::printf("  predicted peak     %12s  (%lld bytes)\n", format_bytes(plan.estimate.total()).c_str(),
+              static_cast<long long>(plan.estimate.total()));
+  std::printf("  recomputation skipped: %.3g of %.3g GFLOP per step (the reconstruction's matrix products)\n",
+              plan.recompute_flops_saved / 1e9, plan.recompute_flops / 1e9);
   // The table is printed first, so the refusal below can be read against it.
   check_memory_plan(m, max_memory);
 }
@@ -71,7 +81,7 @@ void add_info_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--ranks", c->ranks, "data-parallel ranks (mpirun -np N): per-rank memory and all-reduce bytes")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--max-memory", c->max_memory, "fail (exit 1) when the plan exceeds this many bytes (or 24G; 0 = physical memory)")
+  cmd->add_option("--max-memory", c->max_memory, "fail (exit 1) when the plan exceeds this many bytes (or 24G; 0 = physical memory); also the layer plan's budget (0: the memory available now)")
       ->capture_default_str();
   cmd->callback([cmd, c, &exit_code] {
     run_info(*cmd, *c);

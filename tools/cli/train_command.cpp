@@ -104,7 +104,7 @@ void add_train_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--save-interval", a.save_interval, "steps between checkpoints, 0 = only at the end (and on Ctrl-C)")->capture_default_str();
   cmd->add_option("--save-total-limit", a.save_total_limit, "checkpoint-<step> directories kept (the newest), 0 = all")->capture_default_str();
   cmd->add_option("--max-memory", c->max_memory, "refuse a run whose planned memory exceeds this (bytes or 24G; 0 = physical memory) "
-                  "and cap the allocator at it")->capture_default_str();
+                  "and cap the allocator at it; layers are stored (not recomputed) as far as it allows (0: the memory available now)")->capture_default_str();
   cmd->add_option("--threads", c->threads, "OpenMP threads (default: OMP_NUM_THREADS or all cores); same seed + same threads = same losses");
   cmd->callback([cmd, c, &exit_code] { run_train(*cmd, *c, exit_code); });
 }

@@ -1,0 +1,84 @@
+#include "core/cpu_isa.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+#include "reformer/error.h"
+
+namespace reformer {
+namespace {
+
+bool cpu_has(Isa isa) {
+#if REFORMER_ISA_VARIANTS
+  // libgcc's cpu model checks XCR0 too, so a feature the OS does not save counts as absent.
+  __builtin_cpu_init();
+  switch (isa) {
+    case Isa::Baseline: return true;
+    case Isa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::Avx512:
+      return cpu_has(Isa::Avx2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  }
+  return false;
+#else
+  return isa == Isa::Baseline;
+#endif
+}
+
+Isa best_supported() {
+  for (Isa isa : {Isa::Avx512, Isa::Avx2})
+    if (cpu_has(isa)) return isa;
+  return Isa::Baseline;
+}
+
+Isa parse_isa(const std::string& s) {
+  for (Isa isa : {Isa::Baseline, Isa::Avx2, Isa::Avx512})
+    if (s == isa_name(isa)) return isa;
+  throw Error("REFORMER_ISA=" + s + " is not an instruction set; use baseline, avx2 or avx512");
+}
+
+Isa initial_isa() {
+  const Isa best = best_supported();
+  const char* env = std::getenv("REFORMER_ISA");
+  if (!env || !*env) return best;
+  const Isa want = parse_isa(env);
+  REFORMER_CHECK(static_cast<int>(want) <= static_cast<int>(best), "REFORMER_ISA=", env, " is not supported here; this CPU runs up to ",
+                 isa_name(best));
+  return want;
+}
+
+std::atomic<int>& active() {
+  static std::atomic<int> a{static_cast<int>(initial_isa())};
+  return a;
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Baseline: return "baseline";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+bool isa_supported(Isa isa) { return cpu_has(isa); }
+
+std::vector<Isa> isa_supported_list() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::Baseline, Isa::Avx2, Isa::Avx512})
+    if (cpu_has(isa)) out.push_back(isa);
+  return out;
+}
+
+Isa isa_active() { return static_cast<Isa>(active().load(std::memory_order_relaxed)); }
+
+void isa_set_active(Isa isa) {
+  REFORMER_CHECK(cpu_has(isa), "instruction set ", isa_name(isa), " is not supported on this CPU (up to ", isa_name(best_supported()),
+                 ")");
+  active().store(static_cast<int>(isa), std::memory_order_relaxed);
+}
+
+}  // namespace reformer

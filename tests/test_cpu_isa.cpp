@@ -1,0 +1,154 @@
+// Run-time instruction-set dispatch (src/core/cpu_isa.h): the chosen variant is one this CPU runs,
+// and every variant the machine can run gives the same bits as the baseline (SSE2) one, for each
+// dispatched kernel: the Philox words (against the scalar definition in rng.h), dropout (against
+// rng_keep element by element) and the chunk attention forward and backward.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "core/cpu_isa.h"
+#include "kernels/cpu/chunk_attention.h"
+#include "ops/dropout.h"
+#include "reformer/error.h"
+#include "reformer/rng.h"
+
+using namespace reformer;
+
+namespace {
+
+// Restores the active variant when a test ends.
+struct ActiveIsa {
+  Isa saved = isa_active();
+  ~ActiveIsa() { isa_set_active(saved); }
+};
+
+std::vector<float> uniform(int64_t n, uint64_t seed) {
+  std::vector<float> v(static_cast<size_t>(n));
+  rng_fill_uniform(v.data(), n, seed, 99, -1.f, 1.f);
+  return v;
+}
+
+}  // namespace
+
+TEST(CpuIsa, ActiveVariantIsOneThisCpuRuns) {
+  const Isa active = isa_active();
+  EXPECT_TRUE(isa_supported(active)) << isa_name(active);
+  const std::vector<Isa> all = isa_supported_list();
+  ASSERT_FALSE(all.empty());
+  EXPECT_EQ(all.front(), Isa::Baseline);
+#if REFORMER_ISA_VARIANTS
+  // Asked independently of cpu_isa.cpp: what the variant needs, the CPU has.
+  __builtin_cpu_init();
+  if (static_cast<int>(active) >= static_cast<int>(Isa::Avx2)) {
+    EXPECT_TRUE(__builtin_cpu_supports("avx2"));
+    EXPECT_TRUE(__builtin_cpu_supports("fma"));
+  }
+  if (active == Isa::Avx512) {  // (the builtin takes a literal only)
+    EXPECT_TRUE(__builtin_cpu_supports("avx512f"));
+    EXPECT_TRUE(__builtin_cpu_supports("avx512bw"));
+    EXPECT_TRUE(__builtin_cpu_supports("avx512dq"));
+    EXPECT_TRUE(__builtin_cpu_supports("avx512vl"));
+  }
+  // Without REFORMER_ISA the widest supported variant is active.
+  if (!std::getenv("REFORMER_ISA")) EXPECT_EQ(active, all.back());
+  if (!__builtin_cpu_supports("avx512f")) {
+    EXPECT_FALSE(isa_supported(Isa::Avx512));
+    EXPECT_THROW(isa_set_active(Isa::Avx512), Error);
+  }
+#endif
+}
+
+// Run by ctest a second time with REFORMER_ISA=baseline (CMakeLists.txt, cpu_isa_env_baseline).
+TEST(CpuIsa, EnvironmentLowersTheVariant) {
+  const char* env = std::getenv("REFORMER_ISA");
+  if (!env) GTEST_SKIP() << "REFORMER_ISA is not set";
+  EXPECT_STREQ(isa_name(isa_active()), env);
+}
+
+TEST(CpuIsa, PhiloxWordsOfEveryVariantMatchTheScalarDefinition) {
+  ActiveIsa restore;
+  const uint64_t seed = 0x0123456789ABCDEFull, stream = rng_stream(RngPurpose::HiddenDropout, {4, 5, 6});
+  // 2^29 - 1: the next group's blocks start at 2^32, so the low counter word wraps between the two
+  // groups of one AVX-512 register.
+  for (Isa isa : isa_supported_list()) {
+    isa_set_active(isa);
+    for (uint64_t first : {uint64_t{0}, uint64_t{3}, (uint64_t{1} << 29) - 1, (uint64_t{1} << 40) + 5})
+      for (int64_t groups : {1, 2, 3, 8}) {
+        std::vector<uint32_t> words(static_cast<size_t>(32 * groups));
+        rng_words32_groups(words.data(), seed, stream, first, groups);
+        for (int64_t i = 0; i < 32 * groups; ++i)
+          ASSERT_EQ(words[static_cast<size_t>(i)], rng_word(seed, stream, 32 * first + static_cast<uint64_t>(i)))
+              << isa_name(isa) << " group " << first << " word " << i;
+      }
+  }
+}
+
+TEST(CpuIsa, DropoutOfEveryVariantMatchesRngKeep) {
+  ActiveIsa restore;
+  const int64_t n = 5000;
+  const std::vector<float> x = uniform(n, 1);
+  const float p = 0.3f, scale = 1.f / (1.f - p);
+  const uint64_t seed = 7, stream = 11, base = 13;  // unaligned base: head, groups and tail
+  for (Isa isa : isa_supported_list()) {
+    isa_set_active(isa);
+    std::vector<float> y(static_cast<size_t>(n));
+    dropout_forward(y.data(), x.data(), n, p, seed, stream, base);
+    for (int64_t i = 0; i < n; ++i) {
+      const float want = rng_keep(seed, stream, base + static_cast<uint64_t>(i), p) ? x[static_cast<size_t>(i)] * scale : 0.f;
+      ASSERT_EQ(y[static_cast<size_t>(i)], want) << isa_name(isa) << " element " << i;
+    }
+  }
+}
+
+TEST(CpuIsa, ChunkAttentionOfEveryVariantIsBitIdenticalToBaseline) {
+  ActiveIsa restore;
+  // 77 and 300 keys: partial vectors of every width, and more than one dropout block.
+  for (int64_t nk : {77, 300})
+    for (bool causal : {false, true}) {
+      const int64_t nq = 19, d = 24;
+      const std::vector<float> q = uniform(nq * d, 2), k = uniform(nk * d, 3), v = uniform(nk * d, 4), dout = uniform(nq * d, 5),
+                               dlse = uniform(nq, 6);
+      std::vector<int32_t> qpos(static_cast<size_t>(nq)), kpos(static_cast<size_t>(nk));
+      std::vector<uint8_t> valid(static_cast<size_t>(nk), 1);
+      for (int64_t i = 0; i < nq; ++i) qpos[static_cast<size_t>(i)] = static_cast<int32_t>(40 + i);
+      for (int64_t j = 0; j < nk; ++j) kpos[static_cast<size_t>(j)] = static_cast<int32_t>(j * 3 % 90);
+      for (int64_t j = 0; j < nk; j += 5) valid[static_cast<size_t>(j)] = 0;
+      ChunkAttentionOptions opt;
+      opt.causal = causal;
+      opt.self_mask = true;
+      opt.dropout = 0.2f;
+      opt.seed = 3;
+      opt.stream = 17;
+      opt.dropout_base = 29;
+      struct Out {
+        std::vector<float> o, lse, dq, dk, dv;
+      };
+      auto run = [&](Isa isa) {
+        isa_set_active(isa);
+        Out r{std::vector<float>(nq * d), std::vector<float>(nq), std::vector<float>(nq * d, 0.f), std::vector<float>(nk * d, 0.f),
+              std::vector<float>(nk * d, 0.f)};
+        std::vector<float> scratch(static_cast<size_t>(2 * nq * nk));
+        chunk_attention_forward(r.o.data(), d, r.lse.data(), q.data(), d, k.data(), d, v.data(), d, qpos.data(), kpos.data(),
+                                valid.data(), nq, nk, d, opt, scratch.data());
+        chunk_attention_backward(r.dq.data(), d, r.dk.data(), d, r.dv.data(), d, dout.data(), d, dlse.data(), r.o.data(), d,
+                                 r.lse.data(), q.data(), d, k.data(), d, v.data(), d, qpos.data(), kpos.data(), valid.data(), nq,
+                                 nk, d, opt, scratch.data());
+        return r;
+      };
+      const Out base = run(Isa::Baseline);
+      for (Isa isa : isa_supported_list()) {
+        const Out got = run(isa);
+        auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
+          return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+        };
+        SCOPED_TRACE(testing::Message() << isa_name(isa) << " nk " << nk << " causal " << causal);
+        EXPECT_TRUE(same(got.o, base.o));
+        EXPECT_TRUE(same(got.lse, base.lse));
+        EXPECT_TRUE(same(got.dq, base.dq));
+        EXPECT_TRUE(same(got.dk, base.dk));
+        EXPECT_TRUE(same(got.dv, base.dv));
+      }
+    }
+}
