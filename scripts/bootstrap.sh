@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build libdnnl-dev nlohmann-json3-dev libcli11-dev
           libgtest-dev libbenchmark-dev zlib1g-dev dict-gcide dictzip
-          ocl-icd-opencl-dev opencl-c-headers)  # Debian's dnnl CMake config requires OpenCL
+          ocl-icd-opencl-dev opencl-c-headers  # Debian's dnnl CMake config requires OpenCL
+          libsentencepiece-dev pkg-config)  # SentencePiece tokenizers (spiece.model), found through pkg-config
 # `bootstrap.sh fuzz` (make fuzz) adds clang with libFuzzer and its OpenMP runtime.
 if [ "${1:-}" = fuzz ]; then packages+=(clang libclang-rt-14-dev libomp-14-dev); fi
 missing=()

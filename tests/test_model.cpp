@@ -232,7 +232,8 @@ TEST(Config, BadConfigsFailWithClearMessages) {
   EXPECT_NE(with([](ReformerConfig& c) { c.hidden_dropout_prob = 1.5; }).find("hidden_dropout_prob"), std::string::npos);
   ReformerConfig c = tiny_config({"local", "lsh"});
   EXPECT_NE(error_of([&] { c.validate_length(28, false); }).find("not a multiple of 8"), std::string::npos);
-  EXPECT_NE(error_of([&] { c.validate_length(16, true); }).find("must equal the product of axial_pos_shape"), std::string::npos);
+  // Training lengths below the axial product are allowed (HF's eval positions, docs/NUMERICS.md).
+  EXPECT_EQ(error_of([&] { c.validate_length(16, true); }), "");
   EXPECT_NE(error_of([&] { c.validate_length(64, false); }).find("exceeds"), std::string::npos);
   nlohmann::json j = c.to_json();
   j["model_type"] = "bert";

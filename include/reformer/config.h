@@ -78,9 +78,15 @@ struct ReformerConfig {
 
   // Throws reformer::Error naming the field and the fix.
   void validate() const;
-  // Checks that a batch of length L can be run (training: L must equal prod(axial_pos_shape) as in
-  // HF and be a multiple of the chunk lengths; eval: L <= max_length()).
+  // Checks that a batch of length L can be run: L <= max_length() and, unless L is no longer than
+  // every chunk, a multiple of the chunk lengths (callers pad with an attention mask,
+  // model/eval_length.h). Training and eval follow the same rule (HF additionally requires training
+  // lengths to equal prod(axial_pos_shape); shorter ones use the first L positions, as HF's eval).
   void validate_length(int64_t L, bool training) const;
+  // The shortest length >= n that validate_length's chunk rule allows: n when n is no longer than
+  // every chunk, else the next multiple of the chunk lengths (a window is padded to it with an
+  // attention mask). Not checked against max_length().
+  int64_t chunk_padded_length(int64_t n) const;
   // HF `_set_num_buckets` rule for an unset num_buckets, from the first sequence length (spec 1.2).
   std::vector<int64_t> auto_num_buckets(int64_t L) const;
 

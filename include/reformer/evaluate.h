@@ -16,8 +16,12 @@ struct EvalRequest {
   std::string data = kDefaultData;  // split 90/5/5 as in training
   std::string file;                 // evaluate this whole file instead of a split of `data`
   std::string split = "validation";  // train, validation or test
-  std::string task = "lm";          // lm (bytes) or copy (fresh copy-task sequences)
-  int64_t seq_len = 0;              // window length; 0 = the model's max_length()
+  std::string task = "lm";          // lm (text) or copy (fresh copy-task sequences)
+  // The text's tokenizer: this spiece.model when given, else model_dir/spiece.model when the model's
+  // directory holds one, else bytes (reformer/tokenizer.h). Its vocabulary must be the model's.
+  std::string tokenizer;
+  std::string model_dir;
+  int64_t seq_len = 0;              // window length in tokens, any length (padded to the chunk multiple); 0 = the model's max_length()
   int64_t batch = 1;                // windows per forward pass
   int64_t max_windows = 0;          // only the first N windows (copy: sequences); 0 = all (copy: 4 batches)
   int64_t num_hashes = 0;           // LSH hash rounds for this evaluation; 0 = the model's
@@ -31,7 +35,7 @@ struct EvalResult {
   std::string source;    // "validation split of FILE", "FILE", "copy task"
   int64_t length = 0;    // window length used
   double loss = 0;       // mean loss (nats per token)
-  double bits_per_byte = 0;  // byte models: loss / ln 2
+  double bits_per_byte = 0;  // summed loss / (ln 2 x the text bytes of the scored tokens)
   double accuracy = 0;
 };
 
@@ -40,5 +44,8 @@ EvalResult evaluate(ReformerModel& model, const EvalRequest& request);
 
 // Bits per byte of a byte-level mean loss in nats.
 double bits_per_byte(double mean_loss);
+// Bits per byte of a text evaluation: the summed loss over the bytes of text its tokens stand for
+// (docs/NUMERICS.md), whatever the tokenizer; the mean loss per token when the bytes are not known.
+double bits_per_byte(const LossStats& s);
 
 }  // namespace reformer

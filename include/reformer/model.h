@@ -59,6 +59,7 @@ struct StepOptions {
 
 struct LossStats {
   double loss_sum = 0, count = 0, correct = 0;
+  double bytes = 0;  // text bytes the scored tokens stand for (set by text evaluation; 0 = not known)
   double mean() const { return count > 0 ? loss_sum / count : 0.0; }
 };
 

@@ -25,12 +25,17 @@ inline constexpr const char* kDefaultData = "/usr/share/dictd/gcide.dict.dz";
 
 struct TrainArgs {
   std::string data = kDefaultData, valid_data, test_data, task = "lm";
+  // SentencePiece model (spiece.model) for the text; empty = bytes (a resumed run uses its own copy).
+  std::string tokenizer;
+  // Training window in tokens, any length up to the positions (padded to the chunk multiple with an
+  // attention mask); 0 = the model's max_length().
+  int64_t seq_len = 0;
   int64_t copy_vocab = 128, batch = 4, steps = 1000, grad_accum = 1, warmup = -1;  // warmup -1: steps / 10, at most 1000
   int64_t eval_interval = 0, eval_windows = 16, save_interval = 0, save_total_limit = 0, log_interval = 10;
   double lr = 1e-3, clip_norm = 1.0;
   std::string schedule = "cosine", optimizer = "adam";
   uint64_t seed = 0;
-  NLOHMANN_DEFINE_TYPE_INTRUSIVE(TrainArgs, data, valid_data, test_data, task, copy_vocab, batch, steps, grad_accum,
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(TrainArgs, data, valid_data, test_data, task, tokenizer, seq_len, copy_vocab, batch, steps, grad_accum,
                                  warmup, eval_interval, eval_windows, save_interval, save_total_limit, log_interval, lr,
                                  clip_norm, schedule, optimizer, seed)
 };
@@ -38,7 +43,7 @@ struct TrainArgs {
 // The TrainArgs keys a resumed run may change; the others must stay as the checkpoint has them.
 const std::vector<std::string>& changeable_on_resume();
 
-// The model of a run. `vocab` is what the task needs (kByteVocab, or copy_vocab); `resumed` is the
+// The model of a run. `vocab` is what the task needs (the tokenizer's vocabulary, or copy_vocab); `resumed` is the
 // config of the run being resumed (nullptr for a new run). Return nullopt to keep the resumed
 // run's config; a config returned on resume must equal it (else the run is refused, naming the
 // fields that differ).

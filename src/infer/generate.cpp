@@ -6,6 +6,7 @@
 
 #include "reformer/error.h"
 #include "reformer/bytes.h"
+#include "reformer/tokenizer.h"
 #include "reformer/threads.h"
 
 namespace reformer {
@@ -37,8 +38,9 @@ GenerateResult generate_bytes(ReformerModel& model, const std::vector<std::strin
                               const GenerateOptions& options, const GenerateCallbacks& cb) {
   const ScopedThreads threads(options.threads);
   const ReformerConfig& config = model.config();
-  REFORMER_CHECK(config.vocab_size == kByteVocab, "generate needs a byte-level model (vocab_size ", kByteVocab,
-                 "), but this one has vocab_size ", config.vocab_size);
+  const std::unique_ptr<Tokenizer> bytes_tokenizer = options.tokenizer ? nullptr : make_byte_tokenizer();
+  const Tokenizer& tokenizer = options.tokenizer ? *options.tokenizer : *bytes_tokenizer;
+  check_tokenizer_vocab(tokenizer, config.vocab_size, "the model");
   REFORMER_CHECK(!prompts.empty(), "no prompts given");
   for (size_t i = 0; i < prompts.size(); ++i)
     REFORMER_CHECK(!prompts[i].empty(), prompts.size() == 1 ? std::string("the prompt is empty")
@@ -66,7 +68,8 @@ GenerateResult generate_bytes(ReformerModel& model, const std::vector<std::strin
   std::vector<Sequence> seqs;
   for (int64_t b = 0; b < B; ++b) {
     seqs.emplace_back(options.sampling, options.seed);
-    for (unsigned char c : prompts[b]) seqs.back().tokens.push_back(static_cast<int32_t>(c) + kByteIdOffset);
+    seqs.back().tokens = tokenizer.encode(prompts[b]);
+    REFORMER_CHECK(!seqs.back().tokens.empty(), "prompt ", b + 1, " encodes to no tokens; give a longer prompt");
   }
   std::vector<float> logits(static_cast<size_t>(B * V));
   // Prefills sequence b with its newest `keep` tokens; its next-token logits land in row b.
@@ -98,12 +101,13 @@ GenerateResult generate_bytes(ReformerModel& model, const std::vector<std::strin
     for (int64_t b = 0; b < B; ++b) {
       Sequence& s = seqs[b];
       if (s.done) continue;
-      const int64_t id = s.sampler.sample(logits.data() + b * V, V, kByteIdOffset, static_cast<uint64_t>(i));
-      const char byte = static_cast<char>(id - kByteIdOffset);
+      const int64_t id = s.sampler.sample(logits.data() + b * V, V, tokenizer.first_text_id(), static_cast<uint64_t>(i));
+      const std::string piece = tokenizer.token_text(static_cast<int32_t>(id));
       s.tokens.push_back(static_cast<int32_t>(id));
-      s.text.push_back(byte);
+      s.text += piece;
       ++result.generated;
-      if (cb.on_byte) cb.on_byte(b, byte);
+      if (cb.on_byte)
+        for (char byte : piece) cb.on_byte(b, byte);
       if (ends_with_any(s.text, options.stop)) {
         s.done = true;
         result.finish[b] = "stop";

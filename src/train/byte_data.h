@@ -16,6 +16,14 @@
 // token of each window is context only, the usual cost of non-overlapping evaluation.)
 //
 // Labels follow train/token_batch.h: labels = ids, padding -> kIgnoreLabel.
+//
+// Other tokenizers (text/tokenizer.h): tokenize() encodes each split once (after the byte split), and
+// windows are then windows of tokens, with the same rules; every token keeps the count of text bytes
+// it stands for, so a batch reports the bytes its scored tokens cover (TokenBatch::scored_bytes).
+//
+// Any length: a window of `length` tokens may be padded to `padded` >= length positions (the
+// model's chunk multiple, model/eval_length.h); the padding has id 0, label kIgnoreLabel and
+// attention mask 0 (TokenBatch::mask).
 #include <cstdint>
 #include <span>
 #include <string>
@@ -25,6 +33,8 @@
 #include "train/token_batch.h"
 
 namespace reformer {
+
+class Tokenizer;
 
 enum class Split { Train = 0, Validation = 1, Test = 2 };
 const char* to_string(Split s);
@@ -38,21 +48,34 @@ class ByteDataset {
 
   std::span<const uint8_t> split(Split s) const;
 
-  // Throws unless the split holds at least one window of `length` bytes (names the split, its size and
+  // Encodes every split with `tokenizer`; the byte tokenizer changes nothing (ids are byte + 2).
+  void tokenize(const Tokenizer& tokenizer);
+  // Tokens of split s (its bytes unless tokenized).
+  int64_t tokens(Split s) const;
+
+  // Throws unless the split holds at least one window of `length` tokens (names the split, its size and
   // the largest --seq-len that fits).
   void check_fits(Split s, int64_t length) const;
 
-  void train_batch(TokenBatch& out, int64_t batch, int64_t length, uint64_t seed, int64_t step) const;
+  // padded: positions per row (>= length); 0 = length.
+  void train_batch(TokenBatch& out, int64_t batch, int64_t length, uint64_t seed, int64_t step, int64_t padded = 0) const;
 
   int64_t eval_windows(Split s, int64_t length) const;
   // Windows first .. first + batch - 1 of split s; returns how many of them hold data.
-  int64_t eval_batch(TokenBatch& out, Split s, int64_t first, int64_t batch, int64_t length) const;
+  int64_t eval_batch(TokenBatch& out, Split s, int64_t first, int64_t batch, int64_t length, int64_t padded = 0) const;
 
  private:
+  // Row `row` of `out` (of out.length positions) = tokens [start, start + count) of split s, then padding;
+  // returns the text bytes of the scored tokens (positions 1 .. count - 1).
+  double fill_row(TokenBatch& out, int64_t row, Split s, int64_t start, int64_t count) const;
+
   std::vector<uint8_t> bytes_;
   int64_t begin_[3] = {};
   int64_t size_[3] = {};
   std::string source_[3];  // where each split came from, for error messages
+  bool tokenized_ = false;
+  std::vector<int32_t> ids_[3];          // tokenized only: each split's tokens
+  std::vector<uint32_t> token_bytes_[3];  // and the text bytes each stands for
 };
 
 }  // namespace reformer

@@ -5,6 +5,7 @@
 #include <numeric>
 #include <vector>
 
+#include "model/eval_length.h"
 #include "ops/cross_entropy.h"
 
 namespace reformer {
@@ -17,6 +18,7 @@ void accumulate(LossStats& total, const LossStats& s) {
   total.loss_sum += s.loss_sum;
   total.count += s.count;
   total.correct += s.correct;
+  total.bytes += s.bytes;
 }
 
 }  // namespace
@@ -25,24 +27,22 @@ LossStats evaluate_bytes(ReformerModel& model, const ByteDataset& data, Split sp
                          int64_t max_windows, uint64_t seed) {
   REFORMER_CHECK(batch >= 1, "evaluation batch ", batch, " must be at least 1");
   REFORMER_CHECK(max_windows >= 0, "number of evaluation windows ", max_windows, " must be >= 0 (0 = the whole split)");
-  model.config().validate_length(length, /*training=*/false);
+  const int64_t padded = padded_eval_length(model.config(), length);
   int64_t windows = data.eval_windows(split, length);
   if (max_windows > 0) windows = std::min(windows, max_windows);
   TokenBatch tokens;
-  std::vector<uint8_t> mask;
   LossStats total;
   for (int64_t first = 0; first < windows; first += batch) {
     const int64_t b = std::min(batch, windows - first);
-    data.eval_batch(tokens, split, first, b, length);
-    mask.resize(tokens.ids.size());
-    std::transform(tokens.ids.begin(), tokens.ids.end(), mask.begin(), [](int32_t id) { return id != kBytePadId; });
-    const bool padded = std::find(mask.begin(), mask.end(), 0) != mask.end();
-    Batch in{tokens.ids.data(), b, length, padded ? mask.data() : nullptr, tokens.labels.data()};
+    data.eval_batch(tokens, split, first, b, length, padded);
+    Batch in{tokens.ids.data(), b, padded, tokens.mask_or_null(), tokens.labels.data()};
     StepOptions opt;
     opt.training = false;
     opt.seed = seed;
     opt.step = static_cast<uint64_t>(first);
-    accumulate(total, model.evaluate(in, opt));
+    LossStats s = model.evaluate(in, opt);
+    s.bytes = tokens.scored_bytes;
+    accumulate(total, s);
   }
   return total;
 }
@@ -51,7 +51,9 @@ LossStats evaluate_bytes_incremental(ReformerModel& model, const ByteDataset& da
                                      int64_t batch, int64_t max_windows, uint64_t seed) {
   REFORMER_CHECK(batch >= 1, "evaluation batch ", batch, " must be at least 1");
   REFORMER_CHECK(max_windows >= 0, "number of evaluation windows ", max_windows, " must be >= 0 (0 = the whole split)");
-  model.config().validate_length(length, /*training=*/false);
+  // Token by token: any length the decoding state holds (no chunk rule).
+  REFORMER_CHECK(length >= 1 && length <= model.config().max_length(), "window length ", length, " is outside [1, ",
+                 model.config().max_length(), "], the positions of the model's positional embedding");
   int64_t windows = data.eval_windows(split, length);
   if (max_windows > 0) windows = std::min(windows, max_windows);
   const int64_t V = model.config().vocab_size;
@@ -73,6 +75,7 @@ LossStats evaluate_bytes_incremental(ReformerModel& model, const ByteDataset& da
   for (int64_t first = 0; first < windows; first += batch) {
     const int64_t b = std::min(batch, windows - first);
     data.eval_batch(tokens, split, first, b, length);
+    total.bytes += tokens.scored_bytes;
     for (int64_t i = 0; i < b; ++i) model.prefill(state, i, &tokens.ids[i * length], 1, logits.data() + i * V);
     score(logits.data(), b, 0);
     seqs.resize(static_cast<size_t>(b));
@@ -104,5 +107,7 @@ LossStats evaluate_copy(ReformerModel& model, const CopyTask& task, int64_t batc
 }
 
 double bits_per_byte(double mean_loss) { return mean_loss / std::log(2.0); }
+
+double bits_per_byte(const LossStats& s) { return s.bytes > 0 ? s.loss_sum / s.bytes / std::log(2.0) : bits_per_byte(s.mean()); }
 
 }  // namespace reformer

@@ -4,6 +4,8 @@
 //          the last window's right padding is masked out and not scored.
 //   copy:  fresh copy-task sequences keyed apart from every training step.
 // Dropout is off; LSH rotations are drawn from (seed, window index), so a result is reproducible.
+// Windows of any length: each is padded to the model's chunk multiple (model/eval_length.h) with an
+// attention mask, and the padding is not scored. Text evaluation sets LossStats::bytes.
 #include <cstdint>
 
 #include "reformer/evaluate.h"  // bits_per_byte

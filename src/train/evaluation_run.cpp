@@ -4,6 +4,8 @@
 #include "reformer/error.h"
 #include "reformer/limits.h"
 #include "reformer/threads.h"
+#include "reformer/tokenizer.h"
+#include "model/eval_length.h"
 #include "train/byte_data.h"
 #include "train/copy_task.h"
 #include "train/evaluate.h"
@@ -51,25 +53,28 @@ EvalResult evaluate(ReformerModel& model, const EvalRequest& r) {
   const ReformerConfig& config = model.config();
   EvalResult out;
   out.length = r.seq_len > 0 ? r.seq_len : config.max_length();
-  config.validate_length(out.length, /*training=*/false);
 
   if (r.task == "copy") {
+    config.validate_length(out.length, /*training=*/false);
     const CopyTask task{out.length, static_cast<int32_t>(config.vocab_size)};
     const int64_t batches = r.max_windows > 0 ? (r.max_windows + r.batch - 1) / r.batch : 4;
     out.stats = evaluate_copy(model, task, r.batch, batches, r.seed);
     out.source = "copy task";
   } else {
-    REFORMER_CHECK(config.vocab_size == kByteVocab, "the model has vocab_size ", config.vocab_size, ", not a byte-level model (",
-                   kByteVocab, "); evaluate it with --task copy or use a byte model");
+    // Any window length whose chunk padding the positions cover (the token-by-token path needs no padding).
+    if (!r.incremental) padded_eval_length(config, out.length);
+    const auto tokenizer = tokenizer_for(r.model_dir, r.tokenizer);
+    check_tokenizer_vocab(*tokenizer, config.vocab_size, r.model_dir.empty() ? std::string("the model") : "the model in " + r.model_dir);
     // A whole file: every split is the file, so evaluating one of them covers it all.
-    const ByteDataset data = r.file.empty() ? ByteDataset::from_file(r.data) : ByteDataset::from_files(r.file, r.file, r.file);
+    ByteDataset data = r.file.empty() ? ByteDataset::from_file(r.data) : ByteDataset::from_files(r.file, r.file, r.file);
+    data.tokenize(*tokenizer);
     out.source = r.file.empty() ? r.split + " split of " + r.data : r.file;
     const Split which = r.file.empty() ? split : Split::Validation;
     out.stats = r.incremental ? evaluate_bytes_incremental(model, data, which, out.length, r.batch, r.max_windows, r.seed)
                               : evaluate_bytes(model, data, which, out.length, r.batch, r.max_windows, r.seed);
   }
   out.loss = out.stats.mean();
-  out.bits_per_byte = bits_per_byte(out.loss);
+  out.bits_per_byte = bits_per_byte(out.stats);
   out.accuracy = out.stats.count > 0 ? out.stats.correct / out.stats.count : 0.0;
   return out;
 }

@@ -5,6 +5,10 @@
 // labels[b][t] = ids[b][t] where token t is scored, kIgnoreLabel where it is not. The loss compares
 // logits[b][t] with labels[b][t + 1] (Hugging Face's shift inside the loss), so token 0 of a row is
 // never a target.
+//
+// mask is empty when every position is a token; otherwise (batch, length) with 1 = token, 0 =
+// padding (the model's attention mask). scored_bytes: the text bytes the scored labels stand for
+// (bits per byte, docs/NUMERICS.md); 0 where the source has no text (the copy task).
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -21,14 +25,19 @@ struct TokenBatch {
   int64_t length = 0;
   std::vector<int32_t> ids;
   std::vector<int32_t> labels;
+  std::vector<uint8_t> mask;
+  double scored_bytes = 0;
 
-  // Keeps the capacity, so a reused batch does not reallocate.
+  // Keeps the capacity, so a reused batch does not reallocate. Clears mask and scored_bytes.
   void resize(int64_t b, int64_t l) {
     batch = b;
     length = l;
     ids.resize(static_cast<size_t>(b * l));
     labels.resize(static_cast<size_t>(b * l));
+    mask.clear();
+    scored_bytes = 0;
   }
+  const uint8_t* mask_or_null() const { return mask.empty() ? nullptr : mask.data(); }
 };
 
 }  // namespace reformer

@@ -53,18 +53,23 @@ void Trainer::resume(const std::string& checkpoint_dir) { step_ = load_checkpoin
 double Trainer::train_step(double& grad_norm, double& lr) {
   model_.zero_grad();
   double loss = 0;
+  step_loss_sum_ = step_bytes_ = step_scored_ = 0;
   for (int64_t m = 0; m < options_.grad_accum; ++m) {
     hooks_.batch(tokens_, step_ * options_.grad_accum + m);
     const int64_t scored = scored_tokens(tokens_);
     REFORMER_CHECK(scored > 0, "training batch ", step_, " has no scored tokens");
-    Batch in{tokens_.ids.data(), tokens_.batch, tokens_.length, nullptr, tokens_.labels.data()};
+    Batch in{tokens_.ids.data(), tokens_.batch, tokens_.length, tokens_.mask_or_null(), tokens_.labels.data()};
     StepOptions opt;
     opt.training = true;
     opt.seed = options_.seed;
     opt.step = static_cast<uint64_t>(step_ * options_.grad_accum + m);
     // Each micro-batch's mean loss weighs 1 / grad_accum in the step's gradient.
     opt.loss_scale = static_cast<float>(1.0 / (static_cast<double>(scored) * static_cast<double>(options_.grad_accum)));
-    loss += model_.forward_backward(in, opt).mean() / static_cast<double>(options_.grad_accum);
+    const LossStats stats = model_.forward_backward(in, opt);
+    loss += stats.mean() / static_cast<double>(options_.grad_accum);
+    step_loss_sum_ += stats.loss_sum;
+    step_bytes_ += tokens_.scored_bytes;
+    step_scored_ += static_cast<double>(scored);
   }
   grad_norm = options_.clip_norm > 0 ? clip_grad_norm(params_, options_.clip_norm) : reformer::grad_norm(params_);
   REFORMER_CHECK(std::isfinite(loss) && std::isfinite(grad_norm), "training diverged at step ", step_ + 1, ": loss ", loss,
@@ -81,18 +86,21 @@ void Trainer::evaluate(Progress& progress) {
   const double accuracy = s.count > 0 ? s.correct / s.count : 0.0;
   char line[160];
   std::snprintf(line, sizeof line, "eval step %lld: loss %.4f  bpb %.4f  accuracy %.4f  (%.0f tokens)",
-                static_cast<long long>(step_), s.mean(), bits_per_byte(s.mean()), accuracy, s.count);
+                static_cast<long long>(step_), s.mean(), bits_per_byte(s), accuracy, s.count);
   progress.message(line);
-  if (hooks_.metrics)
-    hooks_.metrics({{"split", "validation"}, {"step", step_}, {"loss", s.mean()}, {"bits_per_byte", bits_per_byte(s.mean())},
-                    {"accuracy", accuracy}, {"tokens", s.count}});
+  if (hooks_.metrics) {
+    nlohmann::json record = {{"split", "validation"}, {"step", step_}, {"loss", s.mean()}, {"bits_per_byte", bits_per_byte(s)},
+                             {"accuracy", accuracy}, {"tokens", s.count}};
+    if (s.bytes > 0) record["bytes"] = s.bytes;
+    hooks_.metrics(record);
+  }
 }
 
 void Trainer::save(Progress& progress) {
   auto metadata = options_.checkpoint_metadata;
   metadata["seed"] = std::to_string(options_.seed);
   metadata["data_position"] = std::to_string(step_ * options_.grad_accum);  // the next micro-batch's index
-  save_checkpoint(options_.out_dir, model_, *optimizer_, step_, metadata, options_.save_total_limit);
+  save_checkpoint(options_.out_dir, model_, *optimizer_, step_, metadata, options_.save_total_limit, options_.tokenizer);
   progress.message("checkpoint at step " + std::to_string(step_) + " saved to " +
                    (std::filesystem::path(options_.out_dir) / checkpoint_name(step_)).string());
 }
@@ -101,7 +109,7 @@ TrainResult Trainer::run(Progress& progress) {
   const int64_t first_step = step_;
   const Clock::time_point start = Clock::now();
   Clock::time_point interval_start = start;
-  double interval_loss = 0, interval_tokens = 0;
+  double interval_loss = 0, interval_tokens = 0, interval_scored = 0, interval_bytes = 0;
   int64_t interval_steps = 0;
   while (step_ < options_.steps) {
     if (hooks_.stop_requested && hooks_.stop_requested()) {
@@ -115,11 +123,15 @@ TrainResult Trainer::run(Progress& progress) {
     const auto tokens = static_cast<double>(tokens_.batch * tokens_.length * options_.grad_accum);
     interval_loss += loss;
     interval_tokens += tokens;
+    interval_scored += step_scored_;
+    interval_bytes += step_bytes_;
     ++interval_steps;
     if (hooks_.metrics) {
       nlohmann::json record = step_record(step_, loss, lr, tokens / std::max(seconds_since(step_start), 1e-9),
                                           seconds_since(start));
       record["split"] = "train";
+      // A tokenizer other than bytes: bits per byte of text, not per token (docs/NUMERICS.md).
+      if (step_bytes_ > 0) record["bits_per_byte"] = step_loss_sum_ / step_bytes_ / std::log(2.0);
       record["grad_norm"] = grad_norm;
       hooks_.metrics(record);
     }
@@ -128,6 +140,7 @@ TrainResult Trainer::run(Progress& progress) {
       r.step = step_;
       r.total_steps = options_.steps;
       r.loss = interval_loss / static_cast<double>(interval_steps);
+      if (interval_bytes > 0 && interval_scored > 0) r.bytes_per_token = interval_bytes / interval_scored;
       r.lr = lr;
       r.grad_norm = grad_norm;
       r.tokens_per_s = interval_tokens / std::max(seconds_since(interval_start), 1e-9);
@@ -135,7 +148,7 @@ TrainResult Trainer::run(Progress& progress) {
       r.eta_s = seconds_since(start) / static_cast<double>(step_ - first_step) * static_cast<double>(options_.steps - step_);
       progress.report(r);
       interval_start = Clock::now();
-      interval_loss = interval_tokens = 0;
+      interval_loss = interval_tokens = interval_scored = interval_bytes = 0;
       interval_steps = 0;
     }
     if (options_.eval_interval > 0 && step_ % options_.eval_interval == 0 && step_ < options_.steps) evaluate(progress);

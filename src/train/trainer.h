@@ -22,6 +22,8 @@
 
 namespace reformer {
 
+class Tokenizer;
+
 struct TrainerOptions {
   int64_t steps = 1000;        // total optimizer steps of the run (a resumed run continues to this)
   int64_t grad_accum = 1;      // micro-batches per step
@@ -35,6 +37,7 @@ struct TrainerOptions {
   std::string optimizer = "adam";
   std::string schedule = "rsqrt";
   std::map<std::string, std::string> checkpoint_metadata;  // stored with every checkpoint
+  const Tokenizer* tokenizer = nullptr;  // saved into every checkpoint (spiece.model); nullptr or bytes = none
 };
 
 struct TrainerHooks {
@@ -72,6 +75,7 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   TokenBatch tokens_;
   int64_t step_ = 0;
+  double step_loss_sum_ = 0, step_bytes_ = 0, step_scored_ = 0;  // the last step's summed loss, text bytes, scored tokens
 };
 
 }  // namespace reformer

@@ -7,6 +7,7 @@
 #include "reformer/safetensors.h"
 #include "reformer/checkpoint.h"
 #include "reformer/error.h"
+#include "reformer/tokenizer.h"
 #include "train/checkpoint_dir.h"
 #include "train/crash_point.h"
 
@@ -72,7 +73,7 @@ bool has_checkpoint(const std::string& dir) {
 }
 
 void save_checkpoint(const std::string& dir, ReformerModel& model, Optimizer& optimizer, int64_t step,
-                     const std::map<std::string, std::string>& metadata, int64_t keep) {
+                     const std::map<std::string, std::string>& metadata, int64_t keep, const Tokenizer* tokenizer) {
   auto meta = metadata;
   meta[kStepKey] = std::to_string(step);
   meta[kUpdatesKey] = std::to_string(optimizer.steps_taken());
@@ -96,6 +97,7 @@ void save_checkpoint(const std::string& dir, ReformerModel& model, Optimizer& op
     crash_point("trainer-state-written", step);
     save_model(staged.string(), model, {{kStepKey, meta[kStepKey]}});
     crash_point("model-written", step);
+    if (tokenizer) save_tokenizer(*tokenizer, staged.string());
     fsync_directory(staged);
     crash_point("synced", step);
     commit_directory(staged, target);

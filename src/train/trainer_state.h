@@ -15,6 +15,8 @@
 
 namespace reformer {
 
+class Tokenizer;
+
 inline constexpr const char* kTrainerStateFile = "trainer_state.safetensors";
 
 // True when dir holds any checkpoint (complete or not) or model files.
@@ -23,8 +25,10 @@ bool has_checkpoint(const std::string& dir);
 // Writes dir/checkpoint-<step>/ (committed with one atomic rename), then points dir/config.json and
 // dir/model.safetensors at it, then removes the oldest checkpoints beyond the newest `keep` (0 = keep
 // all). A failure removes everything it staged and leaves the previous checkpoints as they were.
+// A tokenizer other than bytes is saved into the checkpoint too (spiece.model, reformer/tokenizer.h).
 void save_checkpoint(const std::string& dir, ReformerModel& model, Optimizer& optimizer, int64_t step,
-                     const std::map<std::string, std::string>& metadata, int64_t keep = 0);
+                     const std::map<std::string, std::string>& metadata, int64_t keep = 0,
+                     const Tokenizer* tokenizer = nullptr);
 
 struct TrainerState {
   int64_t step = 0;

@@ -14,6 +14,8 @@
 #include "reformer/memory.h"
 #include "reformer/memory_estimate.h"
 #include "reformer/threads.h"
+#include "reformer/tokenizer.h"
+#include "model/eval_length.h"
 #include "train/byte_data.h"
 #include "train/copy_task.h"
 #include "train/evaluate.h"
@@ -139,7 +141,14 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
   const std::string schedule = schedule_spec(r, args);
 
   const bool copy = args.task == "copy";
-  const int64_t vocab = copy ? args.copy_vocab : kByteVocab;
+  // The text's tokenizer: a resumed run's own copy, else --tokenizer, else bytes.
+  std::unique_ptr<Tokenizer> tokenizer = make_byte_tokenizer();
+  if (!copy) {
+    const fs::path own = state ? fs::path(state->dir) / kSentencePieceFile : fs::path();
+    std::error_code ec;
+    tokenizer = state && fs::exists(own, ec) ? load_sentencepiece(own.string()) : tokenizer_for("", args.tokenizer);
+  }
+  const int64_t vocab = copy ? args.copy_vocab : tokenizer->vocab_size();
   ReformerConfig config;
   if (state) {
     config = ReformerConfig::load((fs::path(state->dir) / "config.json").string());
@@ -153,6 +162,7 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
     REFORMER_CHECK(requested, "a new run needs a model: give model flags or --config (Python: config=)");
     config = *requested;
     config.validate();
+    if (!copy) check_tokenizer_vocab(*tokenizer, config.vocab_size, "the model");
     REFORMER_CHECK(config.vocab_size == vocab, "the model's vocab_size ", config.vocab_size, " does not fit --task ", args.task,
                    ", which needs ", vocab, copy ? " (--copy-vocab)" : " (bytes + 2)", "; set vocab_size to ", vocab);
   }
@@ -167,7 +177,11 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
     summary.already_finished = true;
     return summary;
   }
-  const int64_t L = config.max_length();
+  // The window may be shorter than the positions: it is padded to P, a length the model runs.
+  if (args.seq_len == 0 || copy) args.seq_len = config.max_length();
+  limits::check_range("--seq-len", args.seq_len, 2, limits::kMaxLength);
+  const int64_t L = args.seq_len, P = padded_eval_length(config, L);
+  summary.args = args;
 
   // Data first: a missing or too small file fails before anything big is allocated or written.
   std::optional<ByteDataset> data;
@@ -176,20 +190,25 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
     validate(task);
   } else {
     data = args.valid_data.empty() ? ByteDataset::from_file(args.data) : ByteDataset::from_files(args.data, args.valid_data, args.test_data);
+    if (!tokenizer->is_bytes()) progress.message("tokenizing the data with " + (args.tokenizer.empty() ? std::string("the run's tokenizer") : args.tokenizer));
+    data->tokenize(*tokenizer);
     data->check_fits(Split::Train, L);
     data->check_fits(Split::Validation, L);
   }
 
-  const MemoryEstimate mem = estimate_training_memory(config, args.batch, L, args.optimizer, max_threads());
+  const MemoryEstimate mem = estimate_training_memory(config, args.batch, P, args.optimizer, max_threads());
   // An impossible plan is refused here, with its size, instead of being OOM-killed later.
   check_memory_plan(mem, r.max_memory);
   created_out = ensure_writable_dir(r.out_dir);
   if (r.max_memory > 0) mem_set_limit(r.max_memory);
+  // The run's directory is self-contained: its tokenizer beside the model (and in every checkpoint).
+  save_tokenizer(*tokenizer, r.out_dir);
+  const std::string padding = P > L ? " (padded to " + std::to_string(P) + ")" : "";
   char line[512];
-  std::snprintf(line, sizeof line, "model: %zu layers (%s), hidden %lld, %lld heads x %lld, seq len %lld; training needs about %s",
+  std::snprintf(line, sizeof line, "model: %zu layers (%s), hidden %lld, %lld heads x %lld, seq len %lld%s, %s tokens; training needs about %s",
                 config.attn_layers.size(), nlohmann::json(config.attn_layers).dump().c_str(), static_cast<long long>(config.hidden_size),
                 static_cast<long long>(config.num_attention_heads), static_cast<long long>(config.attention_head_size),
-                static_cast<long long>(L), format_bytes(mem.total()).c_str());
+                static_cast<long long>(L), padding.c_str(), copy ? "copy-task" : tokenizer->kind().c_str(), format_bytes(mem.total()).c_str());
   progress.message(line);
 
   ReformerModel model(config, args.seed);
@@ -206,6 +225,7 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
   options.optimizer = args.optimizer;
   options.schedule = schedule;
   options.checkpoint_metadata = {{"train_args", nlohmann::json(args).dump()}, {"threads", std::to_string(max_threads())}};
+  options.tokenizer = tokenizer.get();
 
   MetricsLog log((fs::path(r.out_dir) / "metrics.jsonl").string(),
                  state ? std::optional<int64_t>(state->step) : std::nullopt);
@@ -215,7 +235,7 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
     hooks.batch = [&, B](TokenBatch& out, int64_t i) { copy_task_batch(out, task, B, args.seed, i); };
     hooks.evaluate = [&, B] { return evaluate_copy(model, task, B, (args.eval_windows + B - 1) / B, args.seed); };
   } else {
-    hooks.batch = [&, B, L](TokenBatch& out, int64_t i) { data->train_batch(out, B, L, args.seed, i); };
+    hooks.batch = [&, B, L, P](TokenBatch& out, int64_t i) { data->train_batch(out, B, L, args.seed, i, P); };
     hooks.evaluate = [&, B, L] { return evaluate_bytes(model, *data, Split::Validation, L, B, args.eval_windows, args.seed); };
   }
   hooks.metrics = [&](const nlohmann::json& record) {

@@ -18,6 +18,7 @@
 #include "reformer/sampling.h"
 #include "reformer/tensor.h"
 #include "reformer/threads.h"
+#include "reformer/tokenizer.h"
 #include "reformer/train.h"
 
 int main() { return 0; }

@@ -11,6 +11,7 @@ void add_generate_command(CLI::App& app, int& exit_code);
 void add_info_command(CLI::App& app, int& exit_code);
 void add_logits_command(CLI::App& app, int& exit_code);
 void add_convert_command(CLI::App& app, int& exit_code);
+void add_tokenizer_command(CLI::App& app, int& exit_code);
 
 // For unsigned flags (seeds): CLI11 would wrap "-1" into a huge unsigned value.
 inline const CLI::Validator kNotNegative(

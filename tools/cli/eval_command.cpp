@@ -29,6 +29,7 @@ void run_eval(const EvalCommand& c) {
     REFORMER_CHECK(*c.seq_len >= 1, "--seq-len ", *c.seq_len, " must be at least 1");
     r.seq_len = *c.seq_len;
   }
+  r.model_dir = c.model_dir;
   auto model = open_model(c.model_dir);
   const EvalResult e = evaluate(*model, r);
   if (r.task == "copy") {
@@ -36,9 +37,11 @@ void run_eval(const EvalCommand& c) {
                 e.stats.count, e.loss, e.accuracy);
     return;
   }
-  std::printf("%s%s: %.0f bytes scored in windows of %lld: loss %.4f  bits/byte %.4f  accuracy %.4f\n",
-              r.incremental ? "incremental decoding, " : "", e.source.c_str(), e.stats.count, static_cast<long long>(e.length),
-              e.loss, e.bits_per_byte, e.accuracy);
+  const bool bytes = e.stats.bytes == e.stats.count;  // the byte tokenizer: one byte per token
+  const std::string tokens = bytes ? "" : " (" + std::to_string(static_cast<long long>(e.stats.count)) + " tokens)";
+  std::printf("%s%s: %.0f bytes%s scored in windows of %lld: loss %.4f  bits/byte %.4f  accuracy %.4f\n",
+              r.incremental ? "incremental decoding, " : "", e.source.c_str(), e.stats.bytes, tokens.c_str(),
+              static_cast<long long>(e.length), e.loss, e.bits_per_byte, e.accuracy);
 }
 
 }  // namespace
@@ -51,7 +54,10 @@ void add_eval_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--split", c->request.split, "train, validation or test")->capture_default_str();
   cmd->add_option("--file", c->request.file, "evaluate this whole file instead of a split of --data");
   cmd->add_option("--task", c->request.task, "lm or copy (fresh copy-task sequences)")->capture_default_str();
-  cmd->add_option("--seq-len", c->seq_len, "window length (default: the model's training length)");
+  cmd->add_option("--tokenizer", c->request.tokenizer,
+                  "SentencePiece model (spiece.model) of the text (default: the --model directory's spiece.model, else bytes)");
+  cmd->add_option("--seq-len", c->seq_len, "window length in tokens, any length (padded to the chunk multiple, the padding "
+                  "masked; default: the model's positions)");
   cmd->add_option("--batch", c->request.batch, "windows per forward pass")->capture_default_str();
   cmd->add_option("--max-windows", c->request.max_windows, "evaluate only the first N windows (copy task: sequences), 0 = all")->capture_default_str();
   cmd->add_option("--num-hashes", c->num_hashes, "LSH hash rounds at evaluation (the paper evaluates with more than it trains with)");

@@ -15,6 +15,7 @@
 #include "common.h"
 #include "reformer/generate.h"
 #include "reformer/error.h"
+#include "reformer/tokenizer.h"
 
 namespace reformer::cli {
 namespace {
@@ -22,6 +23,7 @@ namespace {
 struct GenerateCommand {
   std::string model_dir;
   std::optional<std::string> prompt, prompt_file, prompts_file;
+  std::string tokenizer;
   GenerateOptions options;
   std::optional<int64_t> num_hashes;
   std::optional<int> threads;
@@ -82,6 +84,9 @@ void run_generate(const GenerateCommand& c) {
   if (c.prompt_file) prompts = {read_file(*c.prompt_file, "--prompt-file")};
   if (c.prompts_file) prompts = read_prompt_lines(*c.prompts_file);
   auto model = open_model(c.model_dir);
+  // The model directory's spiece.model (or --tokenizer) turns prompts into tokens and tokens into text.
+  const std::unique_ptr<Tokenizer> tokenizer = tokenizer_for(c.model_dir, c.tokenizer);
+  options.tokenizer = tokenizer.get();
   if (c.num_hashes) {
     REFORMER_CHECK(*c.num_hashes >= 1, "--num-hashes ", *c.num_hashes, " must be at least 1");
     model->set_num_hashes(*c.num_hashes);
@@ -126,7 +131,9 @@ void add_generate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--prompt-file", c->prompt_file, "file whose bytes are the prompt");
   cmd->add_option("--prompts-file", c->prompts_file,
                   "file with one prompt per line, decoded together; prints {\"prompt\", \"text\", \"finish\"} per line");
-  cmd->add_option("--bytes", c->options.bytes, "bytes to generate (per prompt)")->capture_default_str();
+  cmd->add_option("--tokenizer", c->tokenizer,
+                  "SentencePiece model (spiece.model) of the text (default: the --model directory's spiece.model, else bytes)");
+  cmd->add_option("--bytes", c->options.bytes, "tokens to generate per prompt (bytes for a byte-level model)")->capture_default_str();
   cmd->add_option("--temperature", c->options.sampling.temperature, "sampling temperature, 0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", c->options.sampling.top_k, "sample among the k most likely bytes, 0 = all")->capture_default_str();
   cmd->add_option("--top-p", c->options.sampling.top_p, "nucleus sampling: the most likely bytes holding this probability, in (0, 1]")->capture_default_str();

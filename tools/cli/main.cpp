@@ -10,7 +10,7 @@
 
 int main(int argc, char** argv) {
   reformer::cli::start_interrupt_watcher();  // first: every later thread inherits the signal block
-  CLI::App app{"Reformer language models on long byte sequences: train, eval, generate, info.\n"
+  CLI::App app{"Reformer language models on long byte sequences: train, eval, generate, info, tokenizer.\n"
                "Run `reformer COMMAND --help` for a command's options."};
   app.require_subcommand(1);
   // A flag given twice takes its last value, so a script can append overrides to a base command.
@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   reformer::cli::add_info_command(app, exit_code);
   reformer::cli::add_logits_command(app, exit_code);
   reformer::cli::add_convert_command(app, exit_code);
+  reformer::cli::add_tokenizer_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

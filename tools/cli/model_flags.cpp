@@ -44,7 +44,9 @@ void ModelFlags::add_to(CLI::App& app) {
   app.add_option("--head-size", head_size, "size of each head (default 64)");
   app.add_option("--attn-layers", attn_layers, "attention layer pattern, e.g. local,lsh or lsh (types: lsh, local, full; default local,lsh)");
   app.add_option("--layers", layers, "number of layers; the pattern is repeated to this length (default: the pattern's length)");
-  app.add_option("--seq-len", seq_len, "training sequence length; sets the axial positional shape (default 1024)");
+  app.add_option("--seq-len", seq_len, "training window length, any length (a window longer than a chunk is padded to a "
+                 "multiple of the chunk lengths, the padding masked); sets the positional shape to cover the padded length "
+                 "(default 1024)");
   app.add_option("--hashes", hashes, "LSH hash rounds (default 1)");
   app.add_option("--buckets", buckets, "LSH buckets, e.g. 32 or 16,16 (factorized; default: Hugging Face's rule for --seq-len)");
   app.add_option("--lsh-chunk", lsh_chunk, "LSH chunk length (default 64)");
@@ -80,7 +82,7 @@ ReformerConfig ModelFlags::build(int64_t vocab) const {
   if (config_file) {
     c = ReformerConfig::load(*config_file);
     REFORMER_CHECK(c.vocab_size == vocab, *config_file, " has vocab_size ", c.vocab_size, " but the data needs ", vocab,
-                   " (", vocab == 258 ? "bytes + 2" : "the copy task's symbols", "); set \"vocab_size\": ", vocab);
+                   " (the tokenizer's vocabulary, or the copy task's symbols); set \"vocab_size\": ", vocab);
   } else {
     c.hidden_size = 256;
     c.feed_forward_size = 512;
@@ -124,8 +126,11 @@ ReformerConfig ModelFlags::apply(ReformerConfig c, bool from_file) const {
     for (size_t i = 0; i < n; ++i) c.attn_layers.push_back(pattern[i % pattern.size()]);
   }
   if (seq_len) {
-    c.axial_pos_shape = axial_shape_for(*seq_len);
-    c.max_position_embeddings = *seq_len;
+    // Positions for the window padded to the chunk multiple (training pads it with an attention mask).
+    const int64_t positions = c.chunk_padded_length(*seq_len);
+    limits::check_range("--seq-len padded to a multiple of the chunk lengths", positions, 1, limits::kMaxLength);
+    c.axial_pos_shape = axial_shape_for(positions);
+    c.max_position_embeddings = positions;
   }
   // Axial dims: a quarter of the width on the first axis, as HF's default (64, 192) for 256.
   if (!from_file || hidden_size || seq_len) {

@@ -36,6 +36,7 @@ void run_train(const CLI::App& cmd, const TrainCommand& c, int& exit_code) {
   request.out_dir = c.out;
   request.resume = c.resume;
   request.args = c.args;
+  if (c.model.seq_len) request.args.seq_len = *c.model.seq_len;  // the window; the model flag also sets the positions
   for (const CLI::Option* opt : cmd.get_options())
     if (opt->count() > 0) request.given.insert(json_key(*opt));
   request.model = [&](int64_t vocab, const ReformerConfig* resumed) -> std::optional<ReformerConfig> {
@@ -72,13 +73,16 @@ void run_train(const CLI::App& cmd, const TrainCommand& c, int& exit_code) {
 
 void add_train_command(CLI::App& app, int& exit_code) {
   auto c = std::make_shared<TrainCommand>();
-  CLI::App* cmd = app.add_subcommand("train", "Train a byte-level language model on a file (or the copy task)");
+  CLI::App* cmd = app.add_subcommand("train", "Train a language model on a text file (bytes or a SentencePiece tokenizer), or the copy task");
   c->model.add_to(*cmd);
   TrainArgs& a = c->args;
   cmd->add_option("--out", c->out, "output directory: checkpoint-<step>/ directories, the newest one's config.json + model.safetensors, metrics.jsonl")->required();
   cmd->add_flag("--resume", c->resume, "continue the run in --out from its last checkpoint");
   cmd->add_option("--task", a.task, "lm (bytes of --data) or copy (the paper's duplication task)")->capture_default_str();
   cmd->add_option("--data", a.data, "text or byte file (plain, gzip or dictzip), split 90/5/5 into train/validation/test")->capture_default_str();
+  cmd->add_option("--tokenizer", a.tokenizer,
+                  "SentencePiece model (spiece.model, e.g. from `reformer tokenizer train`) for the text; copied into --out "
+                  "and every checkpoint. Default: bytes (ids = byte + 2)");
   cmd->add_option("--valid-data", a.valid_data, "separate validation file (then --data is the training file)");
   cmd->add_option("--test-data", a.test_data, "separate test file (with --valid-data)");
   cmd->add_option("--copy-vocab", a.copy_vocab, "copy task: vocabulary (symbols 1..N-1)")->capture_default_str();
