@@ -40,9 +40,17 @@ struct TrainerOptions {
   const Tokenizer* tokenizer = nullptr;  // saved into every checkpoint (spiece.model); nullptr or bytes = none
 };
 
+// One evaluation: the loss (and accuracy) and what else the task reports (e.g. {"f1": ...}).
+struct Evaluation {
+  LossStats stats;
+  nlohmann::json metrics = nlohmann::json::object();
+  bool bits_per_byte = true;   // report bits per byte (language models of text); false: masked LM, classification
+  std::string unit = "tokens";  // what stats.count counts, the record's key for it
+};
+
 struct TrainerHooks {
   std::function<void(TokenBatch& out, int64_t index)> batch;  // training micro-batch number `index`
-  std::function<LossStats()> evaluate;                        // held-out loss; may be empty
+  std::function<Evaluation()> evaluate;                       // held-out loss; may be empty
   std::function<void(const nlohmann::json&)> metrics;         // one record per step and per evaluation
   std::function<bool()> stop_requested;                       // polled before every step (Ctrl-C)
 };
