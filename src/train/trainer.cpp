@@ -164,6 +164,7 @@ TrainResult Trainer::run(Progress& progress) {
       r.total_steps = options_.steps;
       r.loss = interval_loss / static_cast<double>(interval_steps);
       if (interval_bytes > 0 && interval_scored > 0) r.bytes_per_token = interval_bytes / interval_scored;
+      if (!options_.bits_per_byte) r.bytes_per_token = 0;
       r.lr = lr;
       r.grad_norm = grad_norm;
       r.tokens_per_s = interval_tokens / std::max(seconds_since(interval_start), 1e-9);

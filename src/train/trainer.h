@@ -38,6 +38,7 @@ struct TrainerOptions {
   std::string schedule = "rsqrt";
   std::map<std::string, std::string> checkpoint_metadata;  // stored with every checkpoint
   const Tokenizer* tokenizer = nullptr;  // saved into every checkpoint (spiece.model); nullptr or bytes = none
+  bool bits_per_byte = true;  // progress lines show bits per byte (false: masked LM, classification)
 };
 
 // One evaluation: the loss (and accuracy) and what else the task reports (e.g. {"f1": ...}).

@@ -236,7 +236,13 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
     init_config = load_model_config(args.init_from);
     check_tokenizer_vocab(*tokenizer, init_config.vocab_size, args.init_from);
     config = config_for_task(init_config, args, ctrain ? &*ctrain : nullptr, progress);
-    if (const std::optional<ReformerConfig> requested = r.model ? r.model(vocab, &config) : std::nullopt) {
+    if (std::optional<ReformerConfig> requested = r.model ? r.model(vocab, &config) : std::nullopt) {
+      // The head's fields are the task's (and --num-labels'), whatever the model options say.
+      requested->architectures = config.architectures;
+      requested->is_decoder = config.is_decoder;
+      requested->problem_type = config.problem_type;
+      requested->num_labels = config.num_labels;
+      requested->id2label = config.id2label;
       const nlohmann::json want = requested->to_json(), have = config.to_json();
       std::string refused;
       for (const auto& [key, value] : want.items())
@@ -343,6 +349,7 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
   options.schedule = schedule;
   options.checkpoint_metadata = {{"train_args", nlohmann::json(args).dump()}, {"threads", std::to_string(max_threads())}};
   options.tokenizer = tokenizer.get();
+  options.bits_per_byte = !mlm && !classify;
 
   MetricsLog log((fs::path(r.out_dir) / "metrics.jsonl").string(),
                  state ? std::optional<int64_t>(state->step) : std::nullopt);
