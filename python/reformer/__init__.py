@@ -158,6 +158,7 @@ class Model:
     """A Reformer language model (ReformerModelWithLMHead weights and semantics)."""
 
     def __init__(self, config=None, seed=0, *, _core_model=None):
+        self._dir = ""  # the directory a loaded model came from (its spiece.model tokenizes evaluate's text)
         if _core_model is not None:
             self._m = _core_model
             return
@@ -167,7 +168,9 @@ class Model:
     @classmethod
     def load(cls, directory):
         """Loads config.json + model.safetensors (a `reformer train` output or a Hugging Face directory)."""
-        return cls(_core_model=_core.Model.load(str(directory)))
+        model = cls(_core_model=_core.Model.load(str(directory)))
+        model._dir = str(directory)
+        return model
 
     def save(self, directory):
         """Writes config.json + model.safetensors (Hugging Face layout)."""
@@ -210,14 +213,16 @@ class Model:
         to drawing): for comparing with transformers, whose rotations come from torch.randn."""
         self._m.set_rotations(layer, None if rotations is None else np.ascontiguousarray(rotations, dtype=np.float32))
 
-    def evaluate(self, data=DEFAULT_DATA, *, file=None, split="validation", task="lm", seq_len=0, batch=1,
-                 max_windows=0, num_hashes=0, seed=0, incremental=False, threads=0):
+    def evaluate(self, data=DEFAULT_DATA, *, file=None, split="validation", task="lm", tokenizer=None, seq_len=0,
+                 batch=1, max_windows=0, num_hashes=0, seed=0, incremental=False, threads=0):
         """Loss, bits per byte and accuracy exactly as `reformer eval` computes them: consecutive
-        windows of seq_len (0 = the model's length) over a split of data (90/5/5) or a whole file;
-        task="copy" scores fresh copy-task sequences. Returns {"loss", "bits_per_byte", "accuracy",
-        "tokens", "length", "source"}."""
-        return _core.evaluate(self._m, str(data), "" if file is None else str(file), split, task, seq_len, batch,
-                              max_windows, num_hashes, seed, incremental, threads)
+        windows of seq_len tokens (0 = the model's length) over a split of data (90/5/5) or a whole
+        file, tokenized by `tokenizer` (a spiece.model), else the loaded directory's spiece.model, else
+        bytes; task="copy" scores fresh copy-task sequences. Returns {"loss", "bits_per_byte",
+        "accuracy", "tokens", "length", "source"}."""
+        return _core.evaluate(self._m, str(data), "" if file is None else str(file), split, task,
+                              "" if tokenizer is None else str(tokenizer), self._dir, seq_len, batch, max_windows,
+                              num_hashes, seed, incremental, threads)
 
     def memory_plan(self, seq_len, batch=1, training=True, optimizer="adam"):
         """Bytes by category of a training step of `batch` sequences of `seq_len` tokens."""

@@ -302,9 +302,22 @@ NB_MODULE(_core, m) {
   m.def("train_defaults", [] { return nlohmann::json(TrainArgs()).dump(); }, "the training options' defaults as JSON");
 
   m.def("evaluate", [](ReformerModel& model, const std::string& data, const std::string& file, const std::string& split,
-                       const std::string& task, int64_t seq_len, int64_t batch, int64_t max_windows, int64_t num_hashes,
-                       uint64_t seed, bool incremental, int threads) {
-    EvalRequest r{data, file, split, task, seq_len, batch, max_windows, num_hashes, seed, incremental, threads};
+                       const std::string& task, const std::string& tokenizer, const std::string& model_dir, int64_t seq_len,
+                       int64_t batch, int64_t max_windows, int64_t num_hashes, uint64_t seed, bool incremental, int threads) {
+    EvalRequest r;
+    r.data = data;
+    r.file = file;
+    r.split = split;
+    r.task = task;
+    r.tokenizer = tokenizer;
+    r.model_dir = model_dir;
+    r.seq_len = seq_len;
+    r.batch = batch;
+    r.max_windows = max_windows;
+    r.num_hashes = num_hashes;
+    r.seed = seed;
+    r.incremental = incremental;
+    r.threads = threads;
     EvalResult e;
     {
       nb::gil_scoped_release release;
