@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 
@@ -66,13 +67,15 @@ TrainArgs merge_resumed_args(const TrainRequest& r, const nlohmann::json& stored
   }
 }
 
-// Every config field where two configs differ, for the "different model" message.
-std::string differences(const nlohmann::json& a, const nlohmann::json& b) {
+// Every config field where two configs differ (leaving out those `ignored` accepts), for the
+// "different model" messages; empty when none.
+std::string differences(const nlohmann::json& a, const nlohmann::json& b,
+                        const std::function<bool(const std::string&)>& ignored = nullptr) {
   std::string out;
   for (const auto& [key, value] : a.items())
-    if (!b.contains(key) || b[key] != value)
+    if ((!b.contains(key) || b[key] != value) && !(ignored && ignored(key)))
       out += (out.empty() ? "" : ", ") + key + " = " + value.dump() + " vs " + (b.contains(key) ? b[key].dump() : "missing");
-  return out.empty() ? "?" : out;
+  return out;
 }
 
 std::string schedule_spec(const TrainRequest& r, const TrainArgs& a) {
@@ -243,11 +246,7 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
       requested->problem_type = config.problem_type;
       requested->num_labels = config.num_labels;
       requested->id2label = config.id2label;
-      const nlohmann::json want = requested->to_json(), have = config.to_json();
-      std::string refused;
-      for (const auto& [key, value] : want.items())
-        if ((!have.contains(key) || have[key] != value) && !may_change_on_init(key))
-          refused += (refused.empty() ? "" : ", ") + key + " = " + value.dump() + " vs " + (have.contains(key) ? have[key].dump() : "missing");
+      const std::string refused = differences(requested->to_json(), config.to_json(), may_change_on_init);
       REFORMER_CHECK(refused.empty(), "--init-from ", args.init_from, ": the model options change ", refused,
                      " of the checkpoint, which would break its weights; fine-tuning may change only dropout, chunk lengths, "
                      "num_hashes and num_buckets (drop the other model options)");
