@@ -8,5 +8,7 @@ namespace reformer {
 inline constexpr int32_t kByteVocab = 258;
 inline constexpr int32_t kBytePadId = 0;
 inline constexpr int32_t kByteIdOffset = 2;
+// [MASK] of masked-language-model training on bytes: id 1, which byte data never produces.
+inline constexpr int32_t kByteMaskId = 1;
 
 }  // namespace reformer

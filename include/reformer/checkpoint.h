@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "reformer/model.h"
 
@@ -25,5 +26,16 @@ std::unique_ptr<ReformerModel> load_model(const std::string& dir);
 
 // Copies the weights of dir/model.safetensors into an existing model (shapes must match).
 void load_weights(ReformerModel& model, const std::string& safetensors_path);
+
+// The config a model directory loads with: config.json, with architectures set to the class whose
+// head weights model.safetensors holds (what load_model builds), without reading the weights.
+ReformerConfig load_model_config(const std::string& dir);
+
+// Fine-tuning (`reformer train --init-from`): copies the base model's weights ("reformer.*", with
+// or without the prefix) from `safetensors_path` into `model`; with `with_head`, the head's weights
+// too (the file must hold the model's class). Without it the model's head keeps its initialisation
+// and the file's head weights are ignored. Shapes must match. Returns the names of the parameters
+// left at their initialisation.
+std::vector<std::string> load_base_weights(ReformerModel& model, const std::string& safetensors_path, bool with_head);
 
 }  // namespace reformer

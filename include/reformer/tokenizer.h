@@ -37,6 +37,11 @@ class Tokenizer {
   virtual std::string token_text(int32_t id) const = 0;
   // Sampling never draws ids below this one (padding / control ids).
   virtual int32_t first_text_id() const = 0;
+  // The [MASK] id of masked-language-model training (docs/HF_INTEROP.md, "Tasks"), or -1 when the
+  // tokenizer has none. Bytes: id 1 (t2t's EOS, which byte data never produces), so byte models keep
+  // their 258 ids. SentencePiece: the piece "<mask>" or "[MASK]" when the model has one (HF's
+  // ReformerTokenizer has no mask token by default; `reformer tokenizer train --mask-piece` adds one).
+  virtual int32_t mask_id() const = 0;
   // ids = encode(text); bytes[i] = the bytes of `text` that token i stands for (their sum is
   // text.size() whenever the text round-trips).
   virtual void encode_with_bytes(std::string_view text, std::vector<int32_t>& ids, std::vector<uint32_t>& bytes) const = 0;
@@ -68,6 +73,7 @@ struct SentencePieceTrainOptions {
   bool byte_fallback = false;          // unknown characters as <0xXX> byte pieces (needs 256 ids more)
   int64_t max_sentences = 1000000;     // lines sampled for training (0 = all)
   int threads = 1;              // the trainer's threads
+  bool mask_piece = false;      // add the user-defined piece "<mask>" (the [MASK] of `train --task mlm`)
 };
 
 // Trains a SentencePiece model on `text` (one training sentence per line) and returns the

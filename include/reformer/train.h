@@ -1,7 +1,16 @@
 #pragma once
 // A training run, exactly as `reformer train` runs it (the CLI and the Python package both call
-// train() below): a byte-level language model on a file, or the copy task; checkpoints in
-// out_dir/checkpoint-<step>/, metrics.jsonl, periodic evaluation, resume, graceful stop.
+// train() below): a language model on a text file (task lm: causal; mlm: masked, for bidirectional
+// encoders), sequence classification on JSON-lines files (classify), or the copy task; from scratch
+// or from a checkpoint (init_from: fine-tuning); checkpoints in out_dir/checkpoint-<step>/,
+// metrics.jsonl, periodic evaluation, resume, graceful stop.
+//
+// Fine-tuning (init_from = a directory load_model reads: ours or Hugging Face's): the model keeps
+// DIR's config and weights; the task sets the head (lm: ReformerModelWithLMHead, mlm:
+// ReformerForMaskedLM, classify: ReformerForSequenceClassification with num_labels) and is_decoder
+// (lm: true; mlm, classify: false), and a head of another kind (or another num_labels) starts from
+// its initialisation. Model options may change only kChangeableOnInit (dropout, chunk lengths,
+// num_hashes, num_buckets); any other change is refused, naming the field.
 //
 // A checkpoint stores the TrainArgs (as JSON, keys = the CLI's flag names with '-' -> '_'), so a
 // resumed run continues the same run: options not given take the checkpoint's values, and a given
@@ -24,7 +33,15 @@ namespace reformer {
 inline constexpr const char* kDefaultData = "/usr/share/dictd/gcide.dict.dz";
 
 struct TrainArgs {
+  // task: lm, mlm, classify or copy. classify: data and valid_data are JSON-lines files of
+  // {"text": ..., "label": ...}.
   std::string data = kDefaultData, valid_data, test_data, task = "lm";
+  // Fine-tuning: start from this model directory's weights (empty = from scratch).
+  std::string init_from;
+  // classify: classes of the head; 0 = the init_from classifier's, else 1 + the largest label of data.
+  int64_t num_labels = 0;
+  // mlm: the share of tokens selected for prediction (HF's mlm_probability).
+  double mlm_probability = 0.15;
   // SentencePiece model (spiece.model) for the text; empty = bytes (a resumed run uses its own copy).
   std::string tokenizer;
   // Training window in tokens, any length up to the positions (padded to the chunk multiple with an
@@ -35,18 +52,21 @@ struct TrainArgs {
   double lr = 1e-3, clip_norm = 1.0;
   std::string schedule = "cosine", optimizer = "adam";
   uint64_t seed = 0;
-  NLOHMANN_DEFINE_TYPE_INTRUSIVE(TrainArgs, data, valid_data, test_data, task, tokenizer, seq_len, copy_vocab, batch, steps, grad_accum,
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(TrainArgs, data, valid_data, test_data, task, init_from, num_labels, mlm_probability, tokenizer, seq_len, copy_vocab, batch, steps, grad_accum,
                                  warmup, eval_interval, eval_windows, save_interval, save_total_limit, log_interval, lr,
                                  clip_norm, schedule, optimizer, seed)
 };
 
 // The TrainArgs keys a resumed run may change; the others must stay as the checkpoint has them.
 const std::vector<std::string>& changeable_on_resume();
+// The config fields a fine-tuning run (init_from) may change: those that leave the weights valid.
+const std::vector<std::string>& changeable_on_init();
 
 // The model of a run. `vocab` is what the task needs (the tokenizer's vocabulary, or copy_vocab); `resumed` is the
-// config of the run being resumed (nullptr for a new run). Return nullopt to keep the resumed
-// run's config; a config returned on resume must equal it (else the run is refused, naming the
-// fields that differ).
+// config of the run being resumed, or of the init_from checkpoint as the task adapts it (nullptr for
+// a new run from scratch). Return nullopt to keep that config; a config returned on resume must equal
+// it, and one returned for init_from may differ only in changeable_on_init() (else the run is
+// refused, naming the fields that differ).
 using ModelSpec = std::function<std::optional<ReformerConfig>(int64_t vocab, const ReformerConfig* resumed)>;
 
 struct TrainRequest {

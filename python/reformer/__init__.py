@@ -38,9 +38,13 @@ def train(out_dir, config=None, *, resume=False, on_step=None, on_eval=None, max
 
     config: a Config (or dict of its fields) for a new run; with resume=True it may be left out (the
     run's own config is kept; one that differs is refused). options: the CLI's flags with
-    underscores, e.g. data=, valid_data=, test_data=, task="lm"|"copy", copy_vocab=, batch=, steps=,
-    grad_accum=, lr=, warmup=, schedule=, optimizer=, clip_norm=, seed=, log_interval=,
-    eval_interval=, eval_windows=, save_interval=, save_total_limit=.
+    underscores, e.g. data=, valid_data=, test_data=, task="lm"|"mlm"|"classify"|"copy", copy_vocab=,
+    batch=, steps=, grad_accum=, lr=, warmup=, schedule=, optimizer=, clip_norm=, seed=, log_interval=,
+    eval_interval=, eval_windows=, save_interval=, save_total_limit=, mlm_probability= (task="mlm"),
+    num_labels= (task="classify": data= and valid_data= are JSON-lines files of {"text", "label"}).
+    init_from=DIR fine-tunes a checkpoint (ours or Hugging Face's): with config=None its config is
+    kept; a config that changes more than dropout, chunk lengths, num_hashes or num_buckets is
+    refused, naming the field.
     on_step(record) is called after every step with its metrics dict (step, loss, lr, grad_norm,
     tokens_per_s, ...) and on_eval(record) after every evaluation, as metrics.jsonl records them.
     max_memory: bytes or a size such as "24G" (0 = physical memory). Ctrl-C saves a checkpoint,

@@ -106,7 +106,14 @@ void save_model(const std::string& dir, ReformerModel& model, const std::map<std
   REFORMER_CHECK(std::rename(config_tmp.c_str(), config_path.c_str()) == 0, "could not rename ", config_tmp, " to ", config_path);
 }
 
-void load_weights(ReformerModel& model, const std::string& path) {
+namespace {
+
+bool is_base_parameter(const std::string& name) { return name.starts_with(kBasePrefix); }
+
+// load_weights and load_base_weights: every parameter the model takes from the file (all, or the
+// base model's) must be there with its shape; a tensor of the file the model does not take is an
+// error unless it belongs to a head that is not loaded (`skip_other_heads`).
+std::vector<std::string> read_weights(ReformerModel& model, const std::string& path, bool with_head, bool skip_other_heads) {
   // A NaN or Inf weight would only surface later as "loss nan"; the escape hatch is for inspecting
   // such a checkpoint on purpose.
   const char* allow = std::getenv("REFORMER_ALLOW_NONFINITE");
@@ -115,7 +122,12 @@ void load_weights(ReformerModel& model, const std::string& path) {
   const char* cls = model_class_name(model.model_class());
   const bool prefixed = has_base_prefix(file);
   std::set<std::string> expected;
+  std::vector<std::string> skipped;
   for (auto& p : model.parameters()) {
+    if (!with_head && !is_base_parameter(p.name)) {
+      skipped.push_back(p.name);
+      continue;
+    }
     const std::string name = stored_name(p.name, prefixed);
     expected.insert(name);
     // transformers' save_pretrained leaves out lm_head.decoder.bias, which it ties to lm_head.bias.
@@ -132,6 +144,9 @@ void load_weights(ReformerModel& model, const std::string& path) {
   }
   for (const auto& name : file.names()) {
     if (expected.count(name) || is_legacy_buffer(name)) continue;
+    // A head's tensors never carry the prefix (HF's state dicts: lm_head.*, classifier.*, qa_outputs.*).
+    if (skip_other_heads && (name.starts_with("lm_head.") || name.starts_with("classifier.") || name.starts_with("qa_outputs.")))
+      continue;
     const NamedParameter* tied = name == kTiedHeadBias ? model.find_parameter("lm_head.decoder.bias") : nullptr;
     if (tied) {
       REFORMER_CHECK(file.shape(name) == tied->param->shape(), path,
@@ -141,9 +156,18 @@ void load_weights(ReformerModel& model, const std::string& path) {
     fail(path, ": unexpected tensor \"", name, "\" (shape ", shape_str(file.shape(name)),
          "); this checkpoint does not match a ", cls, " with this config.json");
   }
+  return skipped;
 }
 
-std::unique_ptr<ReformerModel> load_model(const std::string& dir) {
+}  // namespace
+
+void load_weights(ReformerModel& model, const std::string& path) { read_weights(model, path, true, false); }
+
+std::vector<std::string> load_base_weights(ReformerModel& model, const std::string& path, bool with_head) {
+  return read_weights(model, path, with_head, !with_head);
+}
+
+ReformerConfig load_model_config(const std::string& dir) {
   REFORMER_CHECK(fs::is_directory(dir), "model directory ", dir, " does not exist; pass a directory with config.json and model.safetensors");
   const fs::path weights = fs::path(dir) / "model.safetensors";
   REFORMER_CHECK(fs::exists(weights) || fs::is_symlink(weights), "no model.safetensors in ", dir,
@@ -158,8 +182,12 @@ std::unique_ptr<ReformerModel> load_model(const std::string& dir) {
                    " but model.safetensors holds ", head_keys(found), " (a ", model_class_name(found),
                    "); set architectures to [\"", model_class_name(found), "\"] or use the matching weights");
   config.architectures = {model_class_name(found)};
-  auto model = std::make_unique<ReformerModel>(config);
-  load_weights(*model, weights.string());
+  return config;
+}
+
+std::unique_ptr<ReformerModel> load_model(const std::string& dir) {
+  auto model = std::make_unique<ReformerModel>(load_model_config(dir));
+  load_weights(*model, (fs::path(dir) / "model.safetensors").string());
   return model;
 }
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "reformer/attention_kinds.h"
-
 #include "reformer/error.h"
 
 namespace reformer {

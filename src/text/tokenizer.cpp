@@ -1,5 +1,7 @@
 #include "reformer/tokenizer.h"
 
+#include "reformer/bytes.h"
+
 #include <fcntl.h>
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
@@ -60,6 +62,7 @@ class ByteTokenizer final : public Tokenizer {
     return id < kByteOffset ? std::string() : std::string(1, static_cast<char>(id - kByteOffset));
   }
   int32_t first_text_id() const override { return kByteOffset; }
+  int32_t mask_id() const override { return kByteMaskId; }
   void encode_with_bytes(std::string_view text, std::vector<int32_t>& ids, std::vector<uint32_t>& bytes) const override {
     ids = encode(text);
     bytes.assign(ids.size(), 1);
@@ -110,6 +113,13 @@ class SentencePieceTokenizer final : public Tokenizer {
     return out;
   }
   int32_t first_text_id() const override { return first_text_id_; }
+  int32_t mask_id() const override {
+    for (const char* piece : {"<mask>", "[MASK]"}) {
+      const int id = sp_.PieceToId(piece);
+      if (!sp_.IsUnknown(id) && sp_.IdToPiece(id) == piece) return id;
+    }
+    return -1;
+  }
   void encode_with_bytes(std::string_view text, std::vector<int32_t>& ids, std::vector<uint32_t>& bytes) const override {
     // Segments end after a newline, so a piece never spans two (training lines never hold "\n").
     std::vector<size_t> cuts{0};
@@ -280,10 +290,11 @@ void save_tokenizer(const Tokenizer& tokenizer, const std::string& dir) {
   if (tokenizer.is_bytes()) return;
   write_file_atomically(dir, kSentencePieceFile, tokenizer.serialized());
   // What ReformerTokenizer.save_pretrained writes beside spiece.model (the special tokens it uses).
-  const nlohmann::json config = {{"tokenizer_class", "ReformerTokenizer"},
-                                 {"eos_token", "</s>"},
-                                 {"unk_token", "<unk>"},
-                                 {"additional_special_tokens", nlohmann::json::array()}};
+  nlohmann::json config = {{"tokenizer_class", "ReformerTokenizer"},
+                           {"eos_token", "</s>"},
+                           {"unk_token", "<unk>"},
+                           {"additional_special_tokens", nlohmann::json::array()}};
+  if (tokenizer.mask_id() >= 0) config["mask_token"] = tokenizer.token_text(tokenizer.mask_id());
   write_file_atomically(dir, "tokenizer_config.json", config.dump(2) + "\n");
 }
 
@@ -307,7 +318,8 @@ std::string train_sentencepiece(std::string_view text, const SentencePieceTrainO
       {"remove_extra_whitespaces", "false"},
       {"add_dummy_prefix", "false"},
       {"split_digits", "false"},
-      {"user_defined_symbols", "\n,\t,\r"},  // SentencePiece never gives tabs a piece of their own otherwise
+      // SentencePiece never gives tabs a piece of their own otherwise; "<mask>" is MLM's [MASK].
+      {"user_defined_symbols", o.mask_piece ? "\n,\t,\r,<mask>" : "\n,\t,\r"},
       {"byte_fallback", o.byte_fallback ? "true" : "false"},
       {"input_sentence_size", std::to_string(o.max_sentences)},
       {"shuffle_input_sentence", "true"},

@@ -1,6 +1,7 @@
 #include "train/evaluate.h"
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <numeric>
 #include <vector>
@@ -21,10 +22,11 @@ void accumulate(LossStats& total, const LossStats& s) {
   total.bytes += s.bytes;
 }
 
-}  // namespace
-
-LossStats evaluate_bytes(ReformerModel& model, const ByteDataset& data, Split split, int64_t length, int64_t batch,
-                         int64_t max_windows, uint64_t seed, EvalShard shard) {
+// The windows of evaluate_bytes (this shard's batches), each batch passed through `prepare` (if
+// given) before it is scored.
+LossStats evaluate_windows(ReformerModel& model, const ByteDataset& data, Split split, int64_t length, int64_t batch,
+                           int64_t max_windows, uint64_t seed, EvalShard shard,
+                           const std::function<void(TokenBatch&, int64_t)>& prepare) {
   REFORMER_CHECK(batch >= 1, "evaluation batch ", batch, " must be at least 1");
   REFORMER_CHECK(max_windows >= 0, "number of evaluation windows ", max_windows, " must be >= 0 (0 = the whole split)");
   const int64_t padded = padded_eval_length(model.config(), length);
@@ -35,6 +37,7 @@ LossStats evaluate_bytes(ReformerModel& model, const ByteDataset& data, Split sp
   for (int64_t first = shard.rank * batch; first < windows; first += batch * shard.count) {
     const int64_t b = std::min(batch, windows - first);
     data.eval_batch(tokens, split, first, b, length, padded);
+    if (prepare) prepare(tokens, first);
     Batch in{tokens.ids.data(), b, padded, tokens.mask_or_null(), tokens.labels.data()};
     StepOptions opt;
     opt.training = false;
@@ -45,6 +48,20 @@ LossStats evaluate_bytes(ReformerModel& model, const ByteDataset& data, Split sp
     accumulate(total, s);
   }
   return total;
+}
+
+}  // namespace
+
+LossStats evaluate_bytes(ReformerModel& model, const ByteDataset& data, Split split, int64_t length, int64_t batch,
+                         int64_t max_windows, uint64_t seed, EvalShard shard) {
+  return evaluate_windows(model, data, split, length, batch, max_windows, seed, shard, nullptr);
+}
+
+LossStats evaluate_masked_lm(ReformerModel& model, const ByteDataset& data, Split split, int64_t length, int64_t batch,
+                             int64_t max_windows, uint64_t seed, const MlmOptions& masking, EvalShard shard) {
+  return evaluate_windows(model, data, split, length, batch, max_windows, seed, shard, [&](TokenBatch& tokens, int64_t first) {
+    apply_mlm_mask(tokens, masking, seed, kHeldOutSteps + first);
+  });
 }
 
 LossStats evaluate_bytes_incremental(ReformerModel& model, const ByteDataset& data, Split split, int64_t length,

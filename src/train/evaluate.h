@@ -12,6 +12,7 @@
 #include "reformer/model.h"
 #include "train/byte_data.h"
 #include "train/copy_task.h"
+#include "train/mlm.h"
 
 namespace reformer {
 
@@ -25,6 +26,12 @@ struct EvalShard {
 // max_windows 0 = the whole split.
 LossStats evaluate_bytes(ReformerModel& model, const ByteDataset& data, Split split, int64_t length, int64_t batch,
                          int64_t max_windows, uint64_t seed, EvalShard shard = {});
+
+// Masked-LM loss and accuracy on the masked tokens of the same windows (train/mlm.h), masked with
+// keys no training micro-batch uses, so every evaluation of a run sees the same masks. count = the
+// masked tokens; bytes stay 0 (bits per byte do not apply).
+LossStats evaluate_masked_lm(ReformerModel& model, const ByteDataset& data, Split split, int64_t length, int64_t batch,
+                             int64_t max_windows, uint64_t seed, const MlmOptions& masking, EvalShard shard = {});
 
 // The same windows and scores as evaluate_bytes, but teacher-forced through incremental decoding
 // (reformer/decode.h): each window is decoded token by token from its first byte, `batch` windows

@@ -27,9 +27,11 @@ std::string format_duration(double seconds) {
 void Progress::report(const StepReport& r) {
   if (!out_) return;
   char line[256];
-  std::snprintf(line, sizeof line, "step %lld/%lld  loss %.4f  bpb %.4f  lr %.3g  |g| %.3g  %.0f tok/s  peak %s  eta %s",
-                static_cast<long long>(r.step), static_cast<long long>(r.total_steps), r.loss, r.loss / std::log(2.0) / r.bytes_per_token,
-                r.lr, r.grad_norm, r.tokens_per_s, format_bytes(r.peak_bytes).c_str(), format_duration(r.eta_s).c_str());
+  char bpb[32] = "";
+  if (r.bytes_per_token > 0) std::snprintf(bpb, sizeof bpb, "  bpb %.4f", r.loss / std::log(2.0) / r.bytes_per_token);
+  std::snprintf(line, sizeof line, "step %lld/%lld  loss %.4f%s  lr %.3g  |g| %.3g  %.0f tok/s  peak %s  eta %s",
+                static_cast<long long>(r.step), static_cast<long long>(r.total_steps), r.loss, bpb, r.lr, r.grad_norm,
+                r.tokens_per_s, format_bytes(r.peak_bytes).c_str(), format_duration(r.eta_s).c_str());
   if (tty_) {
     std::fprintf(out_, "\r\033[K%s", line);
     open_line_ = true;

@@ -13,7 +13,7 @@ namespace reformer {
 struct StepReport {
   int64_t step = 0, total_steps = 0;
   double loss = 0;         // mean loss of the step (nats per predicted token)
-  double bytes_per_token = 1;  // text bytes per scored token (1 for bytes): bpb = loss / ln 2 / this
+  double bytes_per_token = 1;  // text bytes per scored token (1 for bytes): bpb = loss / ln 2 / this; 0 = no bpb
   double lr = 0, grad_norm = 0;
   double tokens_per_s = 0;
   int64_t peak_bytes = 0;  // allocator peak (include/reformer/memory.h)

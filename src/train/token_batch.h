@@ -9,6 +9,11 @@
 // mask is empty when every position is a token; otherwise (batch, length) with 1 = token, 0 =
 // padding (the model's attention mask). scored_bytes: the text bytes the scored labels stand for
 // (bits per byte, docs/NUMERICS.md); 0 where the source has no text (the copy task).
+//
+// Masked-LM batches (train/mlm.h) put labels only on the masked positions, unshifted (the loss of a
+// ReformerForMaskedLM compares logits[b][t] with labels[b][t]). Sequence-classification batches
+// (train/classify_data.h) fill class_labels, one per row (kIgnoreLabel = not scored), and leave
+// labels all kIgnoreLabel.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -18,7 +23,7 @@ namespace reformer {
 inline constexpr int32_t kIgnoreLabel = -100;
 
 // Tags inside the RngPurpose::Data streams, so that different data sources never share numbers.
-enum class DataStream : uint64_t { ByteWindows = 1, CopyTask = 2 };
+enum class DataStream : uint64_t { ByteWindows = 1, CopyTask = 2, MlmMask = 3, ClassifyOrder = 4 };
 
 struct TokenBatch {
   int64_t batch = 0;
@@ -26,6 +31,7 @@ struct TokenBatch {
   std::vector<int32_t> ids;
   std::vector<int32_t> labels;
   std::vector<uint8_t> mask;
+  std::vector<int32_t> class_labels;  // (batch) sequence classification only; empty otherwise
   double scored_bytes = 0;
 
   // Keeps the capacity, so a reused batch does not reallocate. Clears mask and scored_bytes.
@@ -35,9 +41,11 @@ struct TokenBatch {
     ids.resize(static_cast<size_t>(b * l));
     labels.resize(static_cast<size_t>(b * l));
     mask.clear();
+    class_labels.clear();
     scored_bytes = 0;
   }
   const uint8_t* mask_or_null() const { return mask.empty() ? nullptr : mask.data(); }
+  const int32_t* class_labels_or_null() const { return class_labels.empty() ? nullptr : class_labels.data(); }
 };
 
 }  // namespace reformer

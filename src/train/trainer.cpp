@@ -20,11 +20,18 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// Predicted tokens of a batch: labels t + 1 that are scored (train/token_batch.h).
-int64_t scored_tokens(const TokenBatch& t) {
+// The targets a batch's loss counts (train/token_batch.h): its class labels for sequence
+// classification; else its labels, of positions 1.. for a causal LM (HF's shift) and of every
+// position for a masked LM (unshifted).
+int64_t scored_targets(const TokenBatch& t, ModelClass cls) {
   int64_t n = 0;
+  if (!t.class_labels.empty()) {
+    for (int32_t l : t.class_labels) n += l != kIgnoreLabel;
+    return n;
+  }
+  const int64_t first = cls == ModelClass::LMHead ? 1 : 0;
   for (int64_t b = 0; b < t.batch; ++b)
-    for (int64_t i = 1; i < t.length; ++i) n += t.labels[b * t.length + i] != kIgnoreLabel;
+    for (int64_t i = first; i < t.length; ++i) n += t.labels[b * t.length + i] != kIgnoreLabel;
   return n;
 }
 
@@ -60,9 +67,10 @@ double Trainer::train_step(double& grad_norm, double& lr) {
   for (int64_t m = 0; m < options_.grad_accum; ++m) {
     const int64_t index = step_ * micro + comm_->rank() + m * ranks;
     hooks_.batch(tokens_, index);
-    const int64_t scored = scored_tokens(tokens_);
+    const int64_t scored = scored_targets(tokens_, model_.model_class());
     REFORMER_CHECK(scored > 0, "training batch ", step_, " has no scored tokens");
     Batch in{tokens_.ids.data(), tokens_.batch, tokens_.length, tokens_.mask_or_null(), tokens_.labels.data()};
+    in.class_labels = tokens_.class_labels_or_null();
     StepOptions opt;
     opt.training = true;
     opt.seed = options_.seed;
@@ -113,20 +121,37 @@ double Trainer::train_step(double& grad_norm, double& lr) {
 
 void Trainer::evaluate(Progress& progress) {
   if (!hooks_.evaluate) return;
-  LossStats s = hooks_.evaluate();
-  double sums[3] = {s.loss_sum, s.count, s.correct};
-  comm_->sum(sums, 3);
-  s = {sums[0], sums[1], sums[2]};
+  Evaluation e = hooks_.evaluate();
+  LossStats& s = e.stats;
+  if (e.sharded) {  // each rank scored its shard (train/evaluate.h EvalShard): the sums are the result
+    double sums[4] = {s.loss_sum, s.count, s.correct, s.bytes};
+    comm_->sum(sums, 4);
+    s.loss_sum = sums[0], s.count = sums[1], s.correct = sums[2], s.bytes = sums[3];
+  }
   if (!writer()) return;
   const double accuracy = s.count > 0 ? s.correct / s.count : 0.0;
-  char line[160];
-  std::snprintf(line, sizeof line, "eval step %lld: loss %.4f  bpb %.4f  accuracy %.4f  (%.0f tokens)",
-                static_cast<long long>(step_), s.mean(), bits_per_byte(s), accuracy, s.count);
-  progress.message(line);
+  char buf[96];
+  std::string line = "eval step " + std::to_string(step_) + ":";
+  std::snprintf(buf, sizeof buf, " loss %.4f", s.mean());
+  line += buf;
+  if (e.bits_per_byte) {
+    std::snprintf(buf, sizeof buf, "  bpb %.4f", bits_per_byte(s));
+    line += buf;
+  }
+  std::snprintf(buf, sizeof buf, "  accuracy %.4f", accuracy);
+  line += buf;
+  for (const auto& [key, value] : e.metrics.items())
+    if (key != "accuracy" && value.is_number()) {
+      std::snprintf(buf, sizeof buf, "  %s %.4f", key.c_str(), value.get<double>());
+      line += buf;
+    }
+  std::snprintf(buf, sizeof buf, "  (%.0f %s)", s.count, e.unit.c_str());
+  progress.message(line + buf);
   if (hooks_.metrics) {
-    nlohmann::json record = {{"split", "validation"}, {"step", step_}, {"loss", s.mean()}, {"bits_per_byte", bits_per_byte(s)},
-                             {"accuracy", accuracy}, {"tokens", s.count}};
+    nlohmann::json record = {{"split", "validation"}, {"step", step_}, {"loss", s.mean()}, {"accuracy", accuracy}, {e.unit, s.count}};
+    if (e.bits_per_byte) record["bits_per_byte"] = bits_per_byte(s);
     if (s.bytes > 0) record["bytes"] = s.bytes;
+    record.update(e.metrics);
     hooks_.metrics(record);
   }
 }
@@ -200,6 +225,7 @@ TrainResult Trainer::run(Progress& progress) {
       r.total_steps = options_.steps;
       r.loss = interval_loss / static_cast<double>(interval_steps);
       if (interval_bytes > 0 && interval_scored > 0) r.bytes_per_token = interval_bytes / interval_scored;
+      if (!options_.bits_per_byte) r.bytes_per_token = 0;
       r.lr = lr;
       r.grad_norm = grad_norm;
       r.tokens_per_s = interval_tokens / std::max(seconds_since(interval_start), 1e-9);

@@ -51,11 +51,23 @@ struct TrainerOptions {
   std::map<std::string, std::string> checkpoint_metadata;  // stored with every checkpoint
   Communicator* communicator = nullptr;  // the ranks of a data-parallel run; nullptr = this process alone
   const Tokenizer* tokenizer = nullptr;  // saved into every checkpoint (spiece.model); nullptr or bytes = none
+  bool bits_per_byte = true;  // progress lines show bits per byte (false: masked LM, classification)
+};
+
+// One evaluation: the loss (and accuracy) and what else the task reports (e.g. {"f1": ...}).
+struct Evaluation {
+  LossStats stats;
+  nlohmann::json metrics = nlohmann::json::object();
+  bool bits_per_byte = true;   // report bits per byte (language models of text); false: masked LM, classification
+  std::string unit = "tokens";  // what stats.count counts, the record's key for it
+  // True: stats are this rank's shard of a data-parallel run, summed over the ranks by the trainer.
+  // False: every rank evaluated everything (metrics such as F1 need all the predictions).
+  bool sharded = true;
 };
 
 struct TrainerHooks {
   std::function<void(TokenBatch& out, int64_t index)> batch;  // training micro-batch number `index`
-  std::function<LossStats()> evaluate;                        // held-out loss (this rank's shard); may be empty
+  std::function<Evaluation()> evaluate;                       // held-out loss; may be empty
   std::function<void(const nlohmann::json&)> metrics;         // one record per step and per evaluation
   std::function<bool()> stop_requested;                       // polled before every step (Ctrl-C); any
                                                               // rank's request stops every rank

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 
@@ -18,9 +19,11 @@
 #include "reformer/tokenizer.h"
 #include "model/eval_length.h"
 #include "train/byte_data.h"
+#include "train/classify_data.h"
 #include "train/copy_task.h"
 #include "train/evaluate.h"
 #include "train/metrics_log.h"
+#include "train/mlm.h"
 #include "train/progress.h"
 #include "train/trainer.h"
 #include "train/trainer_state.h"
@@ -65,13 +68,15 @@ TrainArgs merge_resumed_args(const TrainRequest& r, const nlohmann::json& stored
   }
 }
 
-// Every config field where two configs differ, for the "different model" message.
-std::string differences(const nlohmann::json& a, const nlohmann::json& b) {
+// Every config field where two configs differ (leaving out those `ignored` accepts), for the
+// "different model" messages; empty when none.
+std::string differences(const nlohmann::json& a, const nlohmann::json& b,
+                        const std::function<bool(const std::string&)>& ignored = nullptr) {
   std::string out;
   for (const auto& [key, value] : a.items())
-    if (!b.contains(key) || b[key] != value)
+    if ((!b.contains(key) || b[key] != value) && !(ignored && ignored(key)))
       out += (out.empty() ? "" : ", ") + key + " = " + value.dump() + " vs " + (b.contains(key) ? b[key].dump() : "missing");
-  return out.empty() ? "?" : out;
+  return out;
 }
 
 std::string schedule_spec(const TrainRequest& r, const TrainArgs& a) {
@@ -112,10 +117,68 @@ void check_args(const TrainArgs& a) {
   limits::check_range("--eval-interval", a.eval_interval, 0, limits::kMaxSteps);
   limits::check_range("--save-interval", a.save_interval, 0, limits::kMaxSteps);
   if (a.task == "copy") limits::check_range("--copy-vocab", a.copy_vocab, 2, limits::kMaxVocab);
-  REFORMER_CHECK(a.task == "lm" || a.task == "copy", "--task '", a.task, "' is not a task; use lm (bytes of --data) or copy");
+  REFORMER_CHECK(a.task == "lm" || a.task == "mlm" || a.task == "classify" || a.task == "copy", "--task '", a.task,
+                 "' is not a task; use lm (causal language model of --data), mlm (masked language model), classify "
+                 "(sequence classification of JSON lines) or copy");
+  if (a.task == "classify") {
+    REFORMER_CHECK(a.data != kDefaultData && !a.valid_data.empty(), "--task classify needs --data TRAIN.jsonl and --valid-data "
+                   "VALID.jsonl, JSON-lines files of {\"text\": ..., \"label\": ...}");
+    REFORMER_CHECK(a.test_data.empty(), "--task classify evaluates on --valid-data only; drop --test-data");
+    limits::check_range("--num-labels", a.num_labels, 0, limits::kMaxVocab);
+  } else {
+    REFORMER_CHECK(a.valid_data.empty() == a.test_data.empty(), "give both --valid-data and --test-data, or neither (then --data is split 90/5/5)");
+    REFORMER_CHECK(a.num_labels == 0, "--num-labels ", a.num_labels, " is for --task classify only; drop it");
+  }
+  if (a.task == "mlm")
+    REFORMER_CHECK(std::isfinite(a.mlm_probability) && a.mlm_probability > 0 && a.mlm_probability < 1, "--mlm-probability ",
+                   a.mlm_probability, " must be in (0, 1); BERT and Hugging Face use 0.15");
   REFORMER_CHECK(a.task != "copy" || a.tokenizer.empty(), "--tokenizer ", a.tokenizer,
                  " tokenizes text; the copy task has no text (drop --tokenizer or use --task lm)");
-  REFORMER_CHECK(a.valid_data.empty() == a.test_data.empty(), "give both --valid-data and --test-data, or neither (then --data is split 90/5/5)");
+  REFORMER_CHECK(a.init_from.empty() || a.task != "copy", "--init-from is for the text tasks (lm, mlm, classify), not copy");
+}
+
+bool may_change_on_init(const std::string& key) {
+  const auto& keys = changeable_on_init();
+  return std::find(keys.begin(), keys.end(), key) != keys.end();
+}
+
+// The init_from checkpoint's config as `task` uses it: the task's head and attention direction.
+ReformerConfig config_for_task(ReformerConfig c, const TrainArgs& a, const ClassificationData* train, Progress& progress) {
+  const ReformerConfig base = c;
+  if (a.task == "lm") {
+    c.architectures = {model_class_name(ModelClass::LMHead)};
+    c.is_decoder = true;
+  } else if (a.task == "mlm") {
+    c.architectures = {model_class_name(ModelClass::MaskedLM)};
+    c.is_decoder = false;
+  } else if (a.task == "classify") {
+    const bool was_classifier = base.model_class() == ModelClass::SequenceClassification;
+    if (was_classifier)
+      REFORMER_CHECK(base.problem_type.empty() || base.problem_type == "single_label_classification", a.init_from,
+                     " is a classifier with problem_type \"", base.problem_type, "\"; --task classify trains single-label "
+                     "classification (one class per text)");
+    c.architectures = {model_class_name(ModelClass::SequenceClassification)};
+    // The head reads the first position, which must see the whole text.
+    c.is_decoder = false;
+    c.problem_type = "single_label_classification";
+    const std::vector<std::string> names = train ? train->label_names() : std::vector<std::string>{};
+    const int64_t from_data = train ? std::max<int64_t>(train->integer_classes(), static_cast<int64_t>(names.size())) : 0;
+    c.num_labels = a.num_labels > 0 ? a.num_labels : was_classifier ? base.num_labels : std::max<int64_t>(from_data, 2);
+    if (!was_classifier || c.num_labels != base.num_labels)
+      c.id2label = static_cast<int64_t>(names.size()) == c.num_labels ? names : std::vector<std::string>{};
+  }
+  if (c.is_decoder != base.is_decoder)
+    progress.message(std::string("note: --task ") + a.task + " sets is_decoder = " + (c.is_decoder ? "true" : "false") +
+                     (c.is_decoder ? " (causal attention)" : " (bidirectional attention)"));
+  return c;
+}
+
+// Whether the init_from checkpoint's head fits the fine-tuning model's (then it is loaded too).
+bool same_head(const ReformerConfig& from, const ReformerConfig& to) {
+  const ModelClass a = from.model_class(), b = to.model_class();
+  if (is_language_model(a) && is_language_model(b)) return true;
+  if (a != b || a == ModelClass::Base) return false;
+  return a != ModelClass::SequenceClassification || from.num_labels == to.num_labels;
 }
 
 // A run resumed on another number of ranks keeps its global batch (batch x grad_accum x ranks): the
@@ -172,16 +235,31 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
   check_args(args);
   const std::string schedule = schedule_spec(r, args);
 
-  const bool copy = args.task == "copy";
-  // The text's tokenizer: a resumed run's own copy, else --tokenizer, else bytes.
+  const bool copy = args.task == "copy", mlm = args.task == "mlm", classify = args.task == "classify";
+  const bool init = !args.init_from.empty() && !state;
+  // The text's tokenizer: a resumed run's own copy, else --tokenizer, else the --init-from model's, else bytes.
   std::unique_ptr<Tokenizer> tokenizer = make_byte_tokenizer();
   if (!copy) {
     const fs::path own = state ? fs::path(state->dir) / kSentencePieceFile : fs::path();
     std::error_code ec;
-    tokenizer = state && fs::exists(own, ec) ? load_sentencepiece(own.string()) : tokenizer_for("", args.tokenizer);
+    tokenizer = state && fs::exists(own, ec) ? load_sentencepiece(own.string())
+                                             : tokenizer_for(init ? args.init_from : std::string(), args.tokenizer);
   }
   const int64_t vocab = copy ? args.copy_vocab : tokenizer->vocab_size();
+  MlmOptions masking;
+  if (mlm) {
+    masking = {args.mlm_probability, tokenizer->mask_id(), tokenizer->first_text_id(), static_cast<int32_t>(vocab)};
+    validate(masking);
+  }
+  // Classification data first: the number of classes of a new head comes from its labels.
+  std::optional<ClassificationData> ctrain, cvalid;
+  if (classify) {
+    if (!tokenizer->is_bytes()) progress.message("tokenizing the data with " + tokenizer->kind());
+    ctrain = ClassificationData::from_jsonl(args.data, *tokenizer);
+    cvalid = ClassificationData::from_jsonl(args.valid_data, *tokenizer);
+  }
   ReformerConfig config;
+  ReformerConfig init_config;  // the --init-from checkpoint's, as load_model reads it
   if (state) {
     config = ReformerConfig::load((fs::path(state->dir) / "config.json").string());
     if (r.model) {
@@ -189,14 +267,44 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
       REFORMER_CHECK(!requested || requested->to_json() == config.to_json(), "the model options describe a different model than the checkpoint in ",
                      r.out_dir, " (", differences(requested->to_json(), config.to_json()), "); drop the model options when resuming");
     }
+  } else if (init) {
+    init_config = load_model_config(args.init_from);
+    check_tokenizer_vocab(*tokenizer, init_config.vocab_size, args.init_from);
+    config = config_for_task(init_config, args, ctrain ? &*ctrain : nullptr, progress);
+    if (std::optional<ReformerConfig> requested = r.model ? r.model(vocab, &config) : std::nullopt) {
+      // The head's fields are the task's (and --num-labels'), whatever the model options say.
+      requested->architectures = config.architectures;
+      requested->is_decoder = config.is_decoder;
+      requested->problem_type = config.problem_type;
+      requested->num_labels = config.num_labels;
+      requested->id2label = config.id2label;
+      const std::string refused = differences(requested->to_json(), config.to_json(), may_change_on_init);
+      REFORMER_CHECK(refused.empty(), "--init-from ", args.init_from, ": the model options change ", refused,
+                     " of the checkpoint, which would break its weights; fine-tuning may change only dropout, chunk lengths, "
+                     "num_hashes and num_buckets (drop the other model options)");
+      config = *requested;
+    }
+    config.validate();
   } else {
     std::optional<ReformerConfig> requested = r.model ? r.model(vocab, nullptr) : std::nullopt;
     REFORMER_CHECK(requested, "a new run needs a model: give model flags or --config (Python: config=)");
     config = *requested;
+    if (mlm || classify) config = config_for_task(config, args, ctrain ? &*ctrain : nullptr, progress);
     config.validate();
     if (!copy) check_tokenizer_vocab(*tokenizer, config.vocab_size, "the model");
     REFORMER_CHECK(config.vocab_size == vocab, "the model's vocab_size ", config.vocab_size, " does not fit --task ", args.task,
                    ", which needs ", vocab, copy ? " (--copy-vocab)" : " (bytes + 2)", "; set vocab_size to ", vocab);
+  }
+  if (mlm)
+    REFORMER_CHECK(config.model_class() == ModelClass::MaskedLM, "--task mlm trains a ReformerForMaskedLM (is_decoder false), "
+                   "but the run's model is a ", model_class_name(config.model_class()), "; start a new run for masked LM");
+  if (classify) {
+    REFORMER_CHECK(config.model_class() == ModelClass::SequenceClassification, "--task classify trains a "
+                   "ReformerForSequenceClassification, but the run's model is a ", model_class_name(config.model_class()));
+    REFORMER_CHECK(args.num_labels == 0 || args.num_labels == config.num_labels, "--num-labels ", args.num_labels,
+                   " differs from the model's num_labels ", config.num_labels);
+    ctrain->resolve_labels(config.num_labels, config.id2label);
+    cvalid->resolve_labels(config.num_labels, config.id2label);
   }
   summary.args = args;
   summary.config = config;
@@ -210,8 +318,13 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
     return summary;
   }
   // The window may be shorter than the positions: it is padded to P, a length the model runs.
+  // Classification: the longest text (truncated to the positions) unless --seq-len says otherwise.
+  if (classify && args.seq_len == 0)
+    args.seq_len = std::min(config.max_length(), std::max(ctrain->longest(), cvalid->longest()));
   if (args.seq_len == 0 || copy) args.seq_len = config.max_length();
-  limits::check_range("--seq-len", args.seq_len, 2, limits::kMaxLength);
+  limits::check_range("--seq-len", args.seq_len, classify ? 1 : 2, limits::kMaxLength);
+  REFORMER_CHECK(args.seq_len <= config.max_length(), "--seq-len ", args.seq_len, " is longer than the model's ",
+                 config.max_length(), " positions; give a --seq-len of at most ", config.max_length());
   const int64_t L = args.seq_len, P = padded_eval_length(config, L);
   summary.args = args;
 
@@ -220,7 +333,7 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
   CopyTask task{L, static_cast<int32_t>(vocab)};
   if (copy) {
     validate(task);
-  } else {
+  } else if (!classify) {
     data = args.valid_data.empty() ? ByteDataset::from_file(args.data) : ByteDataset::from_files(args.data, args.valid_data, args.test_data);
     if (!tokenizer->is_bytes()) progress.message("tokenizing the data with " + (args.tokenizer.empty() ? std::string("the run's tokenizer") : args.tokenizer));
     data->tokenize(*tokenizer);
@@ -237,10 +350,11 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
   save_tokenizer(*tokenizer, r.out_dir);
   const std::string padding = P > L ? " (padded to " + std::to_string(P) + ")" : "";
   char line[512];
-  std::snprintf(line, sizeof line, "model: %zu layers (%s), hidden %lld, %lld heads x %lld, seq len %lld%s, %s tokens; training needs about %s",
-                config.attn_layers.size(), nlohmann::json(config.attn_layers).dump().c_str(), static_cast<long long>(config.hidden_size),
-                static_cast<long long>(config.num_attention_heads), static_cast<long long>(config.attention_head_size),
-                static_cast<long long>(L), padding.c_str(), copy ? "copy-task" : tokenizer->kind().c_str(), format_bytes(mem.total()).c_str());
+  std::snprintf(line, sizeof line, "model: %s, %zu layers (%s), hidden %lld, %lld heads x %lld, seq len %lld%s, %s tokens; training needs about %s",
+                model_class_name(config.model_class()), config.attn_layers.size(), nlohmann::json(config.attn_layers).dump().c_str(),
+                static_cast<long long>(config.hidden_size), static_cast<long long>(config.num_attention_heads),
+                static_cast<long long>(config.attention_head_size), static_cast<long long>(L), padding.c_str(),
+                copy ? "copy-task" : tokenizer->kind().c_str(), format_bytes(mem.total()).c_str());
   progress.message(line);
   // Spend what the budget leaves on stored layers (no reconstruction in their backward).
   const LayerPlan plan = plan_stored_layers(config, args.batch, P, args.optimizer, max_threads(), r.max_memory);
@@ -248,6 +362,14 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
                    format_bytes(plan.budget) + " budget");
 
   ReformerModel model(config, args.seed);
+  if (init) {
+    const std::vector<std::string> fresh =
+        load_base_weights(model, (fs::path(args.init_from) / "model.safetensors").string(), same_head(init_config, config));
+    std::string heads;
+    for (const std::string& name : fresh) heads += (heads.empty() ? "" : ", ") + name;
+    progress.message("initialised from " + args.init_from + " (a " + model_class_name(init_config.model_class()) + ")" +
+                     (fresh.empty() ? std::string("") : "; new head, initialised from --seed: " + heads));
+  }
   model.set_stored_layers(plan.stored);
   TrainerOptions options;
   options.steps = args.steps;
@@ -264,6 +386,7 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
   options.communicator = &comm;
   options.checkpoint_metadata = {{"train_args", nlohmann::json(args).dump()}, {"threads", std::to_string(max_threads())}};
   options.tokenizer = tokenizer.get();
+  options.bits_per_byte = !mlm && !classify;
 
   std::optional<MetricsLog> log;
   if (writer) log.emplace((fs::path(r.out_dir) / "metrics.jsonl").string(), state ? std::optional<int64_t>(state->step) : std::nullopt);
@@ -272,10 +395,32 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
   const EvalShard shard{comm.rank(), comm.size()};  // evaluation is split over the ranks and summed
   if (copy) {
     hooks.batch = [&, B](TokenBatch& out, int64_t i) { copy_task_batch(out, task, B, args.seed, i); };
-    hooks.evaluate = [&, B] { return evaluate_copy(model, task, B, (args.eval_windows + B - 1) / B, args.seed, shard); };
+    hooks.evaluate = [&, B] { return Evaluation{evaluate_copy(model, task, B, (args.eval_windows + B - 1) / B, args.seed, shard)}; };
+  } else if (classify) {
+    hooks.batch = [&, B, L, P](TokenBatch& out, int64_t i) { ctrain->train_batch(out, B, L, P, args.seed, i); };
+    hooks.evaluate = [&, B, L] {
+      Evaluation e;
+      e.stats = evaluate_classification(model, *cvalid, L, B, args.seed, e.metrics);
+      e.bits_per_byte = false;
+      e.unit = "examples";
+      e.sharded = false;  // every rank scores the whole file: F1 needs all the predictions
+      return e;
+    };
+  } else if (mlm) {
+    hooks.batch = [&, B, L, P](TokenBatch& out, int64_t i) {
+      data->train_batch(out, B, L, args.seed, i, P);
+      apply_mlm_mask(out, masking, args.seed, i);
+    };
+    hooks.evaluate = [&, B, L] {
+      Evaluation e;
+      e.stats = evaluate_masked_lm(model, *data, Split::Validation, L, B, args.eval_windows, args.seed, masking, shard);
+      e.bits_per_byte = false;
+      e.unit = "masked_tokens";
+      return e;
+    };
   } else {
     hooks.batch = [&, B, L, P](TokenBatch& out, int64_t i) { data->train_batch(out, B, L, args.seed, i, P); };
-    hooks.evaluate = [&, B, L] { return evaluate_bytes(model, *data, Split::Validation, L, B, args.eval_windows, args.seed, shard); };
+    hooks.evaluate = [&, B, L] { return Evaluation{evaluate_bytes(model, *data, Split::Validation, L, B, args.eval_windows, args.seed, shard)}; };
   }
   if (writer)
     hooks.metrics = [&](const nlohmann::json& record) {
@@ -295,6 +440,15 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
 }
 
 }  // namespace
+
+const std::vector<std::string>& changeable_on_init() {
+  static const std::vector<std::string> keys = {
+      "hidden_dropout_prob", "local_attention_probs_dropout_prob", "lsh_attention_probs_dropout_prob", "classifier_dropout",
+      "chunk_size_feed_forward", "chunk_size_lm_head", "lsh_attn_chunk_length", "local_attn_chunk_length",
+      "lsh_num_chunks_before", "lsh_num_chunks_after", "local_num_chunks_before", "local_num_chunks_after",
+      "num_hashes", "num_buckets", "hash_seed"};
+  return keys;
+}
 
 const std::vector<std::string>& changeable_on_resume() {
   static const std::vector<std::string> keys = {"steps", "log_interval", "eval_interval", "save_interval", "save_total_limit",

@@ -155,3 +155,31 @@ def test_a_sentencepiece_model_trains_evaluates_and_generates_text(tmp_path, cor
     assert result["tokens"] > 0 and result["bits_per_byte"] > 0
     text = model.generate("the ", 20, seed=3)  # 20 tokens, printed as text
     assert len(text) >= 20 and set(text) <= set(corpus.read_bytes()), text
+
+
+def test_masked_lm_classification_and_init_from(tmp_path, corpus):
+    """task="mlm", task="classify" with init_from= and num_labels=, as the CLI's --task/--init-from/--num-labels."""
+    mlm = reformer.train(tmp_path / "mlm", reformer.Config(**TINY), data=str(corpus), task="mlm", threads=1, verbose=False,
+                         **OPTIONS)
+    assert mlm["config"]["is_decoder"] is False and mlm["config"]["architectures"] == ["ReformerForMaskedLM"]
+    evals = [r for r in metrics(tmp_path / "mlm") if r["split"] == "validation"]
+    assert evals and all(r["masked_tokens"] > 0 and "bits_per_byte" not in r for r in evals)
+
+    for name, n in (("train.jsonl", 40), ("valid.jsonl", 12)):
+        with open(tmp_path / name, "w") as f:
+            for i in range(n):
+                f.write(json.dumps({"text": ["cold ice", "warm sun", "wet rain"][i % 3] + " today", "label": i % 3}) + "\n")
+    options = dict(OPTIONS, eval_windows=1)
+    summary = reformer.train(tmp_path / "cls", None, task="classify", init_from=str(tmp_path / "mlm"), num_labels=3,
+                             data=str(tmp_path / "train.jsonl"), valid_data=str(tmp_path / "valid.jsonl"), threads=1,
+                             verbose=False, **options)
+    assert summary["config"]["architectures"] == ["ReformerForSequenceClassification"]
+    assert summary["config"]["hidden_size"] == TINY["hidden_size"]
+    last = [r for r in metrics(tmp_path / "cls") if r["split"] == "validation"][-1]
+    assert last["examples"] == 12 and 0 <= last["accuracy"] <= 1 and "f1" not in last  # F1 only for two classes
+
+    wider = reformer.Config(**dict(TINY, hidden_size=32, axial_pos_embds_dim=[8, 24], is_decoder=False))
+    with pytest.raises(reformer.Error, match="hidden_size"):
+        reformer.train(tmp_path / "wider", wider, task="mlm", init_from=str(tmp_path / "mlm"), data=str(corpus),
+                       verbose=False, **OPTIONS)
+    assert not (tmp_path / "wider").exists()

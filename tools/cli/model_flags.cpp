@@ -104,10 +104,10 @@ ReformerConfig ModelFlags::build(int64_t vocab) const {
 
 ReformerConfig ModelFlags::apply_to(ReformerConfig base) const {
   check_ranges();
-  return apply(std::move(base), /*from_file=*/true);
+  return apply(std::move(base), /*from_file=*/true, /*positions_from_seq_len=*/false);
 }
 
-ReformerConfig ModelFlags::apply(ReformerConfig c, bool from_file) const {
+ReformerConfig ModelFlags::apply(ReformerConfig c, bool from_file, bool positions_from_seq_len) const {
   if (hidden_size) c.hidden_size = *hidden_size;
   if (ff_size) c.feed_forward_size = *ff_size;
   else if (!from_file) c.feed_forward_size = 2 * c.hidden_size;
@@ -125,7 +125,7 @@ ReformerConfig ModelFlags::apply(ReformerConfig c, bool from_file) const {
     c.attn_layers.clear();
     for (size_t i = 0; i < n; ++i) c.attn_layers.push_back(pattern[i % pattern.size()]);
   }
-  if (seq_len) {
+  if (seq_len && positions_from_seq_len) {
     // Positions for the window padded to the chunk multiple (training pads it with an attention mask).
     const int64_t positions = c.chunk_padded_length(*seq_len);
     limits::check_range("--seq-len padded to a multiple of the chunk lengths", positions, 1, limits::kMaxLength);
@@ -133,7 +133,7 @@ ReformerConfig ModelFlags::apply(ReformerConfig c, bool from_file) const {
     c.max_position_embeddings = positions;
   }
   // Axial dims: a quarter of the width on the first axis, as HF's default (64, 192) for 256.
-  if (!from_file || hidden_size || seq_len) {
+  if (!from_file || hidden_size || (seq_len && positions_from_seq_len)) {
     const int64_t d1 = c.hidden_size / 4;
     c.axial_pos_embds_dim = {d1, c.hidden_size - d1};
   }

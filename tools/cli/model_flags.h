@@ -24,13 +24,14 @@ struct ModelFlags {
   bool any_given(const CLI::App& app) const;
   // The config for a model with `vocab` ids; validated, num_buckets resolved for the sequence length.
   ReformerConfig build(int64_t vocab) const;
-  // The given flags applied on top of `base` (a resumed run's config), as if base were --config: a
-  // flag repeated with the value the run already has gives back base unchanged.
+  // The given flags applied on top of `base` (a resumed run's config, or the --init-from
+  // checkpoint's), as if base were --config: a flag repeated with the value the run already has
+  // gives back base unchanged. --seq-len is then only the window: base's positions stay.
   ReformerConfig apply_to(ReformerConfig base) const;
 
  private:
   void check_ranges() const;
-  ReformerConfig apply(ReformerConfig c, bool from_file) const;
+  ReformerConfig apply(ReformerConfig c, bool from_file, bool positions_from_seq_len = true) const;
 };
 
 // n1 * n2 = L with n1 the largest factor <= sqrt(L) (1024 -> 32 x 32, 512 x 1024 as in HF's

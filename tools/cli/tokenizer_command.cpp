@@ -67,6 +67,8 @@ void add_tokenizer_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--byte-fallback", c->request.options.byte_fallback,
                 "encode characters the training text lacks as <0xXX> byte pieces, so any text round-trips "
                 "(takes 256 of the --vocab-size tokens)");
+  cmd->add_flag("--mask-piece", c->request.options.mask_piece,
+                "add the piece <mask>, the [MASK] token of `reformer train --task mlm` (takes one of the --vocab-size tokens)");
   cmd->add_option("--max-sentences", c->request.options.max_sentences, "lines sampled from --data for training, 0 = every line")
       ->capture_default_str();
   cmd->add_flag("--overwrite", c->request.overwrite, "replace an existing DIR/spiece.model");

@@ -1,4 +1,5 @@
-// reformer train: a byte-level language model on a file, or the copy task, with checkpoints.
+// reformer train: a language model (causal or masked) on a text file, sequence classification on
+// JSON lines, or the copy task, from scratch or from a checkpoint (--init-from), with checkpoints.
 // The run itself is reformer::train (include/reformer/train.h); this file maps flags onto it.
 #include <unistd.h>
 
@@ -74,17 +75,30 @@ void run_train(const CLI::App& cmd, const TrainCommand& c, int& exit_code) {
 
 void add_train_command(CLI::App& app, int& exit_code) {
   auto c = std::make_shared<TrainCommand>();
-  CLI::App* cmd = app.add_subcommand("train", "Train a language model on a text file (bytes or a SentencePiece tokenizer), or the copy task");
+  CLI::App* cmd = app.add_subcommand("train", "Train a language model (causal or masked) on a text file (bytes or a SentencePiece "
+                                     "tokenizer), a sequence classifier on JSON lines, or the copy task; from scratch or --init-from a checkpoint");
   c->model.add_to(*cmd);
   TrainArgs& a = c->args;
   cmd->add_option("--out", c->out, "output directory: checkpoint-<step>/ directories, the newest one's config.json + model.safetensors, metrics.jsonl")->required();
   cmd->add_flag("--resume", c->resume, "continue the run in --out from its last checkpoint");
-  cmd->add_option("--task", a.task, "lm (bytes of --data) or copy (the paper's duplication task)")->capture_default_str();
-  cmd->add_option("--data", a.data, "text or byte file (plain, gzip or dictzip), split 90/5/5 into train/validation/test")->capture_default_str();
+  cmd->add_option("--task", a.task, "lm (causal language model of --data), mlm (masked language model for a bidirectional "
+                  "encoder: --mlm-probability of the tokens, 80% [MASK], 10% random, 10% kept, loss on them only), classify "
+                  "(sequence classification: --data and --valid-data are JSON lines {\"text\": ..., \"label\": ...}; "
+                  "accuracy, and F1 for two classes) or copy (the paper's duplication task)")->capture_default_str();
+  cmd->add_option("--data", a.data, "text or byte file (plain, gzip or dictzip), split 90/5/5 into train/validation/test; "
+                  "--task classify: the training JSON-lines file")->capture_default_str();
+  cmd->add_option("--init-from", a.init_from, "fine-tune: start from this model directory (a `reformer train` output, a "
+                  "checkpoint-<step>/ or a Hugging Face directory) with its config, tokenizer and weights; the task sets the "
+                  "head (a new one when the kind or --num-labels differs). Only --dropout, --lsh-chunk, --local-chunk, "
+                  "--ff-chunk, --hashes and --buckets may change; --seq-len is then the window only");
+  cmd->add_option("--num-labels", a.num_labels, "--task classify: classes of the head (default: the --init-from classifier's, "
+                  "else from the labels of --data)");
+  cmd->add_option("--mlm-probability", a.mlm_probability, "--task mlm: share of tokens masked for prediction")->capture_default_str();
   cmd->add_option("--tokenizer", a.tokenizer,
                   "SentencePiece model (spiece.model, e.g. from `reformer tokenizer train`) for the text; copied into --out "
                   "and every checkpoint. Default: bytes (ids = byte + 2)");
-  cmd->add_option("--valid-data", a.valid_data, "separate validation file (then --data is the training file)");
+  cmd->add_option("--valid-data", a.valid_data, "separate validation file (then --data is the training file); --task classify: "
+                  "the validation JSON-lines file (every example is evaluated)");
   cmd->add_option("--test-data", a.test_data, "separate test file (with --valid-data)");
   cmd->add_option("--copy-vocab", a.copy_vocab, "copy task: vocabulary (symbols 1..N-1)")->capture_default_str();
   cmd->add_option("--batch", a.batch, "sequences per micro-batch")->capture_default_str();
