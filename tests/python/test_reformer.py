@@ -90,7 +90,9 @@ def test_decoding_state_matches_the_forward_for_local_layers():
     rows = [m.prefill(state, ids[:5])]
     for t in range(5, len(ids)):
         rows.append(m.decode_step(state, [ids[t]])[0])
-    np.testing.assert_allclose(np.stack(rows), full[4:], rtol=1e-5, atol=1e-6)
+    # tests/support/tolerance.h kDecodeTol (atol 1e-4, rtol 1e-3): decoding sums in another order
+    # than the chunked forward; 1e-6 / 1e-5 failed by 1.5e-6 once the build stopped fusing a*b+c.
+    np.testing.assert_allclose(np.stack(rows), full[4:], rtol=1e-3, atol=1e-4)
     assert state.length(0) == len(ids) and state.bytes > 0
 
 
