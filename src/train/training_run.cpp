@@ -8,7 +8,6 @@
 #include <functional>
 #include <optional>
 
-
 #include "dist/communicator.h"
 #include "reformer/checkpoint.h"
 #include "reformer/error.h"
