@@ -5,7 +5,7 @@
 // per round), the LSH rotations of the run (fixed for the state's life, drawn from its seed), and
 // the few rows of scratch a decoding step needs. All of it is allocated when the state is made,
 // under MemCategory::DecodeState, so that decoding a token allocates nothing; its size is linear
-// in the capacity (decode_state_bytes()).
+// in the capacity (bytes()).
 //
 // Made by ReformerModel::make_decode_state() and used only with that model:
 //   prefill(state, b, ids, n, logits)  the prompt through the chunked forward (fills sequence b)
@@ -16,8 +16,7 @@
 
 namespace reformer {
 
-class ReformerModel;
-struct AttentionCache;
+class ModelImpl;
 
 class DecodeState {
  public:
@@ -33,7 +32,7 @@ class DecodeState {
   void clear(int64_t seq);             // forget sequence `seq`, keep the memory
 
  private:
-  friend class ReformerModel;
+  friend class ModelImpl;  // src/model/model_impl.h
   struct Impl;
   explicit DecodeState(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -22,14 +22,7 @@
 
 namespace reformer {
 
-class AttentionLayer;
-class FeedForward;
-struct LshWorkspace;
-struct QkvWorkspace;
-struct FeedForwardWorkspace;
-struct AttentionCall;
-struct FeedForwardCall;
-struct TaskHead;
+class ModelImpl;
 
 struct NamedParameter {
   std::string name;  // HF state-dict name (spec 6.2)
@@ -89,18 +82,18 @@ class ReformerModel {
   ReformerModel(const ReformerModel&) = delete;
   ReformerModel& operator=(const ReformerModel&) = delete;
 
-  const ReformerConfig& config() const { return config_; }
-  std::vector<NamedParameter>& parameters() { return params_; }
+  const ReformerConfig& config() const;
+  std::vector<NamedParameter>& parameters();
   NamedParameter* find_parameter(const std::string& name);
   int64_t num_parameters() const;
   void zero_grad();
   // All gradients live in one arena (as llm.c's grads_memory), grouped in the order the backward
   // finalises them: the head (final LayerNorm, LM head), the layers from last to first, the
   // embeddings. Each group is one contiguous range.
-  const std::vector<GradGroup>& grad_groups() const { return grad_groups_; }
+  const std::vector<GradGroup>& grad_groups() const;
   // Called by forward_backward with a group's index as soon as that call's gradients of the group
   // are final (nothing later in the call touches them); empty = none.
-  void set_grad_ready_hook(std::function<void(int group)> hook) { grad_ready_ = std::move(hook); }
+  void set_grad_ready_hook(std::function<void(int group)> hook);
 
   // Forward + loss + backward: gradients accumulate into the parameters' grad tensors.
   LossStats forward_backward(const Batch& batch, const StepOptions& opt);
@@ -112,7 +105,7 @@ class ReformerModel {
   // sequence classification: (B, num_labels)), "start_logits" and "end_logits" (B, L) (question
   // answering), "last_hidden_state" (B, L, 2 hidden) (bare ReformerModel).
   void forward_outputs(std::map<std::string, Tensor>& outputs, const Batch& batch, const StepOptions& opt);
-  ModelClass model_class() const { return config_.model_class(); }
+  ModelClass model_class() const;
 
   // Incremental decoding (reformer/decode.h, docs/NUMERICS.md). A state for `batch` sequences of
   // up to `capacity` positions each (0 = max_length()); `seed` fixes the LSH rotations of the run.
@@ -128,29 +121,21 @@ class ReformerModel {
   void decode_step(DecodeState& state, const int64_t* seqs, const int32_t* ids, int64_t count, float* logits);
 
   // All layers reversible (on, the default) or all stored (off); clears a per-layer plan.
-  void set_reversible(bool on) {
-    reversible_ = on;
-    stored_layers_.clear();
-  }
+  void set_reversible(bool on);
   // True when every layer is reversible.
   bool reversible() const;
   // The per-layer plan (reformer/memory_estimate.h, plan_stored_layers): layer l keeps its X2 and Y1
   // from the forward when stored[l] (2 (B, L, D) buffers) and skips their reconstruction; the rest
   // are reversible. Missing entries are reversible. Results do not depend on the plan (tested).
-  void set_stored_layers(std::vector<bool> stored) {
-    reversible_ = true;
-    stored_layers_ = std::move(stored);
-  }
-  bool layer_stored(size_t layer) const {
-    return !reversible_ || (layer < stored_layers_.size() && stored_layers_[layer]);
-  }
+  void set_stored_layers(std::vector<bool> stored);
+  bool layer_stored(size_t layer) const;
   // Overrides num_hashes of every LSH layer (the paper evaluates with more hashes than it trains with);
   // 0 goes back to the config's.
   void set_num_hashes(int64_t n);
-  int64_t num_hashes() const { return num_hashes_override_ ? num_hashes_override_ : config_.num_hashes; }
+  int64_t num_hashes() const;
   // Injects rotations for LSH layer `layer` in HF layout (H, d, num_hashes, rot_cols); nullptr clears.
   void set_rotations(int layer, const float* rotations);
-  void set_dump_hook(DumpHook hook) { dump_ = std::move(hook); }
+  void set_dump_hook(DumpHook hook);
   // Rows per chunk of the attention branch's streamed input and output (default 4096): a memory /
   // GEMM-size trade-off that must not change results (tests use small chunks).
   void set_attention_row_chunk(int64_t rows);
@@ -159,70 +144,7 @@ class ReformerModel {
   int64_t activation_bytes() const;
 
  private:
-  struct Layer;
-  void build_layers(const std::vector<int64_t>& buckets);
-  // Builds the layers (resolving an unset num_buckets from L, as HF does) unless already built.
-  void ensure_layers(int64_t L);
-  void prepare(int64_t B, int64_t L, bool training, bool backward);
-  AttentionCall attention_call(const Batch& batch, const StepOptions& opt, int layer) const;
-  FeedForwardCall ff_call(const Batch& batch, const StepOptions& opt, int layer) const;
-  float hidden_dropout(const StepOptions& opt) const;
-  void add_positions(float* x, int64_t B, int64_t L) const;
-  void position_dropout(float* pos, int64_t B, int64_t L, const StepOptions& opt) const;
-  void embed(const Batch& batch, const StepOptions& opt);
-  void embed_backward(const Batch& batch, const StepOptions& opt);
-  // after_attention(l), if given, runs right after layer l's attention (its workspace still holds
-  // the layer's projections: how prefill fills the decoding caches).
-  void run_layers(const Batch& batch, const StepOptions& opt, bool keep_inputs,
-                  const std::function<void(int)>& after_attention = nullptr);
-  // Final LN + LM head of `rows` rows given as the two streams' rows (rows, D) each.
-  void head_rows(float* logits, const float* x1, const float* x2, int64_t rows, float* cat) const;
-  void check_decode_state(const DecodeState& state) const;
-  void backward_layers(const Batch& batch, const StepOptions& opt);
-  // Final LN + dropout + LM head + loss over row chunks; with grads, also d(streams) into dx1_/dx2_.
-  // logits_out: optional (B*L, vocab) output.
-  LossStats head(const Batch& batch, const StepOptions& opt, bool grads, float* logits_out);
-  // The other classes' heads (model/heads.cpp): loss (and with grads d(streams) into dx1_/dx2_),
-  // outputs under HF's names when `outputs` is given.
-  LossStats task_head(const Batch& batch, const StepOptions& opt, bool loss, bool grads,
-                      std::map<std::string, Tensor>* outputs);
-  void dump(const std::string& name, const float* data, const Shape& shape) const;
-  // Allocates the gradient arena and points every parameter's grad tensor into it (grad_groups()).
-  void bind_grad_arena();
-  void grads_ready(int group) const {
-    if (grad_ready_) grad_ready_(group);
-  }
-
-  ReformerConfig config_;
-  bool reversible_ = true;
-  std::vector<bool> stored_layers_;       // per-layer stored-activation plan (with reversible_)
-  int64_t num_hashes_override_ = 0;       // 0 = config num_hashes
-  int64_t attention_row_chunk_ = 0;       // 0 = the layers' default
-  std::vector<int64_t> built_buckets_;    // num_buckets the layers were built with
-  // Scratch shared by all layers of a kind, so workspace memory does not grow with depth.
-  std::shared_ptr<LshWorkspace> lsh_ws_;
-  std::shared_ptr<QkvWorkspace> qkv_ws_;
-  std::shared_ptr<FeedForwardWorkspace> ff_ws_;
-  std::vector<NamedParameter> params_;
-  std::vector<std::unique_ptr<Tensor>> storage_;  // owns params and the grad tensors (views into grad_arena_)
-  Tensor grad_arena_;
-  std::vector<GradGroup> grad_groups_;
-  std::function<void(int)> grad_ready_;
-  std::vector<std::unique_ptr<Layer>> layers_;
-  // Parameters outside the layers.
-  Tensor *word_emb_ = nullptr, *word_emb_g_ = nullptr;
-  std::vector<Tensor*> pos_w_, pos_g_;
-  Tensor *final_ln_w_, *final_ln_b_, *final_ln_wg_, *final_ln_bg_;
-  Tensor *head_w_ = nullptr, *head_b_ = nullptr, *head_wg_ = nullptr, *head_bg_ = nullptr;  // LM head
-  std::unique_ptr<TaskHead> task_;  // the other classes' head; nullptr for a language model
-  // Activations (sized by the batch, reused): the two streams and their gradients (the attention
-  // branch is streamed in row chunks, layers/row_stream.h), and LN_a's per-row statistics.
-  Tensor x1_, x2_, dx1_, dx2_, ln_mean_, ln_rstd_;
-  std::vector<Tensor> saved_x2_, saved_y1_;  // stored layers only: each layer's X2 and Y1
-  // Head workspace (chunk rows): concat, normalized, logits.
-  Tensor head_cat_, head_norm_, head_logits_, head_mean_, head_rstd_, head_dcat_;
-  std::vector<int32_t> targets_;
-  DumpHook dump_;
+  std::unique_ptr<ModelImpl> impl_;  // src/model/model_impl.h
 };
 
 }  // namespace reformer

@@ -24,7 +24,7 @@ constexpr MemCategory kState = MemCategory::DecodeState;
 }  // namespace
 
 struct DecodeState::Impl {
-  const ReformerModel* model = nullptr;
+  const ModelImpl* model = nullptr;
   int64_t batch = 0, capacity = 0;
   uint64_t seed = 0;
   std::vector<std::vector<std::unique_ptr<AttentionCache>>> caches;  // [sequence][layer]
@@ -67,7 +67,7 @@ void DecodeState::clear(int64_t seq) {
   impl_->length[seq] = 0;
 }
 
-DecodeState ReformerModel::make_decode_state(int64_t batch, int64_t capacity, uint64_t seed) {
+DecodeState ModelImpl::make_decode_state(int64_t batch, int64_t capacity, uint64_t seed) {
   REFORMER_CHECK(head_w_, "incremental decoding needs a language model (ReformerModelWithLMHead); this is a ",
                  model_class_name(config_.model_class()), ", which has no LM head");
   REFORMER_CHECK(config_.is_decoder, "incremental decoding needs a causal language model (is_decoder: true in "
@@ -101,12 +101,12 @@ DecodeState ReformerModel::make_decode_state(int64_t batch, int64_t capacity, ui
   return DecodeState(std::move(impl));
 }
 
-void ReformerModel::check_decode_state(const DecodeState& state) const {
+void ModelImpl::check_decode_state(const DecodeState& state) const {
   REFORMER_CHECK(state.impl_ && state.impl_->model == this,
                  "decode state was made by another model; make one with this model's make_decode_state()");
 }
 
-void ReformerModel::head_rows(float* logits, const float* x1, const float* x2, int64_t rows, float* cat) const {
+void ModelImpl::head_rows(float* logits, const float* x1, const float* x2, int64_t rows, float* cat) const {
   const int64_t D = config_.hidden_size;
   for (int64_t i = 0; i < rows; ++i) {
     std::memcpy(cat + i * 2 * D, x1 + i * D, static_cast<size_t>(D) * sizeof(float));
@@ -117,7 +117,7 @@ void ReformerModel::head_rows(float* logits, const float* x1, const float* x2, i
   linear_forward(logits, cat, head_w_->data(), head_b_->data(), rows, 2 * D, config_.vocab_size);
 }
 
-void ReformerModel::prefill(DecodeState& state, int64_t seq, const int32_t* ids, int64_t n, float* logits) {
+void ModelImpl::prefill(DecodeState& state, int64_t seq, const int32_t* ids, int64_t n, float* logits) {
   check_decode_state(state);
   DecodeState::Impl& st = *state.impl_;
   REFORMER_CHECK(seq >= 0 && seq < st.batch, "prefill: sequence ", seq, " outside [0, ", st.batch, ")");
@@ -160,7 +160,7 @@ void ReformerModel::prefill(DecodeState& state, int64_t seq, const int32_t* ids,
   st.length[seq] = n;
 }
 
-void ReformerModel::decode_step(DecodeState& state, const int64_t* seqs, const int32_t* ids, int64_t count,
+void ModelImpl::decode_step(DecodeState& state, const int64_t* seqs, const int32_t* ids, int64_t count,
                                 float* logits) {
   check_decode_state(state);
   DecodeState::Impl& st = *state.impl_;

@@ -1,4 +1,4 @@
-// Sequence output and task heads (model/heads.h), and ReformerModel::task_head, which runs them for
+// Sequence output and task heads (model/heads.h), and ModelImpl::task_head, which runs them for
 // the bare ReformerModel, ReformerForSequenceClassification and ReformerForQuestionAnswering.
 // Parameter gradients ACCUMULATE (+=), activation gradients are ASSIGNED (=).
 #include "model/heads.h"
@@ -154,7 +154,7 @@ LossStats span_loss(float* dstart, float* dend, const float* start, const float*
   return stats;
 }
 
-LossStats ReformerModel::task_head(const Batch& batch, const StepOptions& opt, bool loss, bool grads,
+LossStats ModelImpl::task_head(const Batch& batch, const StepOptions& opt, bool loss, bool grads,
                                    std::map<std::string, Tensor>* outputs) {
   TaskHead& th = *task_;
   const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, D2 = 2 * D, rows = B * L;

@@ -1,4 +1,4 @@
-#include "reformer/model.h"
+#include "model/model_impl.h"
 
 #include <algorithm>
 #include <cstring>
@@ -61,7 +61,7 @@ RowWriter dropout_rows_into(float* y, bool subtract, float p, uint64_t seed, uin
 
 }  // namespace
 
-ReformerModel::ReformerModel(const ReformerConfig& config, uint64_t init_seed) : config_(config) {
+ModelImpl::ModelImpl(const ReformerConfig& config, uint64_t init_seed) : config_(config) {
   config_.validate();
   const float std_init = static_cast<float>(config_.initializer_range);
 
@@ -150,7 +150,7 @@ int grad_group_index(const std::string& name, int64_t num_layers) {
   return 0;
 }
 
-void ReformerModel::bind_grad_arena() {
+void ModelImpl::bind_grad_arena() {
   // Groups in the order the backward finalises them (grad_group_index).
   const int n = static_cast<int>(config_.num_layers());
   auto group_of = [&](const std::string& name) { return grad_group_index(name, n); };
@@ -176,9 +176,9 @@ void ReformerModel::bind_grad_arena() {
                             grad_arena_.data() + ranges[g].first, ranges[g].second});
 }
 
-ReformerModel::~ReformerModel() = default;
+ModelImpl::~ModelImpl() = default;
 
-void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
+void ModelImpl::build_layers(const std::vector<int64_t>& buckets) {
   const ReformerConfig& c = config_;
   const int64_t D = c.hidden_size, H = c.num_attention_heads, d = c.attention_head_size;
   const Activation act = parse_activation(c.hidden_act);
@@ -240,7 +240,7 @@ void ReformerModel::build_layers(const std::vector<int64_t>& buckets) {
   built_buckets_ = buckets;
 }
 
-void ReformerModel::ensure_layers(int64_t L) {
+void ModelImpl::ensure_layers(int64_t L) {
   // HF resolves an unset num_buckets once, from the first sequence that is hashed (longer than a
   // chunk), and writes it into the config (spec 1.2, 9.7); shorter sequences never hash.
   std::vector<int64_t> buckets = config_.num_buckets;
@@ -251,7 +251,7 @@ void ReformerModel::ensure_layers(int64_t L) {
   if (layers_.empty() || !layers_[0]->ff || buckets != built_buckets_) build_layers(buckets);
 }
 
-void ReformerModel::prepare(int64_t B, int64_t L, bool training, bool backward) {
+void ModelImpl::prepare(int64_t B, int64_t L, bool training, bool backward) {
   config_.validate_length(L, training);
   ensure_layers(L);
   const int64_t D = config_.hidden_size;
@@ -265,34 +265,34 @@ void ReformerModel::prepare(int64_t B, int64_t L, bool training, bool backward) 
   ln_rstd_.ensure({B * L}, MemCategory::Activations);
 }
 
-NamedParameter* ReformerModel::find_parameter(const std::string& name) {
+NamedParameter* ModelImpl::find_parameter(const std::string& name) {
   for (auto& p : params_)
     if (p.name == name) return &p;
   return nullptr;
 }
 
-int64_t ReformerModel::num_parameters() const {
+int64_t ModelImpl::num_parameters() const {
   int64_t n = 0;
   for (const auto& p : params_) n += p.param->numel();
   return n;
 }
 
-void ReformerModel::zero_grad() { grad_arena_.zero(); }
+void ModelImpl::zero_grad() { grad_arena_.zero(); }
 
-void ReformerModel::set_num_hashes(int64_t n) {
+void ModelImpl::set_num_hashes(int64_t n) {
   REFORMER_CHECK(n >= 0, "num_hashes = ", n, " must be positive (0 = back to the config's)");
   num_hashes_override_ = n;
   for (auto& L : layers_)
     if (L->lsh) L->lsh->set_num_hashes(static_cast<int>(n > 0 ? n : config_.num_hashes));
 }
 
-void ReformerModel::set_attention_row_chunk(int64_t rows) {
+void ModelImpl::set_attention_row_chunk(int64_t rows) {
   REFORMER_CHECK(rows > 0, "attention row chunk ", rows, " must be positive");
   attention_row_chunk_ = rows;
   if (qkv_ws_) qkv_ws_->rows.chunk = rows;
 }
 
-void ReformerModel::set_rotations(int layer, const float* rotations) {
+void ModelImpl::set_rotations(int layer, const float* rotations) {
   REFORMER_CHECK(layer >= 0 && layer < config_.num_layers() && layers_[layer]->kind == AttentionKind::Lsh, "set_rotations: layer ",
                  layer, " is not an LSH layer");
   Layer& L = *layers_[layer];
@@ -310,7 +310,7 @@ void ReformerModel::set_rotations(int layer, const float* rotations) {
   if (L.lsh) L.lsh->set_rotations(L.rotations.data());
 }
 
-AttentionCall ReformerModel::attention_call(const Batch& batch, const StepOptions& opt, int layer) const {
+AttentionCall ModelImpl::attention_call(const Batch& batch, const StepOptions& opt, int layer) const {
   AttentionCall call;
   call.batch = batch.batch;
   call.length = batch.length;
@@ -322,7 +322,7 @@ AttentionCall ReformerModel::attention_call(const Batch& batch, const StepOption
   return call;
 }
 
-FeedForwardCall ReformerModel::ff_call(const Batch& batch, const StepOptions& opt, int layer) const {
+FeedForwardCall ModelImpl::ff_call(const Batch& batch, const StepOptions& opt, int layer) const {
   FeedForwardCall call;
   call.rows = batch.batch * batch.length;
   call.training = opt.training;
@@ -333,14 +333,14 @@ FeedForwardCall ReformerModel::ff_call(const Batch& batch, const StepOptions& op
   return call;
 }
 
-float ReformerModel::hidden_dropout(const StepOptions& opt) const {
+float ModelImpl::hidden_dropout(const StepOptions& opt) const {
   return opt.training ? static_cast<float>(config_.hidden_dropout_prob) : 0.f;
 }
 
 // Position-embedding dropout mask (training only). HF applies dropout2d to the axial table viewed
 // as (B, n_last, ..., D): per (batch, index along the last axis) the whole slab is dropped
 // (spec 4). For the learned table HF drops elementwise.
-void ReformerModel::position_dropout(float* pos, int64_t B, int64_t L, const StepOptions& opt) const {
+void ModelImpl::position_dropout(float* pos, int64_t B, int64_t L, const StepOptions& opt) const {
   const float p = hidden_dropout(opt);
   if (p == 0.f) return;
   const int64_t D = config_.hidden_size;
@@ -360,7 +360,7 @@ void ReformerModel::position_dropout(float* pos, int64_t B, int64_t L, const Ste
   }
 }
 
-void ReformerModel::embed(const Batch& batch, const StepOptions& opt) {
+void ModelImpl::embed(const Batch& batch, const StepOptions& opt) {
   const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, n = B * L * D;
   embedding_forward(x1_.data(), batch.ids, word_emb_->data(), B * L, config_.vocab_size, D);
   dropout_forward(x1_.data(), x1_.data(), n, hidden_dropout(opt), opt.seed,
@@ -374,7 +374,7 @@ void ReformerModel::embed(const Batch& batch, const StepOptions& opt) {
   dump("embeddings", x1_.data(), {B, L, D});
 }
 
-void ReformerModel::add_positions(float* x, int64_t B, int64_t L) const {
+void ModelImpl::add_positions(float* x, int64_t B, int64_t L) const {
   const int64_t D = config_.hidden_size;
   if (config_.axial_pos_embds) {
     std::vector<const float*> w;
@@ -385,7 +385,7 @@ void ReformerModel::add_positions(float* x, int64_t B, int64_t L) const {
   }
 }
 
-void ReformerModel::embed_backward(const Batch& batch, const StepOptions& opt) {
+void ModelImpl::embed_backward(const Batch& batch, const StepOptions& opt) {
   const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, n = B * L * D;
   // dE = dX1 + dX2, through the position dropout mask into the position weights, and through the
   // word-embedding dropout mask into the word embedding.
@@ -407,7 +407,7 @@ void ReformerModel::embed_backward(const Batch& batch, const StepOptions& opt) {
   embedding_backward(word_emb_g_->data(), dx1_.data(), batch.ids, B * L, config_.vocab_size, D);
 }
 
-void ReformerModel::run_layers(const Batch& batch, const StepOptions& opt, bool keep_inputs,
+void ModelImpl::run_layers(const Batch& batch, const StepOptions& opt, bool keep_inputs,
                                const std::function<void(int)>& after_attention) {
   const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, n = B * L * D;
   const float eps = static_cast<float>(config_.layer_norm_eps);
@@ -444,7 +444,7 @@ void ReformerModel::run_layers(const Batch& batch, const StepOptions& opt, bool 
   }
 }
 
-void ReformerModel::backward_layers(const Batch& batch, const StepOptions& opt) {
+void ModelImpl::backward_layers(const Batch& batch, const StepOptions& opt) {
   const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, n = B * L * D;
   const float eps = static_cast<float>(config_.layer_norm_eps);
   // Layers below the lowest reversible one need nothing reconstructed.
@@ -488,7 +488,7 @@ void ReformerModel::backward_layers(const Batch& batch, const StepOptions& opt) 
   }
 }
 
-LossStats ReformerModel::head(const Batch& batch, const StepOptions& opt, bool grads, float* logits_out) {
+LossStats ModelImpl::head(const Batch& batch, const StepOptions& opt, bool grads, float* logits_out) {
   const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, V = config_.vocab_size;
   const int64_t rows = B * L, D2 = 2 * D;
   const int64_t chunk = std::min(rows, config_.chunk_size_lm_head > 0 ? config_.chunk_size_lm_head : kDefaultHeadChunk);
@@ -506,7 +506,7 @@ LossStats ReformerModel::head(const Batch& batch, const StepOptions& opt, bool g
   const float scale = opt.loss_scale > 0.f ? opt.loss_scale : (count > 0 ? static_cast<float>(1.0 / count) : 0.f);
   head_cat_.ensure({chunk, D2}, MemCategory::Workspace);
   head_norm_.ensure({chunk, D2}, MemCategory::Workspace);
-  head_dcat_.ensure({chunk, D2}, MemCategory::Workspace);
+  if (grads) head_dcat_.ensure({chunk, D2}, MemCategory::Workspace);
   head_logits_.ensure({chunk, V}, MemCategory::Workspace);
   head_mean_.ensure({chunk}, MemCategory::Workspace);
   head_rstd_.ensure({chunk}, MemCategory::Workspace);
@@ -537,7 +537,7 @@ LossStats ReformerModel::head(const Batch& batch, const StepOptions& opt, bool g
   return stats;
 }
 
-LossStats ReformerModel::forward_backward(const Batch& batch, const StepOptions& opt) {
+LossStats ModelImpl::forward_backward(const Batch& batch, const StepOptions& opt) {
   prepare(batch.batch, batch.length, opt.training, /*backward=*/true);
   embed(batch, opt);
   run_layers(batch, opt, /*keep_inputs=*/true);  // the stored layers (layer_stored) keep theirs
@@ -550,14 +550,14 @@ LossStats ReformerModel::forward_backward(const Batch& batch, const StepOptions&
   return stats;
 }
 
-LossStats ReformerModel::evaluate(const Batch& batch, const StepOptions& opt) {
+LossStats ModelImpl::evaluate(const Batch& batch, const StepOptions& opt) {
   prepare(batch.batch, batch.length, false, /*backward=*/false);
   embed(batch, opt);
   run_layers(batch, opt, false);
   return task_ ? task_head(batch, opt, /*loss=*/true, /*grads=*/false, nullptr) : head(batch, opt, false, nullptr);
 }
 
-void ReformerModel::forward_logits(Tensor& logits, const Batch& batch, const StepOptions& opt) {
+void ModelImpl::forward_logits(Tensor& logits, const Batch& batch, const StepOptions& opt) {
   REFORMER_CHECK(!task_, "a ", model_class_name(config_.model_class()),
                  " has no language-model logits; use forward_outputs (reformer logits writes its outputs)");
   prepare(batch.batch, batch.length, false, /*backward=*/false);
@@ -567,7 +567,7 @@ void ReformerModel::forward_logits(Tensor& logits, const Batch& batch, const Ste
   head(batch, opt, false, logits.data());
 }
 
-void ReformerModel::forward_outputs(std::map<std::string, Tensor>& outputs, const Batch& batch, const StepOptions& opt) {
+void ModelImpl::forward_outputs(std::map<std::string, Tensor>& outputs, const Batch& batch, const StepOptions& opt) {
   if (!task_) return forward_logits(outputs["logits"], batch, opt);
   prepare(batch.batch, batch.length, false, /*backward=*/false);
   embed(batch, opt);
@@ -575,18 +575,18 @@ void ReformerModel::forward_outputs(std::map<std::string, Tensor>& outputs, cons
   task_head(batch, opt, /*loss=*/false, /*grads=*/false, &outputs);
 }
 
-bool ReformerModel::reversible() const {
+bool ModelImpl::reversible() const {
   for (size_t l = 0; l < layers_.size() || l < config_.attn_layers.size(); ++l)
     if (layer_stored(l)) return false;
   return true;
 }
 
-int64_t ReformerModel::activation_bytes() const {
+int64_t ModelImpl::activation_bytes() const {
   const MemStats s = mem_stats();
   return s.live_of(MemCategory::Activations) + s.live_of(MemCategory::Workspace);
 }
 
-void ReformerModel::dump(const std::string& name, const float* data, const Shape& shape) const {
+void ModelImpl::dump(const std::string& name, const float* data, const Shape& shape) const {
   if (dump_) dump_(name, data, shape);
 }
 

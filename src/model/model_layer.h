@@ -9,11 +9,11 @@
 #include "layers/feed_forward.h"
 #include "layers/lsh_attention.h"
 #include "reformer/attention_kinds.h"
-#include "reformer/model.h"
+#include "model/model_impl.h"
 
 namespace reformer {
 
-struct ReformerModel::Layer {
+struct ModelImpl::Layer {
   AttentionKind kind;
   Tensor *ln_w, *ln_b, *ln_wg, *ln_bg;
   std::vector<Tensor*> attn_w, attn_g;  // lsh: qk, v, o; local/full: q, k, v, o
