@@ -98,6 +98,40 @@ TEST(MemoryEstimate, TrainingStepWithinToleranceOfMeasuredPeak) {
   }
 }
 
+// A forward (evaluation's loss, and logits) against the allocator: the same categories exactly
+// where they are fixed by the config, the total within the tolerance, and no optimizer state.
+TEST(MemoryEstimate, ForwardWithinToleranceOfMeasuredPeak) {
+  const Case cases[] = {{{"local", "lsh"}, 2, 256, 32, 1, ""},
+                        {{"lsh", "lsh"}, 1, 512, 64, 2, ""},
+                        {{"local", "full", "local"}, 2, 128, 32, 1, ""}};
+  for (const Case& k : cases)
+    for (bool logits : {false, true}) {
+      SCOPED_TRACE(testing::Message() << k.layers.size() << " layers, L " << k.length << (logits ? ", logits" : ", loss"));
+      ReformerConfig c = small_config(k.layers, k.length, k.chunk);
+      c.num_hashes = k.hashes;
+      const MemoryEstimate est = estimate_forward_memory(c, k.batch, k.length, omp_get_max_threads(), logits);
+      EXPECT_EQ(est.optimizer_state, 0);
+      EXPECT_EQ(est.outputs, logits ? k.batch * k.length * c.vocab_size * static_cast<int64_t>(sizeof(float)) : 0);
+      const int64_t live_before = mem_stats().live_total;
+      mem_reset_peaks();
+      ReformerModel model(c, 1);
+      std::vector<int32_t> ids(static_cast<size_t>(k.batch * k.length));
+      for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(2 + i * 7 % 256);
+      const Batch b{ids.data(), k.batch, k.length, nullptr, nullptr};
+      Tensor out;
+      if (logits) model.forward_logits(out, b, StepOptions{false});
+      else model.evaluate(b, StepOptions{false});
+      const MemStats s = mem_stats();
+      EXPECT_EQ(est.parameters, s.peak_of(MemCategory::Parameters));
+      EXPECT_EQ(est.gradients, s.peak_of(MemCategory::Gradients));
+      EXPECT_EQ(est.activations + est.outputs, s.peak_of(MemCategory::Activations));
+      const double ratio = static_cast<double>(est.total()) / static_cast<double>(s.peak_total - live_before);
+      EXPECT_NEAR(ratio, 1.0, test::kMemoryEstimateRelTol) << "estimate " << est.total() << "\n" << mem_report();
+      // A forward needs less than a training step of the same shape.
+      EXPECT_LT(est.total() - est.outputs, estimate_training_memory(c, k.batch, k.length, "adam", omp_get_max_threads()).total());
+    }
+}
+
 // Stored layers (the per-layer plan): the estimate's activations grow by exactly what the
 // allocator measures (two (B, L, D) copies per stored layer), and the total stays within the
 // tolerance of the measured peak, for plans storing none, some and all layers.

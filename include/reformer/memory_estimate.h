@@ -27,6 +27,7 @@ AllReducePlan allreduce_plan(const ReformerConfig& config);
 
 struct MemoryEstimate {
   int64_t parameters = 0, gradients = 0, optimizer_state = 0, activations = 0, workspace = 0;
+  int64_t outputs = 0;  // what a forward hands back: the (B, L, vocab) logits (0 for a training step)
   int64_t total() const;  // overflow-checked sum
 };
 
@@ -36,6 +37,11 @@ struct MemoryEstimate {
 // (batch, length, hidden) float buffers, in activations); the others are reversible.
 MemoryEstimate estimate_training_memory(const ReformerConfig& config, int64_t batch, int64_t length,
                                         const std::string& optimizer, int threads, int64_t stored_layers = 0);
+// A forward pass over `batch` sequences of `length` tokens on `threads` threads, as `reformer eval`
+// (loss, the LM head in row chunks) or, with `logits`, `reformer logits` (plus the (B, L, vocab)
+// output). Incremental decoding holds a DecodeState besides (its bytes(), reformer/decode.h).
+MemoryEstimate estimate_forward_memory(const ReformerConfig& config, int64_t batch, int64_t length, int threads,
+                                       bool logits = false);
 
 // The per-layer memory plan of a training step: the lowest `stored_count` layers keep their
 // activations (ReformerModel::set_stored_layers), the rest are reconstructed by the reversible

@@ -50,7 +50,7 @@ AttentionBytes qkv_attention_bytes(const ReformerConfig& c, const AttentionKindS
   return a;
 }
 
-AttentionBytes lsh_attention_bytes(const ReformerConfig& c, int64_t B, int64_t L, int threads) {
+AttentionBytes lsh_attention_bytes(const ReformerConfig& c, int64_t B, int64_t L, int threads, bool backward) {
   const int64_t H = c.num_attention_heads, d = c.attention_head_size;
   const bool hashed = L > c.lsh_attn_chunk_length;
   const int64_t nh = hashed ? c.num_hashes : 1;
@@ -63,29 +63,38 @@ AttentionBytes lsh_attention_bytes(const ReformerConfig& c, int64_t B, int64_t L
     rotation_columns = sum({rotation_columns, f / 2});
   }
   // Per thread: sorted positions, logsumexps and weights, the slot outputs (several rounds only),
-  // one chunk's queries, outputs, keys, values and scores (and their gradients), sort counts.
-  const int64_t per_thread = sum({mul({slots, (nh > 1 ? d : 0) + 4}), mul({2, chunk, window}), mul({4, chunk, d}),
-                                  mul({4, window, d}), mul({2, window}), chunk, mul({nh + 1, buckets})});
+  // one chunk's queries, outputs, keys, values and scores (with a backward: their gradients), sort
+  // counts.
+  const int64_t grad = backward ? 2 : 1;
+  const int64_t per_thread = sum({mul({slots, (nh > 1 ? d : 0) + 4}), mul({2, chunk, window}), mul({2 * grad, chunk, d}),
+                                  mul({2 * grad, window, d}), mul({2, window}), backward ? chunk : 0,
+                                  mul({nh + 1, buckets})});
   AttentionBytes a;
   a.shared = mul({std::min<int64_t>(threads, mul({B, H})), per_thread, kFloat});
-  a.per_layer = mul({H, d, nh, rotation_columns, kFloat});
-  a.per_layer_activations = mul({B, H, nh, L, static_cast<int64_t>(sizeof(int32_t))});
+  a.per_layer = hashed ? mul({H, d, nh, rotation_columns, kFloat}) : 0;  // the drawn rotations
+  a.per_layer_activations = hashed ? mul({B, H, nh, L, static_cast<int64_t>(sizeof(int32_t))}) : 0;
   return a;
 }
 
-// One set of projection buffers serves every attention layer: six (B, L, H*d) (LSH: qk, v, o, dO,
-// dqk, dv; local/full: q/dq, k, v, o/dO, dk, dv), local/full layers add the (B, H, L) logsumexp and
-// -dO.o; and the row-chunk scratch of the streamed branch input/output (row_stream.h).
-int64_t attention_projection_bytes(const ReformerConfig& c, int64_t B, int64_t L) {
+// One set of projection buffers serves every attention layer. A training step needs six (B, L, H*d)
+// (LSH: qk, v, o, dO, dqk, dv; local/full: q/dq, k, v, o/dO, dk, dv) and local/full layers add the
+// (B, H, L) logsumexp and -dO.o; a forward needs qk, v, o (LSH) or q, k, v, o and the logsumexp
+// (local/full). Plus the row-chunk scratch of the streamed branch input/output (row_stream.h).
+int64_t attention_projection_bytes(const ReformerConfig& c, int64_t B, int64_t L, bool backward) {
   const int64_t H = c.num_attention_heads, Hd = mul({H, c.attention_head_size});
   const bool qkv = std::any_of(c.attn_layers.begin(), c.attn_layers.end(), [](const std::string& t) { return !attention_kind(t).hashed; });
+  const int64_t projections = backward ? 6 : qkv ? 4 : 3, logsumexps = !qkv ? 0 : backward ? 2 : 1;
   const int64_t row_chunk = std::min(mul({B, L}), kRowChunk);
-  return mul({sum({mul({6, B, L, Hd}), qkv ? mul({2, B, H, L}) : 0, mul({row_chunk, sum({2 * c.hidden_size, Hd})})}), kFloat});
+  return mul({sum({mul({projections, B, L, Hd}), mul({logsumexps, B, H, L}), mul({row_chunk, sum({2 * c.hidden_size, Hd})})}),
+              kFloat});
 }
 
-int64_t feed_forward_bytes(const ReformerConfig& c, int64_t B, int64_t L) {
+// The chunk's LN(x), its statistics, the hidden layer before and after the activation; with a
+// backward, the gradients of the output and of the hidden layer.
+int64_t feed_forward_bytes(const ReformerConfig& c, int64_t B, int64_t L, bool backward) {
   const int64_t rows = c.chunk_size_feed_forward > 0 ? std::min(c.chunk_size_feed_forward, mul({B, L})) : mul({B, L});
-  return mul({rows, 3 * c.feed_forward_size + 2 * c.hidden_size + 2, kFloat});
+  const int64_t F = c.feed_forward_size, D = c.hidden_size;
+  return mul({rows, backward ? 3 * F + 2 * D + 2 : 2 * F + D + 2, kFloat});
 }
 
 int64_t optimizer_floats(const std::vector<ParameterShape>& shapes, const std::string& spec) {
@@ -127,14 +136,19 @@ AllReducePlan allreduce_plan(const ReformerConfig& config) {
 }
 
 
-MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer,
-                                        int threads, int64_t stored_layers) {
+namespace {
+
+// The memory of one pass over `batch` sequences of `length` tokens: a training step (backward,
+// with an optimizer) or a forward (no backward: the loss of an evaluation, or logits).
+MemoryEstimate estimate_pass_memory(const ReformerConfig& c, int64_t B, int64_t L, const std::string* optimizer,
+                                    int threads, int64_t stored_layers) {
+  const bool backward = optimizer != nullptr;
   REFORMER_CHECK(stored_layers >= 0 && stored_layers <= c.num_layers(), "stored layers ", stored_layers,
                  " must be between 0 and the model's ", c.num_layers(), " layers");
   REFORMER_CHECK(B >= 1 && B <= limits::kMaxBatch, "batch ", B, " must be between 1 and ", limits::kMaxBatch);
   REFORMER_CHECK(threads >= 1 && threads <= limits::kMaxThreads, "threads ", threads, " must be between 1 and ",
                  limits::kMaxThreads);
-  c.validate_length(L, /*training=*/true);
+  c.validate_length(L, /*training=*/backward);
   const auto shapes = parameter_shapes(c);
   MemoryEstimate m;
   int64_t params = 0, largest = 0;
@@ -143,28 +157,45 @@ MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int6
     largest = std::max(largest, shape_numel(p.shape));
   }
   m.parameters = mul({params, kFloat});
-  m.gradients = allreduce_plan(c).bytes;  // the gradient arena: each tensor padded to 64 bytes
-  m.optimizer_state = mul({optimizer_floats(shapes, optimizer), kFloat});
+  // The gradient arena (each tensor padded to 64 bytes): every model holds one, even one that only
+  // runs forward.
+  m.gradients = allreduce_plan(c).bytes;
+  if (backward) m.optimizer_state = mul({optimizer_floats(shapes, *optimizer), kFloat});
   const int64_t D = c.hidden_size, rows = mul({B, L});
-  // The two streams and their gradients (B, L, D), layer-norm statistics, and each stored layer's
-  // copies of X2 and Y1.
-  m.activations = mul({sum({mul({4, rows, D}), mul({2, rows}), mul({2, stored_layers, rows, D})}), kFloat});
-  // The LM head's row chunk: concat, normalized, its gradient (2D wide), the logits, LN statistics.
+  // The two streams (B, L, D) and, with a backward, their gradients; layer-norm statistics; each
+  // stored layer's copies of X2 and Y1.
+  m.activations = mul({sum({mul({backward ? 4 : 2, rows, D}), mul({2, rows}), mul({2, stored_layers, rows, D})}), kFloat});
+  // The LM head's row chunk: concat and normalized (2D wide each), with a backward the concat's
+  // gradient (2D), the logits, LN statistics.
   const int64_t head_rows = std::min(rows, c.chunk_size_lm_head > 0 ? c.chunk_size_lm_head : kDefaultHeadChunk);
-  m.workspace = sum({mul({head_rows, sum({6 * D, c.vocab_size, 2}), kFloat}), feed_forward_bytes(c, B, L),
-                     attention_projection_bytes(c, B, L)});
-  if (OptionSpec(optimizer, "optimizer").kind() == "adafactor")
+  m.workspace = sum({mul({head_rows, sum({(backward ? 6 : 4) * D, c.vocab_size, 2}), kFloat}),
+                     feed_forward_bytes(c, B, L, backward), attention_projection_bytes(c, B, L, backward)});
+  if (backward && OptionSpec(*optimizer, "optimizer").kind() == "adafactor")
     m.workspace = sum({m.workspace, mul({largest, kFloat})});  // its update buffer
   bool has_lsh = false;
   for (const auto& type : c.attn_layers) {
     // All LSH layers share one scratch (counted once); each other layer has its own.
     const AttentionKindSpec& kind = attention_kind(type);
-    const AttentionBytes a = kind.hashed ? lsh_attention_bytes(c, B, L, threads) : qkv_attention_bytes(c, kind, L, threads);
+    const AttentionBytes a =
+        kind.hashed ? lsh_attention_bytes(c, B, L, threads, backward) : qkv_attention_bytes(c, kind, L, threads);
     if (!has_lsh || !kind.hashed) m.workspace = sum({m.workspace, a.shared});
     has_lsh = has_lsh || kind.hashed;
     m.workspace = sum({m.workspace, a.per_layer});
     m.activations = sum({m.activations, a.per_layer_activations});
   }
+  return m;
+}
+
+}  // namespace
+
+MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer,
+                                        int threads, int64_t stored_layers) {
+  return estimate_pass_memory(c, B, L, &optimizer, threads, stored_layers);
+}
+
+MemoryEstimate estimate_forward_memory(const ReformerConfig& c, int64_t B, int64_t L, int threads, bool logits) {
+  MemoryEstimate m = estimate_pass_memory(c, B, L, nullptr, threads, 0);
+  if (logits) m.outputs = mul({B, L, c.vocab_size, kFloat});
   return m;
 }
 
@@ -212,7 +243,7 @@ std::string describe_plan(const LayerPlan& plan) {
 }
 
 int64_t MemoryEstimate::total() const {
-  return checked_sum({parameters, gradients, optimizer_state, activations, workspace}, kWhat);
+  return checked_sum({parameters, gradients, optimizer_state, activations, workspace, outputs}, kWhat);
 }
 
 int64_t memory_budget(int64_t max_memory) {

@@ -41,6 +41,10 @@ void run_info(const CLI::App& cmd, const InfoCommand& c) {
                              {"optimizer state", m.optimizer_state}, {"activations", m.activations},
                              {"workspace", m.workspace}, {"total", m.total()}})
     std::printf("  %-18s %12s  (%lld bytes)\n", name, format_bytes(bytes).c_str(), static_cast<long long>(bytes));
+  const MemoryEstimate f = estimate_forward_memory(config, c.batch, L, max_threads(), /*logits=*/true);
+  std::printf("\nforward memory (same shape, no gradients flow):\n");
+  for (auto [name, bytes] : {std::pair{"reformer eval", f.total() - f.outputs}, {"reformer logits", f.total()}})
+    std::printf("  %-18s %12s  (%lld bytes)\n", name, format_bytes(bytes).c_str(), static_cast<long long>(bytes));
   // Data parallelism (docs/DISTRIBUTED.md): every rank holds all of the above for its micro-batch.
   const AllReducePlan ar = allreduce_plan(config);
   std::printf("\ndata parallel over %lld rank(s): per rank %s (the table above; every rank holds a full replica)\n",
