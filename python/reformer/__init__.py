@@ -218,18 +218,20 @@ class Model:
         file; task="copy" scores fresh copy-task sequences. The text is tokenized by `tokenizer` (a
         spiece.model), else by the spiece.model of the directory the model was loaded from, else as
         bytes. Returns {"loss", "bits_per_byte", "accuracy", "tokens", "length", "source"}."""
-        return _core.evaluate(self._m, str(data), "" if file is None else str(file), split, task,
-                              "" if tokenizer is None else str(tokenizer), self._directory, seq_len, batch,
-                              max_windows, num_hashes, seed, incremental, threads)
+        r = _core.EvalRequest()
+        r.data, r.file, r.split, r.task = str(data), "" if file is None else str(file), split, task
+        r.tokenizer, r.model_dir = "" if tokenizer is None else str(tokenizer), self._directory
+        r.seq_len, r.batch, r.max_windows, r.num_hashes = seq_len, batch, max_windows, num_hashes
+        r.seed, r.incremental, r.threads = seed, incremental, threads
+        return _core.evaluate(self._m, r)
 
-    def memory_plan(self, seq_len, batch=1, training=True, optimizer="adam"):
-        """Bytes by category of a training step of `batch` sequences of `seq_len` tokens."""
-        if not training:
-            raise ValueError("memory_plan(training=False) is not available yet; use training=True")
-        keys = ["parameters", "gradients", "optimizer_state", "activations", "workspace"]
-        plan = dict(zip(keys, self._m.training_memory(seq_len, batch, optimizer)))
-        plan["total"] = sum(plan.values())
-        return plan
+    def memory_plan(self, seq_len, batch=1, training=True, optimizer="adam", logits=False, threads=0):
+        """Bytes by category ("parameters", "gradients", "optimizer_state", "activations",
+        "workspace", "outputs", "total") that a pass over `batch` sequences of `seq_len` tokens needs,
+        from the config alone: a training step with `optimizer` (training=True), or a forward
+        (training=False: the loss of evaluate(); with logits=True also the (B, L, vocab) output of
+        logits()). threads 0 = the default thread count (attention scratch is per thread)."""
+        return self._m.memory_plan(seq_len, batch, training, optimizer, logits, threads)
 
     # --- generation -------------------------------------------------------------------------------
     def decode_state(self, batch=1, capacity=0, seed=0):
@@ -270,11 +272,10 @@ class Model:
         ids = _prompt_ids(prompt)
         if not ids:
             raise ValueError("the prompt is empty; give at least one byte")
-        config = json.loads(self._m.config_json())
-        capacity = min(len(ids) + max_new_tokens, _max_length(config))
+        capacity = min(len(ids) + max_new_tokens, self._m.max_length)
         if len(ids) >= capacity:
             raise ValueError(f"a prompt of {len(ids)} tokens leaves no room in the model's context of "
-                             f"{_max_length(config)} positions; use generate(), which keeps the newest half")
+                             f"{self._m.max_length} positions; use generate(), which keeps the newest half")
         state = self._m.make_decode_state(1, capacity, seed)
         sampler = _core.Sampler(temperature, top_k, top_p, seed)
         logits = self._m.prefill(state, 0, ids, threads)
@@ -284,11 +285,3 @@ class Model:
             if i + 1 < max_new_tokens:
                 logits = self._m.decode_step(state, [0], [token])[0]
 
-
-def _max_length(config):
-    if config.get("axial_pos_embds", True):
-        n = 1
-        for s in config["axial_pos_shape"]:
-            n *= s
-        return n
-    return config["max_position_embeddings"]

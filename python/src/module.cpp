@@ -179,6 +179,7 @@ NB_MODULE(_core, m) {
       .def("save", [](ReformerModel& self, const std::string& dir) { save_model(dir, self); }, nb::arg("dir"))
       .def("config_json", [](const ReformerModel& self) { return self.config().to_json().dump(); })
       .def_prop_ro("num_parameters", &ReformerModel::num_parameters)
+      .def_prop_ro("max_length", [](const ReformerModel& self) { return self.config().max_length(); })
       .def("set_num_hashes", &ReformerModel::set_num_hashes)
       .def("set_rotations", [](ReformerModel& self, int layer,
                                std::optional<nb::ndarray<const float, nb::ndim<4>, nb::c_contig, nb::device::cpu>> rot) {
@@ -258,10 +259,20 @@ NB_MODULE(_core, m) {
         return std::vector<double>{s.mean(), s.count, s.correct};
       }, nb::arg("ids"), nb::arg("labels") = nb::none(), nb::arg("attention_mask") = nb::none(), nb::arg("seed") = 0,
          nb::arg("threads") = 0)
-      .def("training_memory", [](const ReformerModel& self, int64_t seq_len, int64_t batch, const std::string& optimizer) {
-        const MemoryEstimate e = estimate_training_memory(self.config(), batch, seq_len, optimizer, max_threads());
-        return std::vector<int64_t>{e.parameters, e.gradients, e.optimizer_state, e.activations, e.workspace};
-      }, nb::arg("seq_len"), nb::arg("batch") = 1, nb::arg("optimizer") = "adam")
+      .def("memory_plan", [](const ReformerModel& self, int64_t seq_len, int64_t batch, bool training,
+                             const std::string& optimizer, bool logits, int threads) {
+        if (threads > 0) check_threads(threads);
+        const int n = threads > 0 ? threads : max_threads();
+        const MemoryEstimate e = training ? estimate_training_memory(self.config(), batch, seq_len, optimizer, n)
+                                          : estimate_forward_memory(self.config(), batch, seq_len, n, logits);
+        nb::dict d;
+        for (auto [name, bytes] : {std::pair{"parameters", e.parameters}, {"gradients", e.gradients},
+                                   {"optimizer_state", e.optimizer_state}, {"activations", e.activations},
+                                   {"workspace", e.workspace}, {"outputs", e.outputs}, {"total", e.total()}})
+          d[name] = bytes;
+        return d;
+      }, nb::arg("seq_len"), nb::arg("batch"), nb::arg("training"), nb::arg("optimizer"), nb::arg("logits"),
+         nb::arg("threads"))
       .def("make_decode_state", &ReformerModel::make_decode_state, nb::arg("batch") = 1, nb::arg("capacity") = 0,
            nb::arg("seed") = 0)
       .def("prefill", [](ReformerModel& self, DecodeState& state, int64_t seq, const std::vector<int32_t>& ids,
@@ -299,26 +310,25 @@ NB_MODULE(_core, m) {
 
   m.def("train", &train_run, nb::arg("out_dir"), nb::arg("args_json"), nb::arg("given"), nb::arg("config_json").none(),
         nb::arg("resume"), nb::arg("max_memory"), nb::arg("threads"), nb::arg("verbose"), nb::arg("on_record").none());
-  m.def("changeable_on_resume", &changeable_on_resume);
   m.def("train_defaults", [] { return nlohmann::json(TrainArgs()).dump(); }, "the training options' defaults as JSON");
 
-  m.def("evaluate", [](ReformerModel& model, const std::string& data, const std::string& file, const std::string& split,
-                       const std::string& task, const std::string& tokenizer, const std::string& model_dir, int64_t seq_len,
-                       int64_t batch, int64_t max_windows, int64_t num_hashes, uint64_t seed, bool incremental, int threads) {
-    EvalRequest r;
-    r.data = data;
-    r.file = file;
-    r.split = split;
-    r.task = task;
-    r.tokenizer = tokenizer;
-    r.model_dir = model_dir;
-    r.seq_len = seq_len;
-    r.batch = batch;
-    r.max_windows = max_windows;
-    r.num_hashes = num_hashes;
-    r.seed = seed;
-    r.incremental = incremental;
-    r.threads = threads;
+  nb::class_<EvalRequest>(m, "EvalRequest")  // reformer/evaluate.h; Model.evaluate fills it by keyword
+      .def(nb::init<>())
+      .def_rw("data", &EvalRequest::data)
+      .def_rw("file", &EvalRequest::file)
+      .def_rw("split", &EvalRequest::split)
+      .def_rw("task", &EvalRequest::task)
+      .def_rw("tokenizer", &EvalRequest::tokenizer)
+      .def_rw("model_dir", &EvalRequest::model_dir)
+      .def_rw("seq_len", &EvalRequest::seq_len)
+      .def_rw("batch", &EvalRequest::batch)
+      .def_rw("max_windows", &EvalRequest::max_windows)
+      .def_rw("num_hashes", &EvalRequest::num_hashes)
+      .def_rw("seed", &EvalRequest::seed)
+      .def_rw("incremental", &EvalRequest::incremental)
+      .def_rw("threads", &EvalRequest::threads);
+
+  m.def("evaluate", [](ReformerModel& model, const EvalRequest& r) {
     EvalResult e;
     {
       nb::gil_scoped_release release;

@@ -97,9 +97,30 @@ def test_decoding_state_matches_the_forward_for_local_layers():
 
 
 def test_memory_plan(model):
-    plan = model.memory_plan(64, batch=2)
-    assert plan["parameters"] == 4 * model.num_parameters
-    assert plan["total"] == sum(v for k, v in plan.items() if k != "total")
+    train = model.memory_plan(64, batch=2)
+    assert train["parameters"] == 4 * model.num_parameters
+    assert train["total"] == sum(v for k, v in train.items() if k != "total")
+    assert train["optimizer_state"] == 2 * train["parameters"]  # Adam's two moments
+    forward = model.memory_plan(64, batch=2, training=False)
+    assert forward["optimizer_state"] == 0 and forward["outputs"] == 0
+    assert forward["activations"] < train["activations"] and forward["total"] < train["total"]
+    logits = model.memory_plan(64, batch=2, training=False, logits=True)
+    assert logits["outputs"] == 2 * 64 * 258 * 4 and logits["total"] == forward["total"] + logits["outputs"]
+    with pytest.raises(reformer.Error, match="batch 0"):
+        model.memory_plan(64, batch=0)
+
+
+@pytest.mark.skipif(not os.environ.get("REFORMER_CLI"), reason="REFORMER_CLI (the reformer binary) not set")
+def test_memory_plan_equals_reformer_info(model, tmp_path):
+    model.save(tmp_path / "m")
+    info = subprocess.run([os.environ["REFORMER_CLI"], "info", "--model", str(tmp_path / "m"), "--batch", "2",
+                           "--threads", "1"], capture_output=True, text=True, check=True).stdout
+    def printed(label):
+        line = next(l for l in info.splitlines() if l.strip().startswith(label) and l.endswith(" bytes)"))
+        return int(line.split("(")[-1].split()[0])
+    assert printed("total") == model.memory_plan(64, batch=2, threads=1)["total"]
+    assert printed("reformer eval") == model.memory_plan(64, batch=2, training=False, threads=1)["total"]
+    assert printed("reformer logits") == model.memory_plan(64, batch=2, training=False, logits=True, threads=1)["total"]
 
 
 @pytest.mark.skipif(not os.environ.get("REFORMER_CLI"), reason="REFORMER_CLI (the reformer binary) not set")
