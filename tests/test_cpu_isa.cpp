@@ -1,7 +1,8 @@
 // Run-time instruction-set dispatch (src/core/cpu_isa.h): the chosen variant is one this CPU runs,
 // and every variant the machine can run gives the same bits as the baseline (SSE2) one, for each
 // dispatched kernel: the Philox words (against the scalar definition in rng.h), dropout (against
-// rng_keep element by element) and the chunk attention forward and backward.
+// rng_keep element by element), the chunk attention forward and backward, and the elementwise and
+// LayerNorm kernels of kernels/cpu/elementwise.h.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -10,6 +11,7 @@
 
 #include "core/cpu_isa.h"
 #include "kernels/cpu/chunk_attention.h"
+#include "kernels/cpu/elementwise.h"
 #include "ops/dropout.h"
 #include "reformer/error.h"
 #include "reformer/rng.h"
@@ -151,4 +153,100 @@ TEST(CpuIsa, ChunkAttentionOfEveryVariantIsBitIdenticalToBaseline) {
         EXPECT_TRUE(same(got.dv, base.dv));
       }
     }
+}
+
+// kernels/cpu/elementwise.h: every kernel, every length up to two AVX-512 vectors past a multiple
+// (remainders of each width), signed zeros and negative inputs, random words around the threshold.
+TEST(CpuIsa, ElementwiseKernelsOfEveryVariantAreBitIdenticalToBaseline) {
+  ActiveIsa restore;
+  const int64_t max_n = 131;
+  std::vector<float> x = uniform(max_n, 21), y0 = uniform(max_n, 22), g0 = uniform(max_n, 23);
+  x[3] = -0.f;
+  x[4] = 0.f;
+  g0[5] = -0.f;
+  std::vector<uint32_t> words(static_cast<size_t>(max_n));
+  rng_words32_groups(words.data(), 1, 2, 0, 4);  // 128 words
+  for (int64_t i = 128; i < max_n; ++i) words[static_cast<size_t>(i)] = static_cast<uint32_t>(i) << 24;
+  const int32_t threshold = static_cast<int32_t>(0.4 * 16777216.0);
+  const float scale = 1.f / 0.6f;
+  using Out = std::vector<std::vector<float>>;
+  auto run = [&](Isa isa, int64_t n) {
+    isa_set_active(isa);
+    Out r;
+    std::vector<float> a = y0;
+    kernel_dropout_apply(a.data(), x.data(), words.data(), n, threshold, scale);
+    r.push_back(a);
+    for (bool sub : {false, true}) {
+      a = y0;
+      kernel_dropout_add(a.data(), x.data(), words.data(), n, threshold, scale, sub);
+      r.push_back(a);
+      a = y0;
+      kernel_add(a.data(), x.data(), n, sub);
+      r.push_back(a);
+    }
+    std::vector<float> h = x;
+    a = y0;
+    kernel_dropout_relu(h.data(), a.data(), words.data(), n, threshold, scale);
+    r.push_back(h);
+    r.push_back(a);
+    a = g0;
+    kernel_relu_backward_dropout(a.data(), x.data(), words.data(), n, threshold, scale);
+    r.push_back(a);
+    a = y0;
+    kernel_relu_forward(a.data(), x.data(), n);
+    r.push_back(a);
+    a = y0;
+    kernel_relu_backward(a.data(), g0.data(), x.data(), n);
+    r.push_back(a);
+    return r;
+  };
+  for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{7}, int64_t{15}, int64_t{16}, int64_t{33}, int64_t{100}, max_n}) {
+    const Out base = run(Isa::Baseline, n);
+    for (Isa isa : isa_supported_list()) {
+      const Out got = run(isa, n);
+      ASSERT_EQ(got.size(), base.size());
+      for (size_t k = 0; k < got.size(); ++k)
+        EXPECT_EQ(std::memcmp(got[k].data(), base[k].data(), got[k].size() * sizeof(float)), 0)
+            << isa_name(isa) << " n " << n << " output " << k;
+    }
+  }
+  // The baseline itself follows the definitions (keep iff (word >> 8) >= threshold).
+  const Out base = run(Isa::Baseline, max_n);
+  for (int64_t i = 0; i < max_n; ++i) {
+    const bool keep = static_cast<int32_t>(words[static_cast<size_t>(i)] >> 8) >= threshold;
+    const size_t u = static_cast<size_t>(i);
+    ASSERT_EQ(base[0][u], keep ? x[u] * scale : 0.f) << i;
+    ASSERT_EQ(base[1][u], y0[u] + (keep ? x[u] * scale : 0.f)) << i;
+  }
+}
+
+// LayerNorm's row kernels and column accumulators: every variant gives the baseline's bits, for
+// widths with and without a tail after the 8 partial sums.
+TEST(CpuIsa, LayerNormKernelsOfEveryVariantAreBitIdenticalToBaseline) {
+  ActiveIsa restore;
+  for (int64_t C : {int64_t{1}, int64_t{7}, int64_t{8}, int64_t{37}, int64_t{256}}) {
+    const std::vector<float> x = uniform(C, 31), w = uniform(C, 32), b = uniform(C, 33), dy = uniform(C, 34);
+    auto run = [&](Isa isa) {
+      isa_set_active(isa);
+      std::vector<float> y(static_cast<size_t>(C)), dx(static_cast<size_t>(C)), stats(2);
+      kernel_layernorm_row(y.data(), &stats[0], &stats[1], x.data(), w.data(), b.data(), C, 1e-12f);
+      kernel_layernorm_backward_row(dx.data(), dy.data(), x.data(), stats[0], stats[1], w.data(), C);
+      std::vector<double> acc(static_cast<size_t>(C), 0.5), aw(static_cast<size_t>(C), 0.25), ab(static_cast<size_t>(C), 0.125);
+      kernel_accumulate_columns(acc.data(), x.data(), C);
+      kernel_accumulate_layernorm_param_grads(aw.data(), ab.data(), dy.data(), x.data(), stats[0], stats[1], C);
+      std::vector<double> all(acc);
+      all.insert(all.end(), aw.begin(), aw.end());
+      all.insert(all.end(), ab.begin(), ab.end());
+      for (float v : y) all.push_back(v);
+      for (float v : dx) all.push_back(v);
+      for (float v : stats) all.push_back(v);
+      return all;
+    };
+    const std::vector<double> base = run(Isa::Baseline);
+    for (Isa isa : isa_supported_list()) {
+      const std::vector<double> got = run(isa);
+      ASSERT_EQ(got.size(), base.size());
+      EXPECT_EQ(std::memcmp(got.data(), base.data(), got.size() * sizeof(double)), 0) << isa_name(isa) << " C " << C;
+    }
+  }
 }

@@ -412,6 +412,64 @@ TEST(Dropout, ZeroProbabilityIsIdentityAndBadProbabilityThrows) {
   EXPECT_THROW(dropout_forward(y.data(), x.data(), n, -0.1f, 1, 2, 0), Error);
 }
 
+// The fused passes (ops/dropout.h) against element-by-element references built from rng_keep and
+// the unfused formulas: the same bits, for unaligned bases (head, groups, tail), the parallel path
+// and p = 0.
+TEST(Dropout, FusedPassesMatchTheirElementwiseReferences) {
+  for (int64_t n : {int64_t{5}, int64_t{1000}, int64_t{200003}})
+    for (uint64_t base : {uint64_t{0}, uint64_t{13}})
+      for (float p : {0.f, 0.3f}) {
+        SCOPED_TRACE(testing::Message() << "n " << n << " base " << base << " p " << p);
+        const uint64_t seed = 5, stream = hidden_dropout_stream(2, 1, DropoutSite::FeedForwardHidden);
+        const float scale = 1.f / (1.f - p);
+        const Vec x = random_vec(n, 80), y0 = random_vec(n, 81), g0 = random_vec(n, 82);  // in [-1, 1]
+        auto keep = [&](int64_t i) { return p == 0.f || rng_keep(seed, stream, base + static_cast<uint64_t>(i), p); };
+        auto drop = [&](int64_t i, float v) { return keep(i) ? v * scale : 0.f; };
+        for (bool subtract : {false, true}) {
+          Vec y = y0;
+          dropout_add(y.data(), x.data(), n, subtract, p, seed, stream, base);
+          for (int64_t i = 0; i < n; ++i)
+            ASSERT_EQ(y[i], subtract ? y0[i] - drop(i, x[i]) : y0[i] + drop(i, x[i])) << i;
+        }
+        Vec h = x, a(n);
+        dropout_relu_forward(h.data(), a.data(), n, p, seed, stream, base);
+        for (int64_t i = 0; i < n; ++i) {
+          const float v = p == 0.f ? x[i] : drop(i, x[i]);
+          ASSERT_EQ(h[i], v) << i;
+          ASSERT_EQ(a[i], v > 0.f ? v : 0.f) << i;
+        }
+        Vec dh = g0;
+        relu_dropout_backward(dh.data(), h.data(), n, p, seed, stream, base);
+        for (int64_t i = 0; i < n; ++i) {
+          const float g = (h[i] > 0.f ? 1.f : 0.f) * g0[i];
+          ASSERT_EQ(dh[i], p == 0.f ? g : drop(i, g)) << i;
+        }
+      }
+}
+
+TEST(Dropout, FusedPassesMatchTheUnfusedOps) {
+  const int64_t n = 70001;
+  const float p = 0.1f;
+  const uint64_t seed = 9, stream = 4, base = 77;
+  const Vec x = random_vec(n, 83), y0 = random_vec(n, 84), g0 = random_vec(n, 85);
+  Vec t(n), want = y0, got = y0;
+  dropout_forward(t.data(), x.data(), n, p, seed, stream, base);
+  for (int64_t i = 0; i < n; ++i) want[i] -= t[i];
+  dropout_add(got.data(), x.data(), n, /*subtract=*/true, p, seed, stream, base);
+  EXPECT_EQ(got, want);
+  Vec h1 = x, a1(n), h2 = x, a2(n);
+  dropout_forward(h1.data(), h1.data(), n, p, seed, stream, base);
+  activation_forward(a1.data(), h1.data(), n, Activation::Relu);
+  dropout_relu_forward(h2.data(), a2.data(), n, p, seed, stream, base);
+  EXPECT_EQ(h1, h2);
+  EXPECT_EQ(a1, a2);
+  Vec d1 = g0, d2 = g0;
+  activation_backward(d1.data(), d1.data(), h1.data(), n, Activation::Relu);
+  dropout_backward(d1.data(), d1.data(), n, p, seed, stream, base);
+  relu_dropout_backward(d2.data(), h2.data(), n, p, seed, stream, base);
+  EXPECT_EQ(d1, d2);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cross-entropy
 

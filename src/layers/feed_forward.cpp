@@ -5,6 +5,7 @@
 #include "ops/dropout.h"
 #include "ops/layernorm.h"
 #include "ops/linear.h"
+#include "ops/parallel.h"
 
 namespace reformer {
 namespace {
@@ -48,8 +49,12 @@ bool FeedForward::prepare(const FeedForwardCall& call, bool backward, bool add) 
 void FeedForward::hidden(const float* x, int64_t r0, int64_t n, const FeedForwardCall& call) {
   layernorm_forward(ws_->xn.data(), ws_->mean.data(), ws_->rstd.data(), x + r0 * D_, w_.ln_w, w_.ln_b, n, D_, eps_);
   linear_forward(ws_->h.data(), ws_->xn.data(), w_.w1, w_.b1, n, D_, F_);
-  dropout_forward(ws_->h.data(), ws_->h.data(), n * F_, drop_prob(call), call.seed,
-                  dropout_stream(call, DropoutSite::FeedForwardHidden), r0 * F_);
+  const uint64_t stream = dropout_stream(call, DropoutSite::FeedForwardHidden);
+  if (act_ == Activation::Relu) {  // one pass: h = dropout(h), a = relu(h)
+    dropout_relu_forward(ws_->h.data(), ws_->a.data(), n * F_, drop_prob(call), call.seed, stream, r0 * F_);
+    return;
+  }
+  dropout_forward(ws_->h.data(), ws_->h.data(), n * F_, drop_prob(call), call.seed, stream, r0 * F_);
   activation_forward(ws_->a.data(), ws_->h.data(), n * F_, act_);
 }
 
@@ -57,6 +62,13 @@ void FeedForward::output(float* o, int64_t r0, int64_t n, const FeedForwardCall&
   linear_forward(o, ws_->a.data(), w_.w2, w_.b2, n, F_, D_);
   dropout_forward(o, o, n * D_, drop_prob(call), call.seed, dropout_stream(call, DropoutSite::FeedForwardOutput),
                   r0 * D_);
+}
+
+void FeedForward::output_add(float* y, bool subtract, int64_t r0, int64_t n, const FeedForwardCall& call) {
+  float* o = ws_->out.data();
+  linear_forward(o, ws_->a.data(), w_.w2, w_.b2, n, F_, D_);
+  dropout_add(y + r0 * D_, o, n * D_, subtract, drop_prob(call), call.seed,
+              dropout_stream(call, DropoutSite::FeedForwardOutput), r0 * D_);
 }
 
 void FeedForward::forward(float* out, const float* x, const FeedForwardCall& call) {
@@ -72,14 +84,10 @@ void FeedForward::forward(float* out, const float* x, const FeedForwardCall& cal
 void FeedForward::forward_add(float* y, const float* x, const FeedForwardCall& call) {
   if (!prepare(call, false, true)) return;
   const int64_t c = chunk_rows(call.rows);
-  float* o = ws_->out.data();
   for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
     const int64_t n = std::min(c, call.rows - r0);
     hidden(x, r0, n, call);
-    output(o, r0, n, call);
-    float* yr = y + r0 * D_;
-#pragma omp parallel for schedule(static) if (n * D_ >= (1 << 16))
-    for (int64_t i = 0; i < n * D_; ++i) yr[i] += o[i];
+    output_add(y, /*subtract=*/false, r0, n, call);  // y += dropout(FF), one pass
   }
 }
 
@@ -89,19 +97,13 @@ void FeedForward::backward_add(float* dx_add, float* y_sub, const float* dout, c
                  "FeedForward::backward_add needs gradient buffers; construct the layer with FeedForwardGrads");
   if (!prepare(call, true, true)) return;
   const int64_t c = chunk_rows(call.rows);
-  float *o = ws_->out.data(), *dx = ws_->dx.data();
+  float* dx = ws_->dx.data();
   for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
     const int64_t n = std::min(c, call.rows - r0);
     hidden(x, r0, n, call);
-    if (y_sub) output(o, r0, n, call);
+    if (y_sub) output_add(y_sub, /*subtract=*/true, r0, n, call);  // y -= dropout(FF)
     backward_rows(dx, dout, x, r0, n, call);
-    float* dxr = dx_add + r0 * D_;
-    float* yr = y_sub ? y_sub + r0 * D_ : nullptr;
-#pragma omp parallel for schedule(static) if (n * D_ >= (1 << 16))
-    for (int64_t i = 0; i < n * D_; ++i) {
-      dxr[i] += dx[i];
-      if (yr) yr[i] -= o[i];
-    }
+    add_elementwise(dx_add + r0 * D_, dx, n * D_);
   }
 }
 
@@ -127,8 +129,12 @@ void FeedForward::backward_rows(float* dx_rows, const float* dout, const float* 
   dropout_backward(ws_->dout.data(), dout + r0 * D_, n * D_, p, call.seed, s_out, r0 * D_);
   linear_backward(ws_->dh.data(), g_.w2, g_.b2, ws_->dout.data(), ws_->a.data(), w_.w2, n, F_, D_);
   // Activation, hidden dropout (both in place), then Dense(D -> F); ws_->dout is free to take dxn.
-  activation_backward(ws_->dh.data(), ws_->dh.data(), ws_->h.data(), n * F_, act_);
-  dropout_backward(ws_->dh.data(), ws_->dh.data(), n * F_, p, call.seed, s_hidden, r0 * F_);
+  if (act_ == Activation::Relu) {
+    relu_dropout_backward(ws_->dh.data(), ws_->h.data(), n * F_, p, call.seed, s_hidden, r0 * F_);  // one pass
+  } else {
+    activation_backward(ws_->dh.data(), ws_->dh.data(), ws_->h.data(), n * F_, act_);
+    dropout_backward(ws_->dh.data(), ws_->dh.data(), n * F_, p, call.seed, s_hidden, r0 * F_);
+  }
   linear_backward(ws_->dout.data(), g_.w1, g_.b1, ws_->dh.data(), ws_->xn.data(), w_.w1, n, D_, F_);
   layernorm_backward(dx_rows, g_.ln_w, g_.ln_b, ws_->dout.data(), x + r0 * D_, ws_->mean.data(), ws_->rstd.data(),
                      w_.ln_w, n, D_);

@@ -74,6 +74,8 @@ class FeedForward {
   void hidden(const float* x, int64_t r0, int64_t n, const FeedForwardCall& call);
   // o_rows (n x D) = rows [r0, r0 + n) of dropout(a W2^T + b2).
   void output(float* o_rows, int64_t r0, int64_t n, const FeedForwardCall& call);
+  // The same output, added into rows [r0, r0 + n) of y (subtracted if subtract) in the dropout's pass.
+  void output_add(float* y, bool subtract, int64_t r0, int64_t n, const FeedForwardCall& call);
   // dx_rows (n x D) = rows [r0, r0 + n) of dG/dx^T dout (after hidden() for these rows).
   void backward_rows(float* dx_rows, const float* dout, const float* x, int64_t r0, int64_t n, const FeedForwardCall& call);
 

@@ -34,11 +34,6 @@ void add_into(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
-void sub_into(float* y, const float* x, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) y[i] -= x[i];
-}
-
 void copy(float* y, const float* x, int64_t n) { std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float)); }
 
 // The attention branch's streamed input LN(x), x: (rows, D), computed chunk by chunk as the layer
@@ -54,8 +49,7 @@ RowReader layernorm_rows(const float* x, const float* w, const float* b, float* 
 // backward (X1 = Y1 - F); the mask is keyed by absolute element index, so chunking cannot change it.
 RowWriter dropout_rows_into(float* y, bool subtract, float p, uint64_t seed, uint64_t stream, int64_t D) {
   return [=](float* f, int64_t r0, int64_t rows) {
-    dropout_forward(f, f, rows * D, p, seed, stream, static_cast<uint64_t>(r0 * D));
-    (subtract ? sub_into : add_into)(y + r0 * D, f, rows * D);
+    dropout_add(y + r0 * D, f, rows * D, subtract, p, seed, stream, static_cast<uint64_t>(r0 * D));  // one pass
   };
 }
 

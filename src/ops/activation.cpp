@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "kernels/cpu/elementwise.h"
 #include "ops/parallel.h"
 #include "reformer/error.h"
 
@@ -84,11 +85,17 @@ const char* to_string(Activation act) {
   return "?";
 }
 
+// ReLU runs through the dispatched kernels (kernels/cpu/elementwise.h: vectorised per ISA, the
+// same expressions as forward_one / derivative, bit-identical); the others stay scalar here.
 void activation_forward(float* y, const float* x, int64_t n, Activation act) {
+  if (act == Activation::Relu)
+    return parallel_ranges(n, [&](int64_t i0, int64_t i1) { kernel_relu_forward(y + i0, x + i0, i1 - i0); });
   dispatch(act, [&]<Activation A>() { forward_n<A>(y, x, n); });
 }
 
 void activation_backward(float* dx, const float* dy, const float* x, int64_t n, Activation act) {
+  if (act == Activation::Relu)
+    return parallel_ranges(n, [&](int64_t i0, int64_t i1) { kernel_relu_backward(dx + i0, dy + i0, x + i0, i1 - i0); });
   dispatch(act, [&]<Activation A>() { backward_n<A>(dx, dy, x, n); });
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu/elementwise.h"
 #include "ops/parallel.h"
 #include "reformer/error.h"
 #include "reformer/rng.h"
@@ -13,28 +14,35 @@ uint64_t hidden_dropout_stream(uint64_t step, int layer, DropoutSite site) {
   return rng_stream(RngPurpose::HiddenDropout, {step, static_cast<uint64_t>(layer), static_cast<uint64_t>(site)});
 }
 
-void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed, uint64_t stream,
-                     uint64_t index_base) {
+namespace {
+
+struct Keep {
+  int32_t threshold;  // keep iff (word >> 8) >= threshold (kernels/cpu/elementwise.h)
+  float scale;
+};
+
+Keep keep_rule(float p) {
   REFORMER_CHECK(p >= 0.f && p < 1.f, "dropout probability ", p, " is outside [0, 1)");
-  if (p == 0.f) {
-    if (y != x) std::copy(x, x + n, y);
-    return;
-  }
-  const float scale = 1.f / (1.f - p);
   // keep iff rng_uniform >= p, i.e. (word >> 8) / 2^24 >= p, decided on the integer word: exact,
-  // since both sides are exact in double.
-  const uint32_t threshold = static_cast<uint32_t>(std::ceil(static_cast<double>(p) / kRngUniformScale));
-  auto one = [&](int64_t i) {
-    y[i] = rng_keep(seed, stream, index_base + static_cast<uint64_t>(i), p) ? x[i] * scale : 0.f;
+  // since both sides are exact in double. threshold <= 2^24.
+  return {static_cast<int32_t>(std::ceil(static_cast<double>(p) / kRngUniformScale)), 1.f / (1.f - p)};
+}
+
+// Calls fn(i0, m, words) for pieces [i0, i0 + m) covering [0, n), words[r] = rng_word(seed, stream,
+// index_base + i0 + r). Whole aligned groups of 32 (rng.h) come from the dispatched Philox
+// (rng_words32_groups, kBatch groups per call), in parallel when there are enough; the unaligned
+// head and the tail word by word.
+template <class Fn>
+void for_each_words(int64_t n, uint64_t seed, uint64_t stream, uint64_t index_base, Fn&& fn) {
+  auto single = [&](int64_t i0, int64_t m) {  // m < 32
+    uint32_t words[32];
+    for (int64_t r = 0; r < m; ++r) words[r] = rng_word(seed, stream, index_base + static_cast<uint64_t>(i0 + r));
+    fn(i0, m, words);
   };
-  // Whole aligned groups of 32 (rng.h) run through rng_words32 and a vectorisable select; the
-  // unaligned head and the tail go element by element.
-  int64_t head = static_cast<int64_t>((32 - (index_base & 31)) & 31);
-  head = std::min(head, n);
-  for (int64_t i = 0; i < head; ++i) one(i);
+  const int64_t head = std::min(static_cast<int64_t>((32 - (index_base & 31)) & 31), n);
+  if (head > 0) single(0, head);
   const int64_t groups = (n - head) / 32;
   const uint64_t first_group = (index_base + static_cast<uint64_t>(head)) >> 5;
-  // Batches of kBatch groups per call of the dispatched Philox (rng.h: the widest vectors the CPU has).
   constexpr int64_t kBatch = 8;
   const int64_t batches = (groups + kBatch - 1) / kBatch;
 #pragma omp parallel for schedule(static) if (groups * 32 >= kOmpMinWork / 8)
@@ -42,18 +50,66 @@ void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed
     uint32_t words[32 * kBatch];
     const int64_t g0 = bi * kBatch, ng = std::min(kBatch, groups - g0);
     rng_words32_groups(words, seed, stream, first_group + static_cast<uint64_t>(g0), ng);
-    const int64_t i0 = head + g0 * 32;
-    const int64_t m = 32 * ng;
-#pragma omp simd
-    for (int64_t r = 0; r < m; ++r) y[i0 + r] = (words[r] >> 8) >= threshold ? x[i0 + r] * scale : 0.f;
+    fn(head + g0 * 32, 32 * ng, words);
   }
-  for (int64_t i = head + groups * 32; i < n; ++i) one(i);
+  const int64_t tail0 = head + groups * 32;
+  if (tail0 < n) single(tail0, n - tail0);
+}
+
+}  // namespace
+
+void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed, uint64_t stream,
+                     uint64_t index_base) {
+  const Keep k = keep_rule(p);
+  if (p == 0.f) {
+    if (y != x) std::copy(x, x + n, y);
+    return;
+  }
+  for_each_words(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint32_t* w) {
+    kernel_dropout_apply(y + i0, x + i0, w, m, k.threshold, k.scale);
+  });
 }
 
 void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed, uint64_t stream,
                       uint64_t index_base) {
   // Linear and diagonal: the backward is the forward applied to the gradient.
   dropout_forward(dx, dy, n, p, seed, stream, index_base);
+}
+
+void dropout_add(float* y, const float* x, int64_t n, bool subtract, float p, uint64_t seed, uint64_t stream,
+                 uint64_t index_base) {
+  const Keep k = keep_rule(p);
+  if (p == 0.f) {
+    parallel_ranges(n, [&](int64_t i0, int64_t i1) { kernel_add(y + i0, x + i0, i1 - i0, subtract); });
+    return;
+  }
+  for_each_words(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint32_t* w) {
+    kernel_dropout_add(y + i0, x + i0, w, m, k.threshold, k.scale, subtract);
+  });
+}
+
+void dropout_relu_forward(float* h, float* a, int64_t n, float p, uint64_t seed, uint64_t stream,
+                          uint64_t index_base) {
+  const Keep k = keep_rule(p);
+  if (p == 0.f) {
+    parallel_ranges(n, [&](int64_t i0, int64_t i1) { kernel_relu_forward(a + i0, h + i0, i1 - i0); });
+    return;
+  }
+  for_each_words(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint32_t* w) {
+    kernel_dropout_relu(h + i0, a + i0, w, m, k.threshold, k.scale);
+  });
+}
+
+void relu_dropout_backward(float* dh, const float* h, int64_t n, float p, uint64_t seed, uint64_t stream,
+                           uint64_t index_base) {
+  const Keep k = keep_rule(p);
+  if (p == 0.f) {
+    parallel_ranges(n, [&](int64_t i0, int64_t i1) { kernel_relu_backward(dh + i0, dh + i0, h + i0, i1 - i0); });
+    return;
+  }
+  for_each_words(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint32_t* w) {
+    kernel_relu_backward_dropout(dh + i0, h + i0, w, m, k.threshold, k.scale);
+  });
 }
 
 }  // namespace reformer

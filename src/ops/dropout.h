@@ -32,4 +32,18 @@ void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed
 void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed, uint64_t stream,
                       uint64_t index_base);
 
+// Fused passes (one read of each operand instead of two or three). Each is bit-identical to the
+// composition of the unfused ops it names, which tests/test_ops.cpp checks against:
+// y += dropout(x) (y -= dropout(x) if subtract); x is not modified. = dropout_forward into a
+// temporary, then an add.
+void dropout_add(float* y, const float* x, int64_t n, bool subtract, float p, uint64_t seed, uint64_t stream,
+                 uint64_t index_base);
+// h = dropout(h) in place, then a = relu(h). = dropout_forward(h, h, ...), activation_forward(a, h, Relu).
+void dropout_relu_forward(float* h, float* a, int64_t n, float p, uint64_t seed, uint64_t stream,
+                          uint64_t index_base);
+// dh = dropout^T(relu'(h) * dh) in place, h the dropped-out pre-activation the forward kept.
+// = activation_backward(dh, dh, h, Relu), then dropout_backward(dh, dh, ...).
+void relu_dropout_backward(float* dh, const float* h, int64_t n, float p, uint64_t seed, uint64_t stream,
+                           uint64_t index_base);
+
 }  // namespace reformer

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include <omp.h>
+
 namespace reformer {
 
 // Work (in elements) below which a loop stays on one thread: fork/join costs more than it saves.
@@ -19,6 +21,27 @@ void parallel_column_blocks(int64_t cols, int64_t work, Fn&& fn) {
 #pragma omp parallel for schedule(static) if (work >= kOmpMinWork && nblocks > 1)
   for (int64_t b = 0; b < nblocks; ++b) fn(b * kBlock, std::min(cols, (b + 1) * kBlock));
 }
+
+// Calls fn(i0, i1) for contiguous ranges covering [0, n), one per thread (static split, each a
+// multiple of 64 elements except the last), in parallel when n >= kOmpMinWork; for elementwise
+// passes, whose results do not depend on the split.
+template <class Fn>
+void parallel_ranges(int64_t n, Fn&& fn) {
+  if (n < kOmpMinWork) {
+    if (n > 0) fn(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t per = ((n + threads - 1) / threads + 63) / 64 * 64;
+    const int64_t i0 = std::min(n, t * per), i1 = std::min(n, i0 + per);
+    if (i0 < i1) fn(i0, i1);
+  }
+}
+
+// y += x (y -= x if subtract), n elements, through the dispatched kernel (kernels/cpu/elementwise.h).
+void add_elementwise(float* y, const float* x, int64_t n, bool subtract = false);
 
 // out[j] += sum_i x[i * ld + j] for j < cols, accumulated in double.
 void add_column_sums(float* out, const float* x, int64_t rows, int64_t cols, int64_t ld);

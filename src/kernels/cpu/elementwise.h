@@ -1,0 +1,47 @@
+#pragma once
+// Memory-bound elementwise passes with per-ISA variants (core/cpu_isa.h, docs/DESIGN.md
+// "Instruction sets"): one source (elementwise_body.inc) compiled for baseline, AVX2 and AVX-512,
+// picked by isa_active() on every call. Every variant gives the same bits (tests/test_cpu_isa.cpp):
+// each output element is a fixed expression of its inputs (no reductions, no FMA contraction).
+//
+// The dropout kernels take the Philox words of their elements (rng.h: words[i] = rng_word(seed,
+// stream, index of element i)) and keep an element iff (words[i] >> 8) >= threshold, with
+// threshold = ceil(p * 2^24) <= 2^24 (ops/dropout.cpp), i.e. exactly rng_keep(); the compare is
+// done on int32 (exact: both sides are below 2^31) because SSE2 has no unsigned compare and would
+// leave the loop scalar. `scale` is 1 / (1 - p). The fused ones are what ops/dropout.h composes
+// from the unfused ops, in the same order of float operations, hence bit-identical to it.
+#include <cstdint>
+
+namespace reformer {
+
+// y[i] = keep ? x[i] * scale : 0. y may be x.
+void kernel_dropout_apply(float* y, const float* x, const uint32_t* words, int64_t n, int32_t threshold, float scale);
+// y[i] += keep ? x[i] * scale : 0 (y[i] -= ... if subtract).
+void kernel_dropout_add(float* y, const float* x, const uint32_t* words, int64_t n, int32_t threshold, float scale,
+                        bool subtract);
+// h[i] = keep ? h[i] * scale : 0, then a[i] = relu(h[i]) = h[i] > 0 ? h[i] : 0.
+void kernel_dropout_relu(float* h, float* a, const uint32_t* words, int64_t n, int32_t threshold, float scale);
+// dh[i] = keep ? ((h[i] > 0 ? 1 : 0) * dh[i]) * scale : 0: relu's backward, then dropout's.
+void kernel_relu_backward_dropout(float* dh, const float* h, const uint32_t* words, int64_t n, int32_t threshold,
+                                  float scale);
+// y[i] = x[i] > 0 ? x[i] : 0 (y may be x); dx[i] = (x[i] > 0 ? 1 : 0) * dy[i] (dx may be dy).
+void kernel_relu_forward(float* y, const float* x, int64_t n);
+void kernel_relu_backward(float* dx, const float* dy, const float* x, int64_t n);
+// y[i] += x[i] (y[i] -= x[i] if subtract).
+void kernel_add(float* y, const float* x, int64_t n, bool subtract);
+
+// LayerNorm of one row of C (ops/layernorm.h): mean and variance in double, each summed in 8 fixed
+// partial sums (lane j % 8) combined in a fixed order, then the tail; *mean, *rstd as floats.
+void kernel_layernorm_row(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                          int64_t C, float eps);
+// dx = r * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w, for one row (dx may be dy); the two
+// sums as in kernel_layernorm_row.
+void kernel_layernorm_backward_row(float* dx, const float* dy, const float* x, float mean, float rstd, const float* w,
+                                   int64_t C);
+// acc[j] += x[j]; and aw[j] += dy[j] * ((x[j] - mean) * rstd), ab[j] += dy[j] (one row's share of
+// LayerNorm's parameter gradients), for j < n. Columns are independent: nothing is reordered.
+void kernel_accumulate_columns(double* acc, const float* x, int64_t n);
+void kernel_accumulate_layernorm_param_grads(double* aw, double* ab, const float* dy, const float* x, float mean,
+                                             float rstd, int64_t n);
+
+}  // namespace reformer
