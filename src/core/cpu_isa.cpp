@@ -85,7 +85,9 @@ void isa_set_active(Isa isa) {
   active().store(static_cast<int>(isa), std::memory_order_relaxed);
 }
 
-bool cpu_has_avx512_bf16() {
+namespace {
+
+bool ask_avx512_bf16() {
 #if REFORMER_ISA_VARIANTS
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
@@ -95,7 +97,7 @@ bool cpu_has_avx512_bf16() {
 #endif
 }
 
-bool cpu_has_amx_bf16() {
+bool ask_amx_bf16() {
 #if REFORMER_ISA_VARIANTS
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
@@ -108,6 +110,19 @@ bool cpu_has_amx_bf16() {
 #else
   return false;
 #endif
+}
+
+}  // namespace
+
+// Asked once: CPUID traps to the hypervisor in a VM (microseconds), and every bf16 product asks.
+bool cpu_has_avx512_bf16() {
+  static const bool has = ask_avx512_bf16();
+  return has;
+}
+
+bool cpu_has_amx_bf16() {
+  static const bool has = ask_amx_bf16();
+  return has;
 }
 
 bool bf16_native() { return isa_active() == Isa::Avx512 && (cpu_has_amx_bf16() || cpu_has_avx512_bf16()); }

@@ -39,15 +39,18 @@ inline float derivative(float x) {
   }
 }
 
+// `simd`: at -O2 GCC compiles ReLU's select as a branch (mispredicted on half of the inputs, 10% of
+// a bf16 C&P step); vectorised it is a compare and a mask, with the same results. The other
+// activations call libm and stay scalar.
 template <Activation A>
 void forward_n(float* y, const float* x, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= kOmpMinWork)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= kOmpMinWork)
   for (int64_t i = 0; i < n; ++i) y[i] = forward_one<A>(x[i]);
 }
 
 template <Activation A>
 void backward_n(float* dx, const float* dy, const float* x, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= kOmpMinWork)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= kOmpMinWork)
   for (int64_t i = 0; i < n; ++i) dx[i] = derivative<A>(x[i]) * dy[i];
 }
 
