@@ -51,12 +51,28 @@ void f32_to_bf16(uint16_t* dst, const float* src, int64_t n) {
 }
 
 void f32_to_bf16_rows(uint16_t* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols) {
-  if (ldd == cols && lds == cols && (rows * cols < (int64_t{1} << 16) || omp_in_parallel())) {
-    f32_to_bf16(dst, src, rows * cols);
+  f32_to_bf16_rows({dst, ldd, src, lds, rows, cols}, {nullptr, 0, nullptr, 0, 0, 0});
+}
+
+void f32_to_bf16_rows(const Bf16Rows& a, const Bf16Rows& b) {
+  const bool parallel = a.rows * a.cols + b.rows * b.cols >= (int64_t{1} << 16) && !omp_in_parallel();
+  if (!parallel) {
+    for (const Bf16Rows* m : {&a, &b}) {
+      if (m->ldd == m->cols && m->lds == m->cols) {
+        f32_to_bf16(m->dst, m->src, m->rows * m->cols);
+      } else {
+        for (int64_t r = 0; r < m->rows; ++r) f32_to_bf16(m->dst + r * m->ldd, m->src + r * m->lds, m->cols);
+      }
+    }
     return;
   }
-#pragma omp parallel for schedule(static) if (rows * cols >= (int64_t{1} << 16) && !omp_in_parallel())
-  for (int64_t r = 0; r < rows; ++r) f32_to_bf16(dst + r * ldd, src + r * lds, cols);
+#pragma omp parallel
+  {
+    for (const Bf16Rows* m : {&a, &b}) {
+#pragma omp for schedule(static) nowait
+      for (int64_t r = 0; r < m->rows; ++r) f32_to_bf16(m->dst + r * m->ldd, m->src + r * m->lds, m->cols);
+    }
+  }
 }
 
 }  // namespace reformer

@@ -29,5 +29,13 @@ void f32_to_bf16(uint16_t* dst, const float* src, int64_t n);
 // The same for a rows x cols matrix with row strides lds (source) and ldd (destination), rows in
 // parallel when called outside an OpenMP region and the matrix is large.
 void f32_to_bf16_rows(uint16_t* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols);
+// Two such conversions (a GEMM's A and B) in one parallel region: one fork/join instead of two.
+struct Bf16Rows {
+  uint16_t* dst;
+  int64_t ldd;
+  const float* src;
+  int64_t lds, rows, cols;
+};
+void f32_to_bf16_rows(const Bf16Rows& a, const Bf16Rows& b);
 
 }  // namespace reformer

@@ -179,8 +179,7 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
   ts.a.ensure(M * K, MemCategory::Workspace);
   ts.b.ensure(K * N, MemCategory::Workspace);
   const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K, b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
-  f32_to_bf16_rows(ts.a.data(), a_cols, A, lda, a_rows, a_cols);
-  f32_to_bf16_rows(ts.b.data(), b_cols, B, ldb, b_rows, b_cols);
+  f32_to_bf16_rows({ts.a.data(), a_cols, A, lda, a_rows, a_cols}, {ts.b.data(), b_cols, B, ldb, b_rows, b_cols});
   Matmul& mm = *it->second;
   REFORMER_DNNL(dnnl_memory_set_data_handle(mm.src, ts.a.data()));
   REFORMER_DNNL(dnnl_memory_set_data_handle(mm.wei, ts.b.data()));
