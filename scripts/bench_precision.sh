@@ -3,6 +3,7 @@
 # alternated rounds of one `reformer train` run per precision (6 steps each); a step is the
 # difference of consecutive wall_s records of metrics.jsonl, median over steps 2-6.
 # Usage: scripts/bench_precision.sh [BUILD_DIR] [ROUNDS]   (prints the load average before each run)
+# Each run waits (at most 180 s) until no other `reformer train` runs and the 1-minute load is below 1.5.
 set -euo pipefail
 build=${1:-build}
 rounds=${2:-3}
@@ -18,6 +19,12 @@ PY
 echo "round precision s/step load"
 for r in $(seq 1 "$rounds"); do
   for p in fp32 bf16; do
+    for _ in $(seq 90); do
+      others=$(pgrep -f "reformer train" | wc -l)
+      load=$(cut -d' ' -f1 /proc/loadavg)
+      [ "$others" -eq 0 ] && awk "BEGIN {exit !($load < 1.5)}" && break
+      sleep 2
+    done
     load=$(cut -d' ' -f1 /proc/loadavg)
     rm -rf "$tmp/run"
     "$build/reformer" train --out "$tmp/run" --hidden-size 256 --ff-size 512 --heads 2 --head-size 64 \
