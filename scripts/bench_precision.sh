@@ -20,7 +20,7 @@ echo "round precision s/step load"
 for r in $(seq 1 "$rounds"); do
   for p in fp32 bf16; do
     for _ in $(seq 90); do
-      others=$(pgrep -f "reformer train" | wc -l)
+      others=$(pgrep -fc "reformer train" || true)
       load=$(cut -d' ' -f1 /proc/loadavg)
       [ "$others" -eq 0 ] && awk "BEGIN {exit !($load < 1.5)}" && break
       sleep 2
