@@ -8,6 +8,7 @@
 #include <string>
 
 #include "reformer/model.h"
+#include "reformer/precision.h"
 #include "reformer/train.h"
 
 namespace reformer {
@@ -28,6 +29,7 @@ struct EvalRequest {
   uint64_t seed = 0;                // LSH rotations
   bool incremental = false;
   int threads = 0;                  // 0 = OMP_NUM_THREADS or all cores
+  Precision precision = Precision::fp32;  // of the matrix products (reformer/precision.h)
 };
 
 struct EvalResult {

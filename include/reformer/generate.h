@@ -15,6 +15,7 @@
 
 #include "reformer/sampling.h"
 #include "reformer/model.h"
+#include "reformer/precision.h"
 
 namespace reformer {
 
@@ -28,6 +29,7 @@ struct GenerateOptions {
                                    // (the state holds only what the longest prompt + bytes need)
   std::vector<std::string> stop;   // a sequence ends once its output ends with one of these
   int threads = 0;                 // for the prefill (steps run on one thread); 0 = OMP_NUM_THREADS or all cores
+  Precision precision = Precision::fp32;  // of the matrix products (reformer/precision.h)
   const Tokenizer* tokenizer = nullptr;  // prompts in, text out (reformer/tokenizer.h); nullptr = bytes
 };
 

@@ -52,9 +52,12 @@ struct TrainArgs {
   double lr = 1e-3, clip_norm = 1.0;
   std::string schedule = "cosine", optimizer = "adam";
   uint64_t seed = 0;
+  // Matrix products: fp32, or bf16 (bf16 inputs, fp32 accumulation; include/reformer/precision.h).
+  // A resumed run keeps its precision unless given (it may change: a run can move between CPUs).
+  std::string precision = "fp32";
   NLOHMANN_DEFINE_TYPE_INTRUSIVE(TrainArgs, data, valid_data, test_data, task, init_from, num_labels, mlm_probability, tokenizer, seq_len, copy_vocab, batch, steps, grad_accum,
                                  warmup, eval_interval, eval_windows, save_interval, save_total_limit, log_interval, lr,
-                                 clip_norm, schedule, optimizer, seed)
+                                 clip_norm, schedule, optimizer, seed, precision)
 };
 
 // The TrainArgs keys a resumed run may change; the others must stay as the checkpoint has them.

@@ -40,7 +40,8 @@ def train(out_dir, config=None, *, resume=False, on_step=None, on_eval=None, max
     run's own config is kept; one that differs is refused). options: the CLI's flags with
     underscores, e.g. data=, valid_data=, test_data=, task="lm"|"mlm"|"classify"|"copy", copy_vocab=,
     batch=, steps=, grad_accum=, lr=, warmup=, schedule=, optimizer=, clip_norm=, seed=, log_interval=,
-    eval_interval=, eval_windows=, save_interval=, save_total_limit=, mlm_probability= (task="mlm"),
+    eval_interval=, eval_windows=, save_interval=, save_total_limit=, precision="fp32"|"bf16" (bf16 matrix
+    products, on CPUs with AVX512-BF16 or AMX-BF16), mlm_probability= (task="mlm"),
     num_labels= (task="classify": data= and valid_data= are JSON-lines files of {"text", "label"}).
     init_from=DIR fine-tunes a checkpoint (ours or Hugging Face's): with config=None its config is
     kept; a config that changes more than dropout, chunk lengths, num_hashes or num_buckets is

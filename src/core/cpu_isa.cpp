@@ -6,6 +6,10 @@
 
 #include "reformer/error.h"
 
+#if REFORMER_ISA_VARIANTS
+#include <cpuid.h>
+#endif
+
 namespace reformer {
 namespace {
 
@@ -79,6 +83,55 @@ void isa_set_active(Isa isa) {
   REFORMER_CHECK(cpu_has(isa), "instruction set ", isa_name(isa), " is not supported on this CPU (up to ", isa_name(best_supported()),
                  ")");
   active().store(static_cast<int>(isa), std::memory_order_relaxed);
+}
+
+namespace {
+
+bool ask_avx512_bf16() {
+#if REFORMER_ISA_VARIANTS
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
+  return cpu_has(Isa::Avx512) && (a & (1u << 5)) != 0;  // CPUID.(7,1):EAX bit 5 = AVX512_BF16
+#else
+  return false;
+#endif
+}
+
+bool ask_amx_bf16() {
+#if REFORMER_ISA_VARIANTS
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool amx_bf16 = (d & (1u << 22)) != 0, amx_tile = (d & (1u << 24)) != 0;  // CPUID.(7,0):EDX
+  if (!amx_bf16 || !amx_tile || !cpu_has(Isa::Avx512)) return false;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return false;  // OSXSAVE
+  unsigned lo = 0, hi = 0;
+  __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (lo & (3u << 17)) == (3u << 17);  // XCR0: XTILECFG and XTILEDATA enabled by the OS
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+// Asked once: CPUID traps to the hypervisor in a VM (microseconds), and every bf16 product asks.
+bool cpu_has_avx512_bf16() {
+  static const bool has = ask_avx512_bf16();
+  return has;
+}
+
+bool cpu_has_amx_bf16() {
+  static const bool has = ask_amx_bf16();
+  return has;
+}
+
+bool bf16_native() { return isa_active() == Isa::Avx512 && (cpu_has_amx_bf16() || cpu_has_avx512_bf16()); }
+
+const char* bf16_isa_name() {
+  if (isa_active() != Isa::Avx512) return "none";
+  if (cpu_has_amx_bf16()) return "amx-bf16";
+  if (cpu_has_avx512_bf16()) return "avx512-bf16";
+  return "none";
 }
 
 }  // namespace reformer

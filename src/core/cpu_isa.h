@@ -33,4 +33,15 @@ Isa isa_active();
 // Replaces the active variant (tests and benchmarks); an unsupported one is an Error.
 void isa_set_active(Isa isa);
 
+// bf16 matrix products (include/reformer/precision.h): the CPU's native bf16 dot products, asked
+// through CPUID (and XCR0 for AMX's tile state). AMX-BF16 is what oneDNN's bf16 matmul uses where
+// it exists (Sapphire Rapids and later), else AVX512-BF16 (Cooper Lake, Zen 4 and later).
+bool cpu_has_avx512_bf16();
+bool cpu_has_amx_bf16();
+// True when bf16 products run natively here: the active variant is AVX-512 (so REFORMER_ISA=avx2
+// or baseline turns bf16 off) and the CPU has AVX512-BF16 or AMX-BF16.
+bool bf16_native();
+// "amx-bf16", "avx512-bf16" or "none": what bf16_native() rests on, for messages.
+const char* bf16_isa_name();
+
 }  // namespace reformer

@@ -7,6 +7,7 @@
 #include "reformer/error.h"
 #include "reformer/bytes.h"
 #include "reformer/tokenizer.h"
+#include "reformer/precision.h"
 #include "reformer/threads.h"
 
 namespace reformer {
@@ -37,6 +38,7 @@ struct Sequence {
 GenerateResult generate_bytes(ReformerModel& model, const std::vector<std::string>& prompts,
                               const GenerateOptions& options, const GenerateCallbacks& cb) {
   const ScopedThreads threads(options.threads);
+  const ScopedPrecision precision(options.precision);
   const ReformerConfig& config = model.config();
   const std::unique_ptr<Tokenizer> bytes_tokenizer = options.tokenizer ? nullptr : make_byte_tokenizer();
   const Tokenizer& tokenizer = options.tokenizer ? *options.tokenizer : *bytes_tokenizer;

@@ -3,6 +3,7 @@
 
 #include "reformer/error.h"
 #include "reformer/limits.h"
+#include "reformer/precision.h"
 #include "reformer/threads.h"
 #include "reformer/tokenizer.h"
 #include "model/eval_length.h"
@@ -42,6 +43,7 @@ class HashOverride {
 
 EvalResult evaluate(ReformerModel& model, const EvalRequest& r) {
   const ScopedThreads threads(r.threads);
+  const ScopedPrecision precision(r.precision);
   limits::check_range("--batch", r.batch, 1, limits::kMaxBatch);
   limits::check_range("--max-windows", r.max_windows, 0, limits::kMaxSteps);
   limits::check_range("--num-hashes", r.num_hashes, 0, limits::kMaxHashes);

@@ -14,6 +14,7 @@
 #include "reformer/limits.h"
 #include "reformer/memory.h"
 #include "reformer/memory_estimate.h"
+#include "reformer/precision.h"
 #include "reformer/threads.h"
 #include "reformer/tokenizer.h"
 #include "model/eval_length.h"
@@ -56,7 +57,7 @@ TrainArgs merge_resumed_args(const TrainRequest& r, const nlohmann::json& stored
       merged[key] = value;
     } else if (merged[key] != value && !changeable(key)) {
       fail(flag_name(key), " ", merged[key].dump(), " differs from ", value.dump(), " of the run in ", r.out_dir,
-           "; a resumed run keeps its training options (only --steps and the log/eval/save intervals may change): drop "
+           "; a resumed run keeps its training options (only --steps, --precision and the log/eval/save intervals may change): drop "
            "the option, or start a new run in another output directory");
     }
   }
@@ -190,6 +191,8 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
   }
   check_args(args);
   const std::string schedule = schedule_spec(r, args);
+  // Before anything is written: a CPU without bf16 refuses --precision bf16, naming the fix.
+  const ScopedPrecision precision(parse_precision(args.precision, "--precision"), "--precision");
 
   const bool copy = args.task == "copy", mlm = args.task == "mlm", classify = args.task == "classify";
   const bool init = !args.init_from.empty() && !state;
@@ -399,7 +402,7 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
 
 const std::vector<std::string>& changeable_on_resume() {
   static const std::vector<std::string> keys = {"steps", "log_interval", "eval_interval", "save_interval", "save_total_limit",
-                                                "eval_windows"};
+                                                "eval_windows", "precision"};
   return keys;
 }
 

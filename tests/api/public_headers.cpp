@@ -14,6 +14,7 @@
 #include "reformer/memory_estimate.h"
 #include "reformer/model.h"
 #include "reformer/parameters.h"
+#include "reformer/precision.h"
 #include "reformer/rng.h"
 #include "reformer/safetensors.h"
 #include "reformer/sampling.h"

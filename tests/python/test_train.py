@@ -183,3 +183,17 @@ def test_masked_lm_classification_and_init_from(tmp_path, corpus):
         reformer.train(tmp_path / "wider", wider, task="mlm", init_from=str(tmp_path / "mlm"), data=str(corpus),
                        verbose=False, **OPTIONS)
     assert not (tmp_path / "wider").exists()
+
+
+def test_precision_bf16_passes_through_or_is_refused_naming_the_fix(tmp_path, corpus):
+    """precision= is a train option like any other: bf16 trains where the CPU has AVX512-BF16 or
+    AMX-BF16 and is kept in the run's args; elsewhere it is refused, naming the fix."""
+    try:
+        summary = reformer.train(tmp_path / "bf16", reformer.Config(**TINY), data=str(corpus), threads=1, verbose=False,
+                                 precision="bf16", steps=2, batch=2, eval_windows=1)
+    except Exception as e:  # noqa: BLE001 - the engine's error, whatever its Python type
+        assert "use --precision fp32" in str(e), e
+        assert not (tmp_path / "bf16").exists()
+        pytest.skip(f"no bf16 on this CPU: {e}")
+    assert summary["args"]["precision"] == "bf16"
+    assert all(r["loss"] == r["loss"] for r in metrics(tmp_path / "bf16") if r["split"] == "train")  # not NaN

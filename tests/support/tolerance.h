@@ -35,6 +35,20 @@ inline constexpr Tolerance kDataParallelWeightTol{1e-4, 1e-4};
 // The training-memory estimate computed from the config (src/train/memory_estimate) vs the
 // allocator's measured peak of a training step: relative error of the total.
 inline constexpr double kMemoryEstimateRelTol = 0.25;
+// bf16 matrix products (include/reformer/precision.h) vs gemm_reference on the fp32 inputs. NOT
+// relative to |want| but to the magnitude S = |alpha| sum_k |a_ik b_kj| + |beta c_ij| of the sum
+// (cancellation makes |want| meaningless): rounding a and b to bf16 (unit roundoff u = 2^-9, an
+// 8-bit significand) changes each product by at most 2u + u^2 < 2^-8 relative; fp32 accumulation
+// adds at most K * 2^-24 (2.4e-4 for K = 4096); 2^-7 is twice the first, with room for the second.
+inline constexpr Tolerance kBf16GemmTol{1e-6, 0.0078125};
+// The same products vs gemm_reference on the bf16-rounded inputs (what oneDNN multiplies exactly):
+// only fp32 accumulation error is left, so kKernelTol's bounds, but relative to S as above.
+inline constexpr Tolerance kBf16RoundedGemmTol{1e-5, 1e-4};
+// The loss of a model run with bf16 products vs the same model in fp32 (tiny models, losses ~2-3
+// nats): each product is off by ~2^-8 relative, and the errors average out over the features
+// feeding one logit; measured 1.1e-4 relative at most (Bf16.TrainingStepsGiveLossesCloseToFp32
+// prints it); 1% is the bound for the demo's final loss.
+inline constexpr Tolerance kBf16LossTol{0.0, 0.01};
 // Hugging Face parity fixtures (fp32): max abs diff 1e-4 on outputs, 1e-4 relative on gradients.
 inline constexpr Tolerance kParityTol{1e-4, 1e-4};
 

@@ -16,11 +16,14 @@ struct EvalCommand {
   EvalRequest request;
   std::optional<int64_t> seq_len, num_hashes;  // 0 would mean "the model's" to the request
   std::optional<int> threads;
+  std::string precision = "fp32";
 };
 
 void run_eval(const EvalCommand& c) {
   EvalRequest r = c.request;
   r.threads = thread_flag(c.threads);
+  r.precision = parse_precision(c.precision);
+  check_precision(r.precision);  // before loading anything
   if (c.num_hashes) {
     REFORMER_CHECK(*c.num_hashes >= 1, "--num-hashes ", *c.num_hashes, " must be at least 1");
     r.num_hashes = *c.num_hashes;
@@ -66,6 +69,8 @@ void add_eval_command(CLI::App& app, int& exit_code) {
                 "score token by token through incremental decoding (as `generate` runs) instead of the full forward, "
                 "to see what the decoding cache costs in bits per byte");
   cmd->add_option("--threads", c->threads, "OpenMP threads");
+  cmd->add_option("--precision", c->precision, "matrix products: fp32 or bf16 (bf16 inputs, fp32 accumulation; needs "
+                  "AVX512-BF16 or AMX-BF16)")->capture_default_str();
   cmd->callback([c, &exit_code] {
     run_eval(*c);
     exit_code = 0;

@@ -27,6 +27,7 @@ struct GenerateCommand {
   GenerateOptions options;
   std::optional<int64_t> num_hashes;
   std::optional<int> threads;
+  std::string precision = "fp32";
 };
 
 std::string read_file(const std::string& path, const char* flag) {
@@ -72,6 +73,8 @@ class ProgressLine {
 void run_generate(const GenerateCommand& c) {
   GenerateOptions options = c.options;
   options.threads = thread_flag(c.threads);
+  options.precision = parse_precision(c.precision);
+  check_precision(options.precision);  // before loading anything
   const int sources = c.prompt.has_value() + c.prompt_file.has_value() + c.prompts_file.has_value();
   REFORMER_CHECK(sources == 1, "give the prompt with exactly one of --prompt, --prompt-file or --prompts-file");
   validate(c.options.sampling);
@@ -147,6 +150,8 @@ void add_generate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--stop", c->options.stop, "stop a prompt's output once it ends with this text (repeatable)");
   cmd->add_option("--num-hashes", c->num_hashes, "LSH hash rounds");
   cmd->add_option("--threads", c->threads, "OpenMP threads");
+  cmd->add_option("--precision", c->precision, "matrix products: fp32 or bf16 (bf16 inputs, fp32 accumulation; needs "
+                  "AVX512-BF16 or AMX-BF16)")->capture_default_str();
   cmd->callback([c, &exit_code] {
     run_generate(*c);
     exit_code = 0;

@@ -120,6 +120,9 @@ void add_train_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-memory", c->max_memory, "refuse a run whose planned memory exceeds this (bytes or 24G; 0 = physical memory) "
                   "and cap the allocator at it; layers are stored (not recomputed) as far as it allows (0: the memory available now)")->capture_default_str();
   cmd->add_option("--threads", c->threads, "OpenMP threads (default: OMP_NUM_THREADS or all cores); same seed + same threads = same losses");
+  cmd->add_option("--precision", a.precision, "matrix products: fp32, or bf16 (bf16 inputs, fp32 accumulation and output; weights, "
+                  "optimizer state, LayerNorm, softmax, attention scores and the loss stay fp32). bf16 needs a CPU with "
+                  "AVX512-BF16 or AMX-BF16; a resumed run keeps the run's precision unless given")->capture_default_str();
   cmd->callback([cmd, c, &exit_code] { run_train(*cmd, *c, exit_code); });
 }
 

@@ -1,18 +1,192 @@
 #include "kernels/cpu/gemm.h"
 
 #include <dnnl.h>
+#include <omp.h>
 
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+
+#include "core/cpu_isa.h"
+#include "kernels/cpu/bf16.h"
 #include "reformer/error.h"
+#include "reformer/precision.h"
+#include "reformer/tensor.h"
 
 namespace reformer {
+namespace {
 
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+#define REFORMER_DNNL(call)                                                                                    \
+  do {                                                                                                         \
+    const dnnl_status_t st_ = (call);                                                                          \
+    REFORMER_CHECK(st_ == dnnl_success, #call " failed with status ", static_cast<int>(st_), " for M=", M, " N=", N, \
+                   " K=", K);                                                                                  \
+  } while (0)
+
+dnnl_engine_t cpu_engine() {
+  static dnnl_engine_t engine = [] {
+    dnnl_engine_t e = nullptr;
+    const dnnl_status_t st = dnnl_engine_create(&e, dnnl_cpu, 0);
+    REFORMER_CHECK(st == dnnl_success, "dnnl_engine_create failed with status ", static_cast<int>(st));
+    return e;
+  }();
+  return engine;
+}
+
+// What a cached primitive was made for. The thread count is part of it: oneDNN plans its split of
+// the work across threads when the primitive is made.
+struct Key {
+  bool ta, tb, nested;
+  int threads;
+  int64_t M, N, K, ldc;
+  uint32_t alpha, beta;
+  bool operator==(const Key&) const = default;
+};
+
+struct KeyHash {
+  size_t operator()(const Key& k) const {
+    size_t h = static_cast<size_t>(k.ta) | static_cast<size_t>(k.tb) << 1 | static_cast<size_t>(k.nested) << 2;
+    for (uint64_t v : {static_cast<uint64_t>(k.threads), static_cast<uint64_t>(k.M), static_cast<uint64_t>(k.N),
+                       static_cast<uint64_t>(k.K), static_cast<uint64_t>(k.ldc), uint64_t{k.alpha}, uint64_t{k.beta}})
+      h = (h ^ v) * 0x100000001B3ull + (h >> 29);
+    return h;
+  }
+};
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+// One matmul primitive and its three memory objects (handles set per call).
+struct Matmul {
+  dnnl_primitive_t prim = nullptr;
+  dnnl_memory_t src = nullptr, wei = nullptr, dst = nullptr;
+  Matmul() = default;
+  Matmul(const Matmul&) = delete;
+  Matmul& operator=(const Matmul&) = delete;
+  ~Matmul() {
+    for (dnnl_memory_t m : {src, wei, dst})
+      if (m) dnnl_memory_destroy(m);
+    if (prim) dnnl_primitive_destroy(prim);
+  }
+};
+
+// Per thread: the primitives by shape, a stream, and the bf16 copies of A and B.
+struct ThreadState {
+  std::unordered_map<Key, std::unique_ptr<Matmul>, KeyHash> cache;
+  dnnl_stream_t stream = nullptr;
+  Buffer<uint16_t> a, b;
+  ~ThreadState() {
+    cache.clear();
+    if (stream) dnnl_stream_destroy(stream);
+  }
+};
+
+ThreadState& thread_state() {
+  thread_local ThreadState s;
+  return s;
+}
+
+std::unique_ptr<Matmul> make_matmul(const Key& k) {
+  const int64_t M = k.M, N = k.N, K = k.K;
+  // The bf16 copies are dense in the layout of the operand as stored: op(A) is M x K, A^T is kept as
+  // K x M (strides {1, M}); likewise B.
+  const dnnl_dims_t a_dims = {M, K}, b_dims = {K, N}, c_dims = {M, N};
+  const dnnl_dims_t a_strides = {k.ta ? 1 : K, k.ta ? M : 1}, b_strides = {k.tb ? 1 : N, k.tb ? K : 1},
+                    c_strides = {k.ldc, 1};
+  dnnl_memory_desc_t a_md, b_md, c_md;
+  REFORMER_DNNL(dnnl_memory_desc_init_by_strides(&a_md, 2, a_dims, dnnl_bf16, a_strides));
+  REFORMER_DNNL(dnnl_memory_desc_init_by_strides(&b_md, 2, b_dims, dnnl_bf16, b_strides));
+  REFORMER_DNNL(dnnl_memory_desc_init_by_strides(&c_md, 2, c_dims, dnnl_f32, c_strides));
+  dnnl_matmul_desc_t desc;
+  REFORMER_DNNL(dnnl_matmul_desc_init(&desc, &a_md, &b_md, nullptr, &c_md));
+  dnnl_primitive_attr_t attr = nullptr;
+  REFORMER_DNNL(dnnl_primitive_attr_create(&attr));
+  std::unique_ptr<dnnl_primitive_attr, decltype(&dnnl_primitive_attr_destroy)> attr_owner(attr, dnnl_primitive_attr_destroy);
+  float alpha, beta;
+  std::memcpy(&alpha, &k.alpha, sizeof alpha);
+  std::memcpy(&beta, &k.beta, sizeof beta);
+  if (alpha != 1.f) REFORMER_DNNL(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha));
+  if (beta != 0.f) {  // dst = alpha * A B + beta * dst
+    dnnl_post_ops_t po = nullptr;
+    REFORMER_DNNL(dnnl_post_ops_create(&po));
+    std::unique_ptr<dnnl_post_ops, decltype(&dnnl_post_ops_destroy)> po_owner(po, dnnl_post_ops_destroy);
+    REFORMER_DNNL(dnnl_post_ops_append_sum(po, beta));
+    REFORMER_DNNL(dnnl_primitive_attr_set_post_ops(attr, po));
+  }
+  dnnl_primitive_desc_t pd = nullptr;
+  REFORMER_DNNL(dnnl_primitive_desc_create(&pd, &desc, attr, cpu_engine(), nullptr));
+  std::unique_ptr<dnnl_primitive_desc, decltype(&dnnl_primitive_desc_destroy)> pd_owner(pd, dnnl_primitive_desc_destroy);
+  auto m = std::make_unique<Matmul>();
+  REFORMER_DNNL(dnnl_primitive_create(&m->prim, pd));
+  REFORMER_DNNL(dnnl_memory_create(&m->src, &a_md, cpu_engine(), DNNL_MEMORY_NONE));
+  REFORMER_DNNL(dnnl_memory_create(&m->wei, &b_md, cpu_engine(), DNNL_MEMORY_NONE));
+  REFORMER_DNNL(dnnl_memory_create(&m->dst, &c_md, cpu_engine(), DNNL_MEMORY_NONE));
+  return m;
+}
+
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (precision_active() == Precision::bf16) return gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+              const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda,
                                       B, ldb, beta, C, ldc);
   REFORMER_CHECK(st == dnnl_success, "dnnl_sgemm failed with status ", static_cast<int>(st), " for M=", M,
                  " N=", N, " K=", K, " lda=", lda, " ldb=", ldb, " ldc=", ldc);
+}
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+               const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  REFORMER_CHECK(bf16_native(), "bf16 matrix products need AVX512-BF16 or AMX-BF16 with the AVX-512 variants active");
+  if (K == 0) {  // oneDNN refuses empty dimensions; C = beta * C
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+    return;
+  }
+  ThreadState& ts = thread_state();
+  const bool nested = omp_in_parallel() != 0;
+  // Inside a parallel region oneDNN runs on the calling thread only, so the primitive is planned for one.
+  const Key key{trans_a, trans_b, nested, nested ? 1 : omp_get_max_threads(), M, N, K, ldc, bits(alpha), bits(beta)};
+  auto it = ts.cache.find(key);
+  if (it == ts.cache.end()) {
+    const int saved = omp_get_max_threads();
+    if (nested) omp_set_num_threads(1);  // sets this thread's count only
+    std::unique_ptr<Matmul> m;
+    try {
+      m = make_matmul(key);
+    } catch (...) {
+      if (nested) omp_set_num_threads(saved);
+      throw;
+    }
+    if (nested) omp_set_num_threads(saved);
+    it = ts.cache.emplace(key, std::move(m)).first;
+  }
+  if (!ts.stream) {
+    const dnnl_status_t st = dnnl_stream_create(&ts.stream, cpu_engine(), dnnl_stream_default_flags);
+    REFORMER_CHECK(st == dnnl_success, "dnnl_stream_create failed with status ", static_cast<int>(st));
+  }
+  // Dense bf16 copies in the stored layout: A is M x K (or K x M when transposed), B is K x N (or N x K).
+  ts.a.ensure(M * K, MemCategory::Workspace);
+  ts.b.ensure(K * N, MemCategory::Workspace);
+  const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K, b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
+  f32_to_bf16_rows({ts.a.data(), a_cols, A, lda, a_rows, a_cols}, {ts.b.data(), b_cols, B, ldb, b_rows, b_cols});
+  Matmul& mm = *it->second;
+  REFORMER_DNNL(dnnl_memory_set_data_handle(mm.src, ts.a.data()));
+  REFORMER_DNNL(dnnl_memory_set_data_handle(mm.wei, ts.b.data()));
+  REFORMER_DNNL(dnnl_memory_set_data_handle(mm.dst, C));
+  const dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, mm.src}, {DNNL_ARG_WEIGHTS, mm.wei}, {DNNL_ARG_DST, mm.dst}};
+  REFORMER_DNNL(dnnl_primitive_execute(mm.prim, ts.stream, 3, args));
+  REFORMER_DNNL(dnnl_stream_wait(ts.stream));
 }
 
 void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,

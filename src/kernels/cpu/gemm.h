@@ -3,12 +3,28 @@
 //   C[M x N] = alpha * op(A) op(B) + beta * C,  op(X) = X or X^T.
 // lda/ldb/ldc are row strides in elements of the matrices as stored.
 // Called inside an OpenMP parallel region it runs on the calling thread only.
+//
+// gemm() follows the active precision (include/reformer/precision.h): fp32 (dnnl_sgemm), or bf16
+// (gemm_bf16). Products that must stay fp32 whatever the precision (the chunk attention tiles, the
+// LSH rotations, whose argmax picks the buckets) call gemm_f32. Both are deterministic: the same
+// call (shapes, strides, alpha, beta, threads) on the same inputs gives the same bits, which the
+// reversible backward's recomputation relies on.
 #include <cstdint>
 
 namespace reformer {
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// Always fp32 (dnnl_sgemm).
+void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// A and B rounded to bf16 (round to nearest even, kernels/cpu/bf16.h) into per-thread scratch,
+// products accumulated in fp32 by oneDNN's bf16 matmul (AMX or AVX512-BF16), alpha and beta
+// applied in fp32; primitives are cached per thread and shape. Needs bf16_native() (core/cpu_isa.h).
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 // Plain triple loop with double accumulation: the reference the fast path is tested against.
 void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,

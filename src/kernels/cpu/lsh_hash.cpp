@@ -57,7 +57,7 @@ void lsh_hash(int32_t* buckets, const float* qk, int64_t ldqk, const float* rota
   const int64_t nb_eff = nb + (padding_bucket ? 1 : 0);
   for (int64_t t0 = 0; t0 < L; t0 += kHashRows) {
     const int64_t rows = std::min(kHashRows, L - t0);
-    gemm(false, false, rows, cols, d, 1.f, qk + t0 * ldqk, ldqk, rotations, cols, 0.f, scratch, cols);
+    gemm_f32(false, false, rows, cols, d, 1.f, qk + t0 * ldqk, ldqk, rotations, cols, 0.f, scratch, cols);
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t t = t0 + i;
       const bool pad = padding_bucket && valid && !valid[t];
