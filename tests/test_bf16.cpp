@@ -20,10 +20,14 @@
 #include "reformer/model.h"
 #include "reformer/precision.h"
 #include "reformer/rng.h"
+#include "support/tiny_model.h"
 #include "support/tolerance.h"
 #include "train/adam.h"
 
 using namespace reformer;
+using reformer::test::dropout_config;
+using reformer::test::grads_of;
+using reformer::test::random_ids;
 
 namespace {
 
@@ -272,45 +276,6 @@ TEST(Bf16, GemmFollowsTheScopedPrecision) {
   gemm(false, true, M, N, K, 1.f, A.data(), K, B.data(), K, 0.f, through.data(), N);
   EXPECT_EQ(std::memcmp(through.data(), f32.data(), through.size() * sizeof(float)), 0);
 }
-
-namespace {
-
-// test_model.cpp's reversible-vs-stored model: six layers, every dropout on.
-ReformerConfig dropout_config() {
-  ReformerConfig c;
-  c.attn_layers = {"local", "lsh", "local", "lsh", "local", "lsh"};
-  c.hidden_size = 16;
-  c.feed_forward_size = 24;
-  c.num_attention_heads = 2;
-  c.attention_head_size = 8;
-  c.vocab_size = 11;
-  c.axial_pos_shape = {4, 8};
-  c.axial_pos_embds_dim = {6, 10};
-  c.max_position_embeddings = 32;
-  c.lsh_attn_chunk_length = 8;
-  c.local_attn_chunk_length = 8;
-  c.num_buckets = {4};
-  c.num_hashes = 2;
-  c.is_decoder = true;
-  c.hidden_dropout_prob = 0.1;
-  c.local_attention_probs_dropout_prob = 0.1;
-  c.lsh_attention_probs_dropout_prob = 0.1;
-  return c;
-}
-
-std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
-  std::vector<int32_t> ids(n);
-  for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>(rng_uniform(seed, 99, i) * vocab) % static_cast<int32_t>(vocab);
-  return ids;
-}
-
-std::vector<std::vector<float>> grads_of(ReformerModel& m) {
-  std::vector<std::vector<float>> g;
-  for (auto& p : m.parameters()) g.emplace_back(p.grad->data(), p.grad->data() + p.grad->numel());
-  return g;
-}
-
-}  // namespace
 
 // The recomputation in the reversible backward runs the forward's bf16 products again on the same
 // inputs and must give the same bits, so the reversible and stored backward agree as in fp32.

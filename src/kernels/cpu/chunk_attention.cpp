@@ -11,32 +11,8 @@
 // One source, compiled per instruction set (core/cpu_isa.h): the softmax, mask and dropout loops
 // are `omp simd` loops, which vectorise to the variant's width; isa_active() picks one per call.
 namespace reformer {
-namespace isa_baseline {
-#include "kernels/cpu/chunk_attention_body.inc"
-}  // namespace isa_baseline
-#if REFORMER_ISA_VARIANTS
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")  // = REFORMER_TARGET_AVX2 (a pragma takes no macro)
-namespace isa_avx2 {
-#include "kernels/cpu/chunk_attention_body.inc"
-}  // namespace isa_avx2
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512")  // = REFORMER_TARGET_AVX512
-namespace isa_avx512 {
-#include "kernels/cpu/chunk_attention_body.inc"
-}  // namespace isa_avx512
-#pragma GCC pop_options
-#define REFORMER_DISPATCH(fn, ...)                                 \
-  switch (isa_active()) {                                          \
-    case Isa::Avx512: return isa_avx512::fn(__VA_ARGS__);          \
-    case Isa::Avx2: return isa_avx2::fn(__VA_ARGS__);              \
-    case Isa::Baseline: break;                                     \
-  }                                                                \
-  return isa_baseline::fn(__VA_ARGS__)
-#else
-#define REFORMER_DISPATCH(fn, ...) return isa_baseline::fn(__VA_ARGS__)
-#endif
+#define REFORMER_ISA_BODY "kernels/cpu/chunk_attention_body.inc"
+#include "core/isa_variants.inc"
 
 void chunk_attention_forward(float* o, int64_t ldo, float* lse, const float* q, int64_t ldq,
                              const float* k, int64_t ldk, const float* v, int64_t ldv,

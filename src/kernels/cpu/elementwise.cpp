@@ -4,32 +4,8 @@
 
 // One source, compiled per instruction set (core/cpu_isa.h); isa_active() picks one per call.
 namespace reformer {
-namespace isa_baseline {
-#include "kernels/cpu/elementwise_body.inc"
-}  // namespace isa_baseline
-#if REFORMER_ISA_VARIANTS
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")  // = REFORMER_TARGET_AVX2 (a pragma takes no macro)
-namespace isa_avx2 {
-#include "kernels/cpu/elementwise_body.inc"
-}  // namespace isa_avx2
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512")  // = REFORMER_TARGET_AVX512
-namespace isa_avx512 {
-#include "kernels/cpu/elementwise_body.inc"
-}  // namespace isa_avx512
-#pragma GCC pop_options
-#define REFORMER_DISPATCH(fn, ...)                        \
-  switch (isa_active()) {                                 \
-    case Isa::Avx512: return isa_avx512::fn(__VA_ARGS__); \
-    case Isa::Avx2: return isa_avx2::fn(__VA_ARGS__);     \
-    case Isa::Baseline: break;                            \
-  }                                                       \
-  return isa_baseline::fn(__VA_ARGS__)
-#else
-#define REFORMER_DISPATCH(fn, ...) return isa_baseline::fn(__VA_ARGS__)
-#endif
+#define REFORMER_ISA_BODY "kernels/cpu/elementwise_body.inc"
+#include "core/isa_variants.inc"
 
 void kernel_dropout_apply(float* y, const float* x, const uint32_t* words, int64_t n, int32_t threshold, float scale) {
   REFORMER_DISPATCH(dropout_apply, y, x, words, n, threshold, scale);
