@@ -12,6 +12,7 @@
 #include "reformer/model.h"
 #include "reformer/rng.h"
 #include "support/expect_error.h"
+#include "support/tiny_model.h"
 #include "support/tolerance.h"
 #include "train/byte_data.h"
 
@@ -21,25 +22,15 @@ namespace {
 namespace fs = std::filesystem;
 using test::kPathTol;
 
+// tiny_config (support/tiny_model.h) with chunks of 16, axial positions (8, positions / 8) and
+// hidden and local-attention dropout `dropout`.
 ReformerConfig config_for(std::vector<std::string> layers, int64_t positions, double dropout) {
-  ReformerConfig c;
-  c.attn_layers = std::move(layers);
-  c.hidden_size = 16;
-  c.feed_forward_size = 24;
-  c.num_attention_heads = 2;
-  c.attention_head_size = 8;
-  c.vocab_size = 11;
+  ReformerConfig c = test::tiny_config(std::move(layers), positions);
   c.axial_pos_shape = {8, positions / 8};
-  c.axial_pos_embds_dim = {6, 10};
-  c.max_position_embeddings = positions;
   c.lsh_attn_chunk_length = 16;
   c.local_attn_chunk_length = 16;
-  c.num_buckets = {4};
-  c.num_hashes = 2;
-  c.is_decoder = true;
   c.hidden_dropout_prob = dropout;
   c.local_attention_probs_dropout_prob = dropout;
-  c.lsh_attention_probs_dropout_prob = 0.0;
   return c;
 }
 

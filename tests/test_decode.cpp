@@ -13,6 +13,7 @@
 #include "reformer/rng.h"
 #include "support/decode_reference.h"
 #include "support/expect_error.h"
+#include "support/tiny_model.h"
 #include "support/tolerance.h"
 
 using namespace reformer;
@@ -20,25 +21,11 @@ using reformer::test::expect_error;
 
 namespace {
 
+// tiny_config (support/tiny_model.h) with vocabulary 13, one hash round and large weights.
 ReformerConfig decoder_config(std::vector<std::string> layers, int64_t max_len = 64) {
-  ReformerConfig c;
-  c.attn_layers = std::move(layers);
-  c.hidden_size = 16;
-  c.feed_forward_size = 24;
-  c.num_attention_heads = 2;
-  c.attention_head_size = 8;
+  ReformerConfig c = test::tiny_config(std::move(layers), max_len);
   c.vocab_size = 13;
-  c.axial_pos_shape = {4, max_len / 4};
-  c.axial_pos_embds_dim = {6, 10};
-  c.max_position_embeddings = max_len;
-  c.lsh_attn_chunk_length = 8;
-  c.local_attn_chunk_length = 8;
-  c.num_buckets = {4};
   c.num_hashes = 1;
-  c.is_decoder = true;
-  c.hidden_dropout_prob = 0.0;
-  c.local_attention_probs_dropout_prob = 0.0;
-  c.lsh_attention_probs_dropout_prob = 0.0;
   c.initializer_range = 0.3;  // large weights: attention patterns that matter
   return c;
 }
