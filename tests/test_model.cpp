@@ -43,18 +43,7 @@ TEST(Model, ReversibleMatchesStoredActivationsWithDropout) {
   PathCase k(c);
   const Batch& batch = k.batch;
   StepOptions& opt = k.opt;
-  model.set_reversible(false);
-  model.zero_grad();
-  const LossStats stored = model.forward_backward(batch, opt);
-  const auto g_stored = grads_of(model);
-  model.set_reversible(true);
-  model.zero_grad();
-  const LossStats rev = model.forward_backward(batch, opt);
-  const auto g_rev = grads_of(model);
-  EXPECT_NEAR(rev.mean(), stored.mean(), test::kPathTol.atol + test::kPathTol.rtol * std::fabs(stored.mean()));
-  auto& params = model.parameters();
-  for (size_t i = 0; i < params.size(); ++i)
-    EXPECT_CLOSE(g_rev[i].data(), g_stored[i].data(), static_cast<int64_t>(g_rev[i].size()), test::kPathTol, params[i].name);
+  const LossStats rev = test::expect_reversible_matches_stored(model, batch, opt);
   // Dropout is really on: the same batch without dropout gives another loss.
   opt.training = false;
   EXPECT_NE(model.evaluate(batch, opt).mean(), rev.mean());

@@ -1,6 +1,11 @@
 #include "support/tiny_model.h"
 
+#include <gtest/gtest.h>
+
+#include <cmath>
+
 #include "reformer/rng.h"
+#include "support/tolerance.h"
 
 namespace reformer::test {
 
@@ -45,6 +50,22 @@ std::vector<std::vector<float>> grads_of(ReformerModel& m) {
   std::vector<std::vector<float>> g;
   for (auto& p : m.parameters()) g.emplace_back(p.grad->data(), p.grad->data() + p.grad->numel());
   return g;
+}
+
+LossStats expect_reversible_matches_stored(ReformerModel& model, const Batch& batch, const StepOptions& opt) {
+  model.set_reversible(false);
+  model.zero_grad();
+  const LossStats stored = model.forward_backward(batch, opt);
+  const auto g_stored = grads_of(model);
+  model.set_reversible(true);
+  model.zero_grad();
+  const LossStats rev = model.forward_backward(batch, opt);
+  const auto g_rev = grads_of(model);
+  EXPECT_NEAR(rev.mean(), stored.mean(), kPathTol.atol + kPathTol.rtol * std::fabs(stored.mean()));
+  auto& params = model.parameters();
+  for (size_t i = 0; i < params.size(); ++i)
+    EXPECT_CLOSE(g_rev[i].data(), g_stored[i].data(), static_cast<int64_t>(g_rev[i].size()), kPathTol, params[i].name);
+  return rev;
 }
 
 }  // namespace reformer::test

@@ -20,5 +20,8 @@ ReformerConfig dropout_config();
 std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed);
 // A copy of every parameter's gradient, in parameters() order.
 std::vector<std::vector<float>> grads_of(ReformerModel& m);
+// Runs the step stored, then reversible, and expects equal losses and gradients within kPathTol;
+// returns the reversible step's loss statistics.
+LossStats expect_reversible_matches_stored(ReformerModel& model, const Batch& batch, const StepOptions& opt);
 
 }  // namespace reformer::test
