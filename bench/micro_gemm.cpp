@@ -21,6 +21,7 @@
 #include "micro_common.h"
 
 #include "kernels/cpu/gemm.h"
+#include "reformer/precision.h"
 #include "reformer/rng.h"
 
 namespace {
@@ -48,7 +49,9 @@ bool all_finite(const std::vector<float>& v) {
 }
 
 // Row-major operands stored contiguously: A is M x K (K x M when transposed), B is K x N (N x K).
-void bm_gemm(benchmark::State& state, Shape s) {
+// `precision` is the engine's (bf16: operands rounded per call, oneDNN's bf16 matmul).
+void bm_gemm(benchmark::State& state, Shape s, reformer::Precision precision) {
+  reformer::ScopedPrecision scoped(precision, "micro_gemm");
   const int64_t lda = s.ta ? s.M : s.K, ldb = s.tb ? s.K : s.N;
   const float* A = normals(s.M * s.K, 1);
   const float* B = normals(s.K * s.N, 2);
@@ -151,7 +154,15 @@ void register_all() {
   };
   for (const Model& m : models) {
     for (const Shape& s : row_chunk_shapes(m))
-      benchmark::RegisterBenchmark(shape_name(m, s).c_str(), bm_gemm, s)->UseRealTime()->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark(shape_name(m, s).c_str(), bm_gemm, s, reformer::Precision::fp32)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    if (reformer::precision_supported(reformer::Precision::bf16))  // gemm_bf16/...: the same shapes in bf16
+      for (const Shape& s : row_chunk_shapes(m))
+        benchmark::RegisterBenchmark(("gemm_bf16" + shape_name(m, s).substr(4)).c_str(), bm_gemm, s,
+                                     reformer::Precision::bf16)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
     for (const Shape& s : tile_shapes(m))
       benchmark::RegisterBenchmark(shape_name(m, s).c_str(), bm_tile, s)->UseRealTime()->Unit(benchmark::kMillisecond);
   }

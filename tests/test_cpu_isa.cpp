@@ -221,32 +221,44 @@ TEST(CpuIsa, ElementwiseKernelsOfEveryVariantAreBitIdenticalToBaseline) {
 }
 
 // LayerNorm's row kernels and column accumulators: every variant gives the baseline's bits, for
-// widths with and without a tail after the 8 partial sums.
+// widths with and without a tail after the 8 partial sums, and for row counts with and without a
+// tail after the blocks of 4 rows; and a row's bits do not depend on the rows handled with it
+// (one call over all rows = one call per row).
 TEST(CpuIsa, LayerNormKernelsOfEveryVariantAreBitIdenticalToBaseline) {
   ActiveIsa restore;
-  for (int64_t C : {int64_t{1}, int64_t{7}, int64_t{8}, int64_t{37}, int64_t{256}}) {
-    const std::vector<float> x = uniform(C, 31), w = uniform(C, 32), b = uniform(C, 33), dy = uniform(C, 34);
-    auto run = [&](Isa isa) {
-      isa_set_active(isa);
-      std::vector<float> y(static_cast<size_t>(C)), dx(static_cast<size_t>(C)), stats(2);
-      kernel_layernorm_row(y.data(), &stats[0], &stats[1], x.data(), w.data(), b.data(), C, 1e-12f);
-      kernel_layernorm_backward_row(dx.data(), dy.data(), x.data(), stats[0], stats[1], w.data(), C);
-      std::vector<double> acc(static_cast<size_t>(C), 0.5), aw(static_cast<size_t>(C), 0.25), ab(static_cast<size_t>(C), 0.125);
-      kernel_accumulate_columns(acc.data(), x.data(), C);
-      kernel_accumulate_layernorm_param_grads(aw.data(), ab.data(), dy.data(), x.data(), stats[0], stats[1], C);
-      std::vector<double> all(acc);
-      all.insert(all.end(), aw.begin(), aw.end());
-      all.insert(all.end(), ab.begin(), ab.end());
-      for (float v : y) all.push_back(v);
-      for (float v : dx) all.push_back(v);
-      for (float v : stats) all.push_back(v);
-      return all;
-    };
-    const std::vector<double> base = run(Isa::Baseline);
-    for (Isa isa : isa_supported_list()) {
-      const std::vector<double> got = run(isa);
-      ASSERT_EQ(got.size(), base.size());
-      EXPECT_EQ(std::memcmp(got.data(), base.data(), got.size() * sizeof(double)), 0) << isa_name(isa) << " C " << C;
+  for (int64_t C : {int64_t{1}, int64_t{7}, int64_t{8}, int64_t{37}, int64_t{256}})
+    for (int64_t N : {int64_t{1}, int64_t{4}, int64_t{7}}) {
+      const std::vector<float> x = uniform(N * C, 31), w = uniform(C, 32), b = uniform(C, 33), dy = uniform(N * C, 34);
+      auto run = [&](Isa isa, bool row_by_row) {
+        isa_set_active(isa);
+        const size_t nc = static_cast<size_t>(N * C), n = static_cast<size_t>(N);
+        std::vector<float> y(nc), dx(nc), mean(n), rstd(n);
+        std::vector<double> acc(static_cast<size_t>(C), 0.5), aw(static_cast<size_t>(C), 0.25),
+            ab(static_cast<size_t>(C), 0.125);
+        const int64_t step = row_by_row ? 1 : N;
+        for (int64_t i = 0; i < N; i += step) {
+          kernel_layernorm_rows(y.data() + i * C, mean.data() + i, rstd.data() + i, x.data() + i * C, w.data(),
+                                b.data(), step, C, 1e-12f);
+          kernel_layernorm_backward_rows(dx.data() + i * C, dy.data() + i * C, x.data() + i * C, mean.data() + i,
+                                         rstd.data() + i, w.data(), step, C);
+          kernel_accumulate_columns(acc.data(), x.data() + i * C, C, step, C);
+          kernel_accumulate_layernorm_param_grads(aw.data(), ab.data(), dy.data() + i * C, x.data() + i * C, C,
+                                                  mean.data() + i, rstd.data() + i, step, C);
+        }
+        std::vector<double> all(acc);
+        all.insert(all.end(), aw.begin(), aw.end());
+        all.insert(all.end(), ab.begin(), ab.end());
+        for (const std::vector<float>* v : {&y, &dx, &mean, &rstd})
+          for (float f : *v) all.push_back(f);
+        return all;
+      };
+      const std::vector<double> base = run(Isa::Baseline, true);
+      for (Isa isa : isa_supported_list())
+        for (bool row_by_row : {true, false}) {
+          const std::vector<double> got = run(isa, row_by_row);
+          ASSERT_EQ(got.size(), base.size());
+          EXPECT_EQ(std::memcmp(got.data(), base.data(), got.size() * sizeof(double)), 0)
+              << isa_name(isa) << " C " << C << " N " << N << (row_by_row ? " row by row" : " one call");
+        }
     }
-  }
 }

@@ -1,9 +1,9 @@
 #include "layers/row_stream.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "kernels/cpu/gemm.h"
+#include "ops/parallel.h"
 
 namespace reformer {
 
@@ -15,15 +15,11 @@ void RowScratch::ensure(int64_t rows, int64_t D, int64_t Hd) {
 }
 
 RowReader rows_from(const float* x, int64_t width) {
-  return [x, width](float* dst, int64_t r0, int64_t n) {
-    std::memcpy(dst, x + r0 * width, static_cast<size_t>(n * width) * sizeof(float));
-  };
+  return [x, width](float* dst, int64_t r0, int64_t n) { copy_elementwise(dst, x + r0 * width, n * width); };
 }
 
 RowWriter rows_into(float* y, int64_t width) {
-  return [y, width](float* src, int64_t r0, int64_t n) {
-    std::memcpy(y + r0 * width, src, static_cast<size_t>(n * width) * sizeof(float));
-  };
+  return [y, width](float* src, int64_t r0, int64_t n) { copy_elementwise(y + r0 * width, src, n * width); };
 }
 
 void project_rows(const RowReader& x, int64_t rows, int64_t D, int64_t Hd, std::initializer_list<Projection> ps,
@@ -77,7 +73,7 @@ void output_backward_rows(float* dO, const float* o, float* row_dlse, const RowR
         }
       }
     }
-    std::memcpy(dO + r0 * Hd, g, static_cast<size_t>(n * Hd) * sizeof(float));  // last: dO may be o
+    copy_elementwise(dO + r0 * Hd, g, n * Hd);  // last: dO may be o
   }
 }
 

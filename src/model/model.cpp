@@ -15,6 +15,7 @@
 #include "ops/embedding.h"
 #include "ops/layernorm.h"
 #include "ops/linear.h"
+#include "ops/parallel.h"
 #include "reformer/parameters.h"
 #include "reformer/rng.h"
 
@@ -34,7 +35,7 @@ void add_into(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
-void copy(float* y, const float* x, int64_t n) { std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float)); }
+void copy(float* y, const float* x, int64_t n) { copy_elementwise(y, x, n); }
 
 // The attention branch's streamed input LN(x), x: (rows, D), computed chunk by chunk as the layer
 // reads it; the statistics of the rows read land in mean/rstd (for LN's backward).

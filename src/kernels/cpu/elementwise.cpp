@@ -33,23 +33,23 @@ void kernel_relu_backward(float* dx, const float* dy, const float* x, int64_t n)
 
 void kernel_add(float* y, const float* x, int64_t n, bool subtract) { REFORMER_DISPATCH(add, y, x, n, subtract); }
 
-void kernel_layernorm_row(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
-                          int64_t C, float eps) {
-  REFORMER_DISPATCH(layernorm_row, y, mean, rstd, x, w, b, C, eps);
+void kernel_layernorm_rows(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                           int64_t rows, int64_t C, float eps) {
+  REFORMER_DISPATCH(layernorm_rows, y, mean, rstd, x, w, b, rows, C, eps);
 }
 
-void kernel_layernorm_backward_row(float* dx, const float* dy, const float* x, float mean, float rstd, const float* w,
-                                   int64_t C) {
-  REFORMER_DISPATCH(layernorm_backward_row, dx, dy, x, mean, rstd, w, C);
+void kernel_layernorm_backward_rows(float* dx, const float* dy, const float* x, const float* mean, const float* rstd,
+                                    const float* w, int64_t rows, int64_t C) {
+  REFORMER_DISPATCH(layernorm_backward_rows, dx, dy, x, mean, rstd, w, rows, C);
 }
 
-void kernel_accumulate_columns(double* acc, const float* x, int64_t n) {
-  REFORMER_DISPATCH(accumulate_columns, acc, x, n);
+void kernel_accumulate_columns(double* acc, const float* x, int64_t ld, int64_t rows, int64_t n) {
+  REFORMER_DISPATCH(accumulate_columns, acc, x, ld, rows, n);
 }
 
-void kernel_accumulate_layernorm_param_grads(double* aw, double* ab, const float* dy, const float* x, float mean,
-                                             float rstd, int64_t n) {
-  REFORMER_DISPATCH(accumulate_layernorm_param_grads, aw, ab, dy, x, mean, rstd, n);
+void kernel_accumulate_layernorm_param_grads(double* aw, double* ab, const float* dy, const float* x, int64_t ld,
+                                             const float* mean, const float* rstd, int64_t rows, int64_t n) {
+  REFORMER_DISPATCH(accumulate_layernorm_param_grads, aw, ab, dy, x, ld, mean, rstd, rows, n);
 }
 
 }  // namespace reformer

@@ -30,18 +30,21 @@ void kernel_relu_backward(float* dx, const float* dy, const float* x, int64_t n)
 // y[i] += x[i] (y[i] -= x[i] if subtract).
 void kernel_add(float* y, const float* x, int64_t n, bool subtract);
 
-// LayerNorm of one row of C (ops/layernorm.h): mean and variance in double, each summed in 8 fixed
-// partial sums (lane j % 8) combined in a fixed order, then the tail; *mean, *rstd as floats.
-void kernel_layernorm_row(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
-                          int64_t C, float eps);
-// dx = r * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w, for one row (dx may be dy); the two
-// sums as in kernel_layernorm_row.
-void kernel_layernorm_backward_row(float* dx, const float* dy, const float* x, float mean, float rstd, const float* w,
-                                   int64_t C);
-// acc[j] += x[j]; and aw[j] += dy[j] * ((x[j] - mean) * rstd), ab[j] += dy[j] (one row's share of
-// LayerNorm's parameter gradients), for j < n. Columns are independent: nothing is reordered.
-void kernel_accumulate_columns(double* acc, const float* x, int64_t n);
-void kernel_accumulate_layernorm_param_grads(double* aw, double* ab, const float* dy, const float* x, float mean,
-                                             float rstd, int64_t n);
+// LayerNorm of `rows` rows of C (row stride C; ops/layernorm.h): each row's mean and variance in
+// double, each summed in 8 fixed partial sums (lane j % 8) combined in a fixed order, then the
+// tail; mean[i], rstd[i] as floats (either may be null). y may be x. Rows are handled 4 at a time
+// for independent add chains; a row's bits do not depend on how many rows a call has.
+void kernel_layernorm_rows(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                           int64_t rows, int64_t C, float eps);
+// dx = r * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w, for each row (dx may be dy); the two
+// sums as in kernel_layernorm_rows.
+void kernel_layernorm_backward_rows(float* dx, const float* dy, const float* x, const float* mean, const float* rstd,
+                                    const float* w, int64_t rows, int64_t C);
+// For j < n, row after row (stride ld) in order: acc[j] += x[j]; and aw[j] += dy[j] * ((x[j] -
+// mean[i]) * rstd[i]), ab[j] += dy[j] (LayerNorm's parameter gradients). Columns are independent
+// and each adds its rows in row order: nothing is reordered.
+void kernel_accumulate_columns(double* acc, const float* x, int64_t ld, int64_t rows, int64_t n);
+void kernel_accumulate_layernorm_param_grads(double* aw, double* ab, const float* dy, const float* x, int64_t ld,
+                                             const float* mean, const float* rstd, int64_t rows, int64_t n);
 
 }  // namespace reformer
