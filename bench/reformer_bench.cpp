@@ -41,6 +41,7 @@
 #include "reformer/attention_kinds.h"
 #include "reformer/memory.h"
 #include "reformer/model.h"
+#include "reformer/precision.h"
 #include "train/adam.h"
 
 namespace {
@@ -62,6 +63,7 @@ struct BenchConfig {
   int64_t hashes = 0;     // 0 = model default
   int reversible = 1;
   int64_t stored = -1;  // >= 0: the per-layer plan, the lowest `stored` layers keep their activations (overrides reversible)
+  std::string precision = "fp32";  // fp32 | bf16 (reformer/precision.h)
   int reps = 3;
   int warmup = 1;
 
@@ -71,6 +73,7 @@ struct BenchConfig {
       << ";layers=" << layers << ";d_ff=" << d_ff << ";ff_chunk=" << ff_chunk << ";hashes=" << hashes
       << ";reversible=" << reversible << ";reps=" << reps << ";warmup=" << warmup;
     if (stored >= 0) s << ";stored=" << stored;
+    if (precision != "fp32") s << ";precision=" << precision;
     return s.str();
   }
   static BenchConfig decode(const std::string& text) {
@@ -92,6 +95,7 @@ struct BenchConfig {
       else if (k == "hashes") c.hashes = std::stoll(v);
       else if (k == "reversible") c.reversible = std::stoi(v);
       else if (k == "stored") c.stored = std::stoll(v);
+      else if (k == "precision") c.precision = v;
       else if (k == "reps") c.reps = std::stoi(v);
       else if (k == "warmup") c.warmup = std::stoi(v);
       else throw std::runtime_error("unknown bench key '" + k + "'");
@@ -264,6 +268,7 @@ std::string join(const std::vector<int64_t>& v, char sep) {
 }
 
 int run_one(const BenchConfig& b) {
+  const reformer::ScopedPrecision precision(reformer::parse_precision(b.precision, "precision="));
   const reformer::ReformerConfig cfg = model_config(b);
   const int64_t L = b.length;
   reformer::ReformerModel model(cfg, 1);

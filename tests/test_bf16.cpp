@@ -277,6 +277,50 @@ TEST(Bf16, GemmFollowsTheScopedPrecision) {
   EXPECT_EQ(std::memcmp(through.data(), f32.data(), through.size() * sizeof(float)), 0);
 }
 
+// Inside a GemmOperandReuse scope an operand read by several products (the same address and layout,
+// transposed or not) is rounded once, which must change no bit; and once the scope ends a changed
+// operand is rounded again (no stale copy survives the scope).
+TEST(Bf16, OperandReuseScopeGivesTheSameBitsAndEndsWithTheScope) {
+  SKIP_WITHOUT_BF16();
+  const int64_t M = 96, N = 40, K = 72;
+  auto A = uniform(M * K, 11);
+  const auto B1 = uniform(N * K, 12), B2 = uniform(K * N, 13), G = uniform(M * N, 14);
+  // Three products reading A (as A, and as the transposed A of a weight-gradient product) and G.
+  auto run = [&](bool scoped) {
+    std::vector<float> c1(M * N), c2(M * N), c3(K * N, 0.5f);
+    auto products = [&] {
+      gemm_bf16(false, true, M, N, K, 1.f, A.data(), K, B1.data(), K, 0.f, c1.data(), N);
+      gemm_bf16(false, false, M, N, K, 0.5f, A.data(), K, B2.data(), N, 0.f, c2.data(), N);
+      gemm_bf16(true, false, K, N, M, 1.f, A.data(), K, G.data(), N, 1.f, c3.data(), N);  // A^T G
+    };
+    if (scoped) {
+      const GemmOperandReuse reuse;
+      products();
+    } else {
+      products();
+    }
+    std::vector<float> all(c1);
+    all.insert(all.end(), c2.begin(), c2.end());
+    all.insert(all.end(), c3.begin(), c3.end());
+    return all;
+  };
+  const std::vector<float> plain = run(false), scoped = run(true);
+  ASSERT_EQ(plain.size(), scoped.size());
+  EXPECT_EQ(std::memcmp(plain.data(), scoped.data(), plain.size() * sizeof(float)), 0);
+  // After the scope, the same address with new contents is rounded anew.
+  std::vector<float> before(M * N), after(M * N);
+  {
+    const GemmOperandReuse reuse;
+    gemm_bf16(false, true, M, N, K, 1.f, A.data(), K, B1.data(), K, 0.f, before.data(), N);
+  }
+  for (float& a : A) a = -a;
+  {
+    const GemmOperandReuse reuse;
+    gemm_bf16(false, true, M, N, K, 1.f, A.data(), K, B1.data(), K, 0.f, after.data(), N);
+  }
+  for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(bits_of(after[i]), bits_of(-before[i])) << i;
+}
+
 // The recomputation in the reversible backward runs the forward's bf16 products again on the same
 // inputs and must give the same bits, so the reversible and stored backward agree as in fp32.
 TEST(Bf16, ReversibleMatchesStoredActivations) {

@@ -17,6 +17,7 @@ void linear_forward(float* y, const float* x, const float* w, const float* b, in
 
 void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, int64_t N,
                      int64_t in, int64_t out) {
+  const GemmOperandReuse reuse;  // bf16: dy rounded once for dx and dW
   if (dx) gemm(false, false, N, in, out, 1.f, dy, out, w, in, 0.f, dx, in);
   gemm(true, false, out, in, N, 1.f, dy, out, x, in, 1.f, dw, in);
   if (db) add_column_sums(db, dy, N, out, out);

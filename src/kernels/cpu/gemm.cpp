@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 #include <unordered_map>
+#include <vector>
 
 #include "core/cpu_isa.h"
 #include "kernels/cpu/bf16.h"
@@ -73,11 +74,22 @@ struct Matmul {
   }
 };
 
-// Per thread: the primitives by shape, a stream, and the bf16 copies of A and B.
+// A bf16 copy of an operand as stored (rows x cols, row stride ld), dense (row stride cols).
+struct Bf16Copy {
+  const float* src = nullptr;
+  int64_t ld = 0, rows = 0, cols = 0;
+  Buffer<uint16_t> data;
+  bool holds(const float* s, int64_t l, int64_t r, int64_t c) const { return src == s && ld == l && rows == r && cols == c; }
+};
+
+// Per thread: the primitives by shape, a stream, and the bf16 copies of the operands: the current
+// product's two, or, inside a GemmOperandReuse scope, every operand converted since it began.
 struct ThreadState {
   std::unordered_map<Key, std::unique_ptr<Matmul>, KeyHash> cache;
   dnnl_stream_t stream = nullptr;
-  Buffer<uint16_t> a, b;
+  std::vector<std::unique_ptr<Bf16Copy>> copies;  // the first `copies_live` are valid in the scope
+  size_t copies_live = 0;
+  int reuse_depth = 0;
   ~ThreadState() {
     cache.clear();
     if (stream) dnnl_stream_destroy(stream);
@@ -87,6 +99,23 @@ struct ThreadState {
 ThreadState& thread_state() {
   thread_local ThreadState s;
   return s;
+}
+
+// The bf16 copy of an operand for this product: one converted earlier in the reuse scope, or a free
+// slot (nullptr in *convert means the copy is already valid).
+uint16_t* operand_copy(ThreadState& ts, const float* src, int64_t ld, int64_t rows, int64_t cols, Bf16Rows* convert) {
+  if (ts.reuse_depth > 0)
+    for (size_t i = 0; i < ts.copies_live; ++i)
+      if (ts.copies[i]->holds(src, ld, rows, cols)) {
+        *convert = {nullptr, 0, nullptr, 0, 0, 0};
+        return ts.copies[i]->data.data();
+      }
+  if (ts.copies_live == ts.copies.size()) ts.copies.push_back(std::make_unique<Bf16Copy>());
+  Bf16Copy& c = *ts.copies[ts.copies_live++];
+  c.data.ensure(rows * cols, MemCategory::Workspace);
+  c.src = src, c.ld = ld, c.rows = rows, c.cols = cols;
+  *convert = {c.data.data(), cols, src, ld, rows, cols};
+  return c.data.data();
 }
 
 std::unique_ptr<Matmul> make_matmul(const Key& k) {
@@ -176,17 +205,28 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
     REFORMER_CHECK(st == dnnl_success, "dnnl_stream_create failed with status ", static_cast<int>(st));
   }
   // Dense bf16 copies in the stored layout: A is M x K (or K x M when transposed), B is K x N (or N x K).
-  ts.a.ensure(M * K, MemCategory::Workspace);
-  ts.b.ensure(K * N, MemCategory::Workspace);
+  // Outside a reuse scope both are converted into this thread's first two slots.
+  if (ts.reuse_depth == 0) ts.copies_live = 0;
   const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K, b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
-  f32_to_bf16_rows({ts.a.data(), a_cols, A, lda, a_rows, a_cols}, {ts.b.data(), b_cols, B, ldb, b_rows, b_cols});
+  Bf16Rows convert_a, convert_b;
+  uint16_t* a16 = operand_copy(ts, A, lda, a_rows, a_cols, &convert_a);
+  uint16_t* b16 = operand_copy(ts, B, ldb, b_rows, b_cols, &convert_b);
+  f32_to_bf16_rows(convert_a, convert_b);  // one parallel region for both; a valid copy has no rows
+  if (ts.reuse_depth == 0) ts.copies_live = 0;
   Matmul& mm = *it->second;
-  REFORMER_DNNL(dnnl_memory_set_data_handle(mm.src, ts.a.data()));
-  REFORMER_DNNL(dnnl_memory_set_data_handle(mm.wei, ts.b.data()));
+  REFORMER_DNNL(dnnl_memory_set_data_handle(mm.src, a16));
+  REFORMER_DNNL(dnnl_memory_set_data_handle(mm.wei, b16));
   REFORMER_DNNL(dnnl_memory_set_data_handle(mm.dst, C));
   const dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, mm.src}, {DNNL_ARG_WEIGHTS, mm.wei}, {DNNL_ARG_DST, mm.dst}};
   REFORMER_DNNL(dnnl_primitive_execute(mm.prim, ts.stream, 3, args));
   REFORMER_DNNL(dnnl_stream_wait(ts.stream));
+}
+
+GemmOperandReuse::GemmOperandReuse() { ++thread_state().reuse_depth; }
+
+GemmOperandReuse::~GemmOperandReuse() {
+  ThreadState& ts = thread_state();
+  if (--ts.reuse_depth == 0) ts.copies_live = 0;
 }
 
 void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,

@@ -26,6 +26,19 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// While one of these lives, the calling thread's bf16 products round each distinct operand once
+// (an operand is its address and stored layout: rows, columns, row stride), however many products
+// read it: the projections of one input chunk, a weight gradient and dx from the same dy. The
+// caller promises that no operand of its products changes during the scope (their outputs C may).
+// Other threads, and fp32 products, are unaffected. Scopes nest; the copies are kept for reuse.
+class GemmOperandReuse {
+ public:
+  GemmOperandReuse();
+  ~GemmOperandReuse();
+  GemmOperandReuse(const GemmOperandReuse&) = delete;
+  GemmOperandReuse& operator=(const GemmOperandReuse&) = delete;
+};
+
 // Plain triple loop with double accumulation: the reference the fast path is tested against.
 void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                     const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
