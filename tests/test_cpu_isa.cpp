@@ -192,6 +192,9 @@ TEST(CpuIsa, ElementwiseKernelsOfEveryVariantAreBitIdenticalToBaseline) {
     a = g0;
     kernel_relu_backward_dropout(a.data(), x.data(), words.data(), n, threshold, scale);
     r.push_back(a);
+    a = g0;
+    kernel_relu_backward_scaled(a.data(), x.data(), n, scale);
+    r.push_back(a);
     a = y0;
     kernel_relu_forward(a.data(), x.data(), n);
     r.push_back(a);

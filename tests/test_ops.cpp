@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "ops/activation.h"
@@ -468,6 +469,40 @@ TEST(Dropout, FusedPassesMatchTheUnfusedOps) {
   dropout_backward(d1.data(), d1.data(), n, p, seed, stream, base);
   relu_dropout_backward(d2.data(), h2.data(), n, p, seed, stream, base);
   EXPECT_EQ(d1, d2);
+}
+
+// The passes that save a draw of the mask: the ReLU backward read off dropout's output equals the
+// one that draws the mask again (as values: only the sign of zeros may differ, and every nonzero
+// gradient has the same bits), and the paired add + backward equals the two ops one after the other.
+TEST(Dropout, PassesThatReuseTheMaskMatchThoseThatDrawItAgain) {
+  for (float p : {0.f, 0.1f, 0.5f}) {
+    SCOPED_TRACE(testing::Message() << "p " << p);
+    const int64_t n = 70001;
+    const uint64_t seed = 9, stream = 4, base = 77;
+    const Vec x = random_vec(n, 86), y0 = random_vec(n, 87), g0 = random_vec(n, 88), w0 = random_vec(n, 89);
+    Vec h = x, a(n);
+    dropout_relu_forward(h.data(), a.data(), n, p, seed, stream, base);
+    Vec drawn = g0, reused = g0;
+    relu_dropout_backward(drawn.data(), h.data(), n, p, seed, stream, base);
+    relu_dropout_backward_from_output(reused.data(), h.data(), n, p);
+    int64_t nonzero = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(reused[i], drawn[i]) << i;  // -0 == +0
+      if (drawn[i] != 0.f) {
+        ++nonzero;
+        ASSERT_EQ(std::memcmp(&reused[i], &drawn[i], sizeof(float)), 0) << i;
+      }
+    }
+    EXPECT_GT(nonzero, n / 4);  // the case is not vacuous
+    for (bool subtract : {false, true}) {
+      Vec y1 = y0, dz1(n), y2 = y0, dz2 = w0;
+      dropout_add(y1.data(), x.data(), n, subtract, p, seed, stream, base);
+      dropout_backward(dz1.data(), w0.data(), n, p, seed, stream, base);
+      dropout_add_and_backward(y2.data(), x.data(), dz2.data(), dz2.data(), n, subtract, p, seed, stream, base);  // in place
+      EXPECT_EQ(std::memcmp(y1.data(), y2.data(), n * sizeof(float)), 0) << "subtract " << subtract;
+      EXPECT_EQ(std::memcmp(dz1.data(), dz2.data(), n * sizeof(float)), 0) << "subtract " << subtract;
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -101,8 +101,14 @@ void FeedForward::backward_add(float* dx_add, float* y_sub, const float* dout, c
   for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
     const int64_t n = std::min(c, call.rows - r0);
     hidden(x, r0, n, call);
-    if (y_sub) output_add(y_sub, /*subtract=*/true, r0, n, call);  // y -= dropout(FF)
-    backward_rows(dx, dout, x, r0, n, call);
+    if (y_sub) {
+      // y -= dropout(FF) and dropout^T dout under one draw of the output mask.
+      linear_forward(ws_->out.data(), ws_->a.data(), w_.w2, w_.b2, n, F_, D_);
+      dropout_add_and_backward(y_sub + r0 * D_, ws_->out.data(), ws_->dout.data(), dout + r0 * D_, n * D_,
+                               /*subtract=*/true, drop_prob(call), call.seed,
+                               dropout_stream(call, DropoutSite::FeedForwardOutput), r0 * D_);
+    }
+    backward_rows(dx, y_sub ? nullptr : dout, x, r0, n, call);
     add_elementwise(dx_add + r0 * D_, dx, n * D_);
   }
 }
@@ -125,12 +131,12 @@ void FeedForward::backward_rows(float* dx_rows, const float* dout, const float* 
   const float p = drop_prob(call);
   const uint64_t s_hidden = dropout_stream(call, DropoutSite::FeedForwardHidden);
   const uint64_t s_out = dropout_stream(call, DropoutSite::FeedForwardOutput);
-  // Output dropout, then Dense(F -> D).
-  dropout_backward(ws_->dout.data(), dout + r0 * D_, n * D_, p, call.seed, s_out, r0 * D_);
+  // Output dropout (unless done: dout == nullptr), then Dense(F -> D).
+  if (dout) dropout_backward(ws_->dout.data(), dout + r0 * D_, n * D_, p, call.seed, s_out, r0 * D_);
   linear_backward(ws_->dh.data(), g_.w2, g_.b2, ws_->dout.data(), ws_->a.data(), w_.w2, n, F_, D_);
   // Activation, hidden dropout (both in place), then Dense(D -> F); ws_->dout is free to take dxn.
   if (act_ == Activation::Relu) {
-    relu_dropout_backward(ws_->dh.data(), ws_->h.data(), n * F_, p, call.seed, s_hidden, r0 * F_);  // one pass
+    relu_dropout_backward_from_output(ws_->dh.data(), ws_->h.data(), n * F_, p);  // h holds the mask: no draw
   } else {
     activation_backward(ws_->dh.data(), ws_->dh.data(), ws_->h.data(), n * F_, act_);
     dropout_backward(ws_->dh.data(), ws_->dh.data(), n * F_, p, call.seed, s_hidden, r0 * F_);

@@ -76,7 +76,8 @@ class FeedForward {
   void output(float* o_rows, int64_t r0, int64_t n, const FeedForwardCall& call);
   // The same output, added into rows [r0, r0 + n) of y (subtracted if subtract) in the dropout's pass.
   void output_add(float* y, bool subtract, int64_t r0, int64_t n, const FeedForwardCall& call);
-  // dx_rows (n x D) = rows [r0, r0 + n) of dG/dx^T dout (after hidden() for these rows).
+  // dx_rows (n x D) = rows [r0, r0 + n) of dG/dx^T dout (after hidden() for these rows). dout ==
+  // nullptr: ws_->dout already holds these rows of dout after the output dropout's backward.
   void backward_rows(float* dx_rows, const float* dout, const float* x, int64_t r0, int64_t n, const FeedForwardCall& call);
 
   int64_t D_, F_;

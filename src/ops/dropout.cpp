@@ -112,4 +112,29 @@ void relu_dropout_backward(float* dh, const float* h, int64_t n, float p, uint64
   });
 }
 
+void relu_dropout_backward_from_output(float* dh, const float* h, int64_t n, float p) {
+  const Keep k = keep_rule(p);
+  parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+    if (p == 0.f) {
+      kernel_relu_backward(dh + i0, dh + i0, h + i0, i1 - i0);
+    } else {
+      kernel_relu_backward_scaled(dh + i0, h + i0, i1 - i0, k.scale);
+    }
+  });
+}
+
+void dropout_add_and_backward(float* y, const float* x, float* dz, const float* dw, int64_t n, bool subtract,
+                              float p, uint64_t seed, uint64_t stream, uint64_t index_base) {
+  const Keep k = keep_rule(p);
+  if (p == 0.f) {
+    parallel_ranges(n, [&](int64_t i0, int64_t i1) { kernel_add(y + i0, x + i0, i1 - i0, subtract); });
+    if (dz != dw) std::copy(dw, dw + n, dz);
+    return;
+  }
+  for_each_words(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint32_t* w) {
+    kernel_dropout_add(y + i0, x + i0, w, m, k.threshold, k.scale, subtract);
+    kernel_dropout_apply(dz + i0, dw + i0, w, m, k.threshold, k.scale);
+  });
+}
+
 }  // namespace reformer

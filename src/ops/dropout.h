@@ -46,4 +46,15 @@ void dropout_relu_forward(float* h, float* a, int64_t n, float p, uint64_t seed,
 void relu_dropout_backward(float* dh, const float* h, int64_t n, float p, uint64_t seed, uint64_t stream,
                            uint64_t index_base);
 
+// The same backward without drawing the mask again: h is dropout's output, so h > 0 only where the
+// mask kept the element, and dh = h > 0 ? dh / (1 - p) : 0. Equal to relu_dropout_backward except
+// for the sign of zeros (+0 here where that gives -0 for a negative dh); no word is drawn.
+void relu_dropout_backward_from_output(float* dh, const float* h, int64_t n, float p);
+
+// Two passes under one mask, drawn once: y += dropout(x) (y -= ... if subtract) and dz = dropout(dw)
+// (the reversible backward's X2 = Y2 - dropout(G) and dropout's backward of the gradient of the
+// same rows). = dropout_add, then dropout_backward, with the same key; dz may equal dw.
+void dropout_add_and_backward(float* y, const float* x, float* dz, const float* dw, int64_t n, bool subtract,
+                              float p, uint64_t seed, uint64_t stream, uint64_t index_base);
+
 }  // namespace reformer

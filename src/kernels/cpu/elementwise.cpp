@@ -25,6 +25,10 @@ void kernel_relu_backward_dropout(float* dh, const float* h, const uint32_t* wor
   REFORMER_DISPATCH(relu_backward_dropout, dh, h, words, n, threshold, scale);
 }
 
+void kernel_relu_backward_scaled(float* dh, const float* h, int64_t n, float scale) {
+  REFORMER_DISPATCH(relu_backward_scaled, dh, h, n, scale);
+}
+
 void kernel_relu_forward(float* y, const float* x, int64_t n) { REFORMER_DISPATCH(relu_forward, y, x, n); }
 
 void kernel_relu_backward(float* dx, const float* dy, const float* x, int64_t n) {
