@@ -79,9 +79,14 @@ void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* 
       continue;
     }
     const float mx = row_max(row, V).value;
-    const double inv = 1.0 / sum_exp(row, V, mx);
+    // The row's exponentials once, kept for the probabilities: the same values and sum as sum_exp.
+    thread_local std::vector<double> e;
+    e.resize(static_cast<size_t>(V));
+    double sum = 0;
+    for (int64_t j = 0; j < V; ++j) sum += e[j] = std::exp(static_cast<double>(row[j] - mx));
+    const double inv = 1.0 / sum;
     for (int64_t j = 0; j < V; ++j) {
-      const double p = std::exp(static_cast<double>(row[j] - mx)) * inv;
+      const double p = e[j] * inv;
       drow[j] = static_cast<float>(scale * (p - (j == t ? 1.0 : 0.0)));
     }
   }
