@@ -162,7 +162,7 @@ TEST(MemoryEstimate, StoredLayersMatchMeasuredPeak) {
       measured_none = activations;
     }
     EXPECT_EQ(est.activations - est_none, activations - measured_none);
-    EXPECT_EQ(activations - measured_none, stored * 2 * B * L * c.hidden_size * static_cast<int64_t>(sizeof(float)));
+    EXPECT_EQ(activations - measured_none, stored * stored_layer_bytes(c, B, L, 0));
     const double ratio = static_cast<double>(est.total()) / static_cast<double>(s.peak_total - live_before);
     EXPECT_NEAR(ratio, 1.0, test::kMemoryEstimateRelTol) << mem_report();
   }
@@ -173,7 +173,9 @@ TEST(MemoryEstimate, PlanStoresAsManyLayersAsFitTheBudget) {
   const int64_t B = 2, L = 256;
   const int threads = omp_get_max_threads();
   const int64_t none = estimate_training_memory(c, B, L, "adam", threads, 0).total();
-  const int64_t per = 2 * B * L * c.hidden_size * static_cast<int64_t>(sizeof(float));
+  // X2, Y1 and the feed-forward's ReLU activation of every position.
+  const int64_t per = (2 * c.hidden_size + c.feed_forward_size) * B * L * static_cast<int64_t>(sizeof(float));
+  EXPECT_EQ(stored_layer_bytes(c, B, L, 0), per);
   for (int64_t fit : {0, 1, 2, 3, 4}) {
     // A budget whose usable share holds the all-reversible step plus `fit` stored layers and a half.
     const auto budget = static_cast<int64_t>((static_cast<double>(none) + (static_cast<double>(fit) + 0.5) * static_cast<double>(per)) /
@@ -185,13 +187,19 @@ TEST(MemoryEstimate, PlanStoresAsManyLayersAsFitTheBudget) {
     EXPECT_EQ(plan.budget, budget);
     EXPECT_EQ(plan.estimate.total(), none + fit * per);
     EXPECT_LE(static_cast<double>(plan.estimate.total()), kPlanBudgetShare * static_cast<double>(budget));
-    EXPECT_DOUBLE_EQ(plan.recompute_flops_saved, plan.recompute_flops * static_cast<double>(fit) / 4.0);
+    EXPECT_EQ(plan.stored_bytes, fit * per);
+    // Per token and layer 2 D (2 d_ff + Hd) FLOPs skipped, of 2 D (2 d_ff + 4 Hd) (local) or 2 D (2 d_ff + 3 Hd) (LSH).
+    const double D = static_cast<double>(c.hidden_size), F = static_cast<double>(c.feed_forward_size),
+                 Hd = static_cast<double>(c.num_attention_heads * c.attention_head_size), tokens = static_cast<double>(B * L);
+    EXPECT_DOUBLE_EQ(plan.recompute_flops, tokens * 2 * D * (4 * 2 * F + 2 * 4 * Hd + 2 * 3 * Hd));
+    EXPECT_DOUBLE_EQ(plan.recompute_flops_saved, static_cast<double>(fit) * tokens * 2 * D * (2 * F + Hd));
   }
   // A huge budget stores every layer; one below the reversible plan stores none.
   EXPECT_EQ(plan_stored_layers(c, B, L, "adam", threads, int64_t{1} << 50).stored_count, 4);
   EXPECT_EQ(plan_stored_layers(c, B, L, "adam", threads, none / 2).stored_count, 0);
   EXPECT_EQ(describe_plan(plan_stored_layers(c, B, L, "adam", threads, none / 2)), "all 4 layers reversible");
-  EXPECT_EQ(describe_plan(plan_stored_layers(c, B, L, "adam", threads, int64_t{1} << 50)), "all 4 layers stored (4 x 256.00 KiB)");
+  EXPECT_EQ(describe_plan(plan_stored_layers(c, B, L, "adam", threads, int64_t{1} << 50)),
+            "all 4 layers stored (" + format_bytes(4 * per) + " kept)");
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "reformer/config.h"
 #include "reformer/memory.h"
+#include "reformer/memory_estimate.h"
 #include "reformer/model.h"
 #include "reformer/rng.h"
 #include "support/gradcheck.h"
@@ -49,6 +50,33 @@ TEST(Model, ReversibleMatchesStoredActivationsWithDropout) {
   EXPECT_NE(model.evaluate(batch, opt).mean(), rev.mean());
 }
 
+// A stored layer keeps its feed-forward's hidden activation instead of recomputing it; an activation
+// other than ReLU needs its input h as well (FeedForward::needs_h), and both must give the
+// reversible step's gradients.
+TEST(Model, StoredLayersKeepTheHiddenActivationOfEveryActivation) {
+  for (const char* act : {"relu", "gelu", "silu"}) {
+    SCOPED_TRACE(act);
+    ReformerConfig c = dropout_config();
+    c.hidden_act = act;
+    ReformerModel model(c, 7);
+    PathCase k(c);
+    test::expect_reversible_matches_stored(model, k.batch, k.opt);
+    model.set_stored_layers(std::vector<bool>(c.attn_layers.size(), false));
+    model.zero_grad();
+    model.forward_backward(k.batch, k.opt);
+    const int64_t none = mem_stats().live_of(MemCategory::Activations);
+    model.set_stored_layers({true, true, false, false, false, false});
+    model.zero_grad();
+    model.forward_backward(k.batch, k.opt);
+    const int64_t copies = std::string(act) == "relu" ? 1 : 2;
+    EXPECT_EQ(mem_stats().live_of(MemCategory::Activations) - none,
+              2 * (2 * c.hidden_size + copies * c.feed_forward_size) * PathCase::B * PathCase::L *
+                  static_cast<int64_t>(sizeof(float)));
+    EXPECT_EQ(stored_layer_bytes(c, PathCase::B, PathCase::L, 1),
+              (2 * c.hidden_size + copies * c.feed_forward_size) * PathCase::B * PathCase::L * static_cast<int64_t>(sizeof(float)));
+  }
+}
+
 // The per-layer plan (ReformerModel::set_stored_layers): storing none, some (the lowest layers, as
 // plan_stored_layers does, and scattered ones, where a stored layer must hand a reconstructed X1 to
 // the reversible layer below it) or all layers gives the stored-activation losses and gradients.
@@ -82,7 +110,7 @@ TEST(Model, PerLayerStoragePlansMatchStoredActivations) {
     for (size_t i = 0; i < params.size(); ++i)
       EXPECT_CLOSE(g[i].data(), g_want[i].data(), static_cast<int64_t>(g[i].size()), test::kPathTol, params[i].name);
   }
-  // The plan is really applied: the stored layers' copies are the only activations that grow.
+  // The plan is really applied: what the stored layers keep is the only activation memory that grows.
   model.set_stored_layers(plans[0]);
   model.zero_grad();
   model.forward_backward(batch, opt);
@@ -90,7 +118,8 @@ TEST(Model, PerLayerStoragePlansMatchStoredActivations) {
   model.set_stored_layers(plans[1]);
   model.zero_grad();
   model.forward_backward(batch, opt);
-  EXPECT_EQ(mem_stats().live_of(MemCategory::Activations) - none, 3 * 2 * B * L * c.hidden_size * static_cast<int64_t>(sizeof(float)));
+  EXPECT_EQ(mem_stats().live_of(MemCategory::Activations) - none, 3 * stored_layer_bytes(c, B, L, 0));
+  EXPECT_EQ(stored_layer_bytes(c, B, L, 0), (2 * c.hidden_size + c.feed_forward_size) * B * L * static_cast<int64_t>(sizeof(float)));
 }
 
 // Finite differences of the mean loss (dropout off) for every parameter that `check` selects.

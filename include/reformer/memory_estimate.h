@@ -43,18 +43,24 @@ MemoryEstimate estimate_training_memory(const ReformerConfig& config, int64_t ba
 MemoryEstimate estimate_forward_memory(const ReformerConfig& config, int64_t batch, int64_t length, int threads,
                                        bool logits = false);
 
+// The bytes stored layer `layer` keeps from its forward for its backward, for `batch` sequences of
+// `length` tokens: its inputs X2 and Y1 (B, L, D) and its feed-forward's hidden activation
+// (B, L, d_ff), twice when the activation is not ReLU (whose backward needs only the activation).
+int64_t stored_layer_bytes(const ReformerConfig& config, int64_t batch, int64_t length, int64_t layer);
+
 // The per-layer memory plan of a training step: the lowest `stored_count` layers keep their
 // activations (ReformerModel::set_stored_layers), the rest are reconstructed by the reversible
 // backward. Lowest first: every stored layer then sits below all reversible ones, so none of them
 // has to hand a reconstructed X1 down, and each skips its whole reconstruction (the FF output
-// product and the attention output projection, plus their dropout and subtraction passes).
+// product and the attention output projection, plus their dropout and subtraction passes) and the
+// recomputation of its feed-forward's hidden layer (that product, and its mask).
 struct LayerPlan {
   std::vector<bool> stored;          // per layer
   int64_t stored_count = 0;
-  int64_t bytes_per_stored_layer = 0;
+  int64_t stored_bytes = 0;          // kept by the stored layers (stored_layer_bytes, summed)
   int64_t budget = 0;                // the bytes the plan had to fit in
   MemoryEstimate estimate;           // the step's memory with this plan
-  double recompute_flops = 0;        // matrix-product FLOPs per step of reconstruction, all layers reversible
+  double recompute_flops = 0;        // matrix-product FLOPs per step that the backward recomputes, all layers reversible
   double recompute_flops_saved = 0;  // of which the stored layers skip
 };
 // The share of the budget a plan may fill with stored layers (the rest is headroom for what the
@@ -68,7 +74,7 @@ LayerPlan plan_stored_layers(const ReformerConfig& config, int64_t batch, int64_
 // MemAvailable from /proc/meminfo (free memory the kernel can hand out without swapping); the
 // physical memory where it cannot be read.
 int64_t available_memory();
-// "layers 0-3 of 6 stored (4 x 24.0 MiB), 2 reversible", "all 6 layers reversible".
+// "layers 0-3 of 6 stored (96.00 MiB kept), 2 reversible", "all 6 layers reversible".
 std::string describe_plan(const LayerPlan& plan);
 
 // "12.3 MiB", "1.50 GiB".

@@ -28,6 +28,8 @@ FeedForward::FeedForward(int64_t D, int64_t F, Activation act, float ln_eps, int
 
 bool FeedForward::prepare(const FeedForwardCall& call, bool backward, bool add) {
   REFORMER_CHECK(call.rows >= 0, "feed-forward row count ", call.rows, " must be >= 0");
+  REFORMER_CHECK(!call.kept_a || !needs_h() || call.kept_h,
+                 "a stored feed-forward layer whose activation is not ReLU must keep h as well as a");
   if (call.rows == 0) return false;
   const int64_t c = chunk_rows(call.rows);
   ws_->xn.ensure({c, D_}, MemCategory::Workspace);
@@ -46,27 +48,48 @@ bool FeedForward::prepare(const FeedForwardCall& call, bool backward, bool add) 
   return true;
 }
 
-void FeedForward::hidden(const float* x, int64_t r0, int64_t n, const FeedForwardCall& call) {
+void FeedForward::normalize(const float* x, int64_t r0, int64_t n) {
   layernorm_forward(ws_->xn.data(), ws_->mean.data(), ws_->rstd.data(), x + r0 * D_, w_.ln_w, w_.ln_b, n, D_, eps_);
-  linear_forward(ws_->h.data(), ws_->xn.data(), w_.w1, w_.b1, n, D_, F_);
+}
+
+void FeedForward::hidden(const float* x, int64_t r0, int64_t n, const FeedForwardCall& call) {
+  normalize(x, r0, n);
+  float* h = needs_h() && call.kept_h ? call.kept_h + r0 * F_ : ws_->h.data();
+  float* a = call.kept_a ? call.kept_a + r0 * F_ : ws_->a.data();
+  linear_forward(h, ws_->xn.data(), w_.w1, w_.b1, n, D_, F_);
   const uint64_t stream = dropout_stream(call, DropoutSite::FeedForwardHidden);
   if (act_ == Activation::Relu) {  // one pass: h = dropout(h), a = relu(h)
-    dropout_relu_forward(ws_->h.data(), ws_->a.data(), n * F_, drop_prob(call), call.seed, stream, r0 * F_);
+    dropout_relu_forward(h, a, n * F_, drop_prob(call), call.seed, stream, r0 * F_);
     return;
   }
-  dropout_forward(ws_->h.data(), ws_->h.data(), n * F_, drop_prob(call), call.seed, stream, r0 * F_);
-  activation_forward(ws_->a.data(), ws_->h.data(), n * F_, act_);
+  dropout_forward(h, h, n * F_, drop_prob(call), call.seed, stream, r0 * F_);
+  activation_forward(a, h, n * F_, act_);
+}
+
+void FeedForward::recompute_hidden(const float* x, int64_t r0, int64_t n, const FeedForwardCall& call) {
+  if (call.kept_a) return normalize(x, r0, n);  // the hidden rows were kept: only LN(x) and its statistics
+  hidden(x, r0, n, call);
+}
+
+const float* FeedForward::hidden_a(int64_t r0, const FeedForwardCall& call) const {
+  return call.kept_a ? call.kept_a + r0 * F_ : ws_->a.data();
+}
+
+const float* FeedForward::hidden_h(int64_t r0, const FeedForwardCall& call) const {
+  // ReLU's backward reads only h > 0, which is a > 0 (a = relu(h)).
+  if (!needs_h()) return hidden_a(r0, call);
+  return call.kept_h ? call.kept_h + r0 * F_ : ws_->h.data();
 }
 
 void FeedForward::output(float* o, int64_t r0, int64_t n, const FeedForwardCall& call) {
-  linear_forward(o, ws_->a.data(), w_.w2, w_.b2, n, F_, D_);
+  linear_forward(o, hidden_a(r0, call), w_.w2, w_.b2, n, F_, D_);
   dropout_forward(o, o, n * D_, drop_prob(call), call.seed, dropout_stream(call, DropoutSite::FeedForwardOutput),
                   r0 * D_);
 }
 
 void FeedForward::output_add(float* y, bool subtract, int64_t r0, int64_t n, const FeedForwardCall& call) {
   float* o = ws_->out.data();
-  linear_forward(o, ws_->a.data(), w_.w2, w_.b2, n, F_, D_);
+  linear_forward(o, hidden_a(r0, call), w_.w2, w_.b2, n, F_, D_);
   dropout_add(y + r0 * D_, o, n * D_, subtract, drop_prob(call), call.seed,
               dropout_stream(call, DropoutSite::FeedForwardOutput), r0 * D_);
 }
@@ -100,10 +123,10 @@ void FeedForward::backward_add(float* dx_add, float* y_sub, const float* dout, c
   float* dx = ws_->dx.data();
   for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
     const int64_t n = std::min(c, call.rows - r0);
-    hidden(x, r0, n, call);
+    recompute_hidden(x, r0, n, call);
     if (y_sub) {
       // y -= dropout(FF) and dropout^T dout under one draw of the output mask.
-      linear_forward(ws_->out.data(), ws_->a.data(), w_.w2, w_.b2, n, F_, D_);
+      linear_forward(ws_->out.data(), hidden_a(r0, call), w_.w2, w_.b2, n, F_, D_);
       dropout_add_and_backward(y_sub + r0 * D_, ws_->out.data(), ws_->dout.data(), dout + r0 * D_, n * D_,
                                /*subtract=*/true, drop_prob(call), call.seed,
                                dropout_stream(call, DropoutSite::FeedForwardOutput), r0 * D_);
@@ -120,7 +143,7 @@ void FeedForward::backward(float* dx, float* out, const float* dout, const float
   const int64_t c = chunk_rows(call.rows);
   for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
     const int64_t n = std::min(c, call.rows - r0);
-    hidden(x, r0, n, call);
+    recompute_hidden(x, r0, n, call);
     if (out) output(out + r0 * D_, r0, n, call);
     backward_rows(dx + r0 * D_, dout, x, r0, n, call);
   }
@@ -133,12 +156,12 @@ void FeedForward::backward_rows(float* dx_rows, const float* dout, const float* 
   const uint64_t s_out = dropout_stream(call, DropoutSite::FeedForwardOutput);
   // Output dropout (unless done: dout == nullptr), then Dense(F -> D).
   if (dout) dropout_backward(ws_->dout.data(), dout + r0 * D_, n * D_, p, call.seed, s_out, r0 * D_);
-  linear_backward(ws_->dh.data(), g_.w2, g_.b2, ws_->dout.data(), ws_->a.data(), w_.w2, n, F_, D_);
+  linear_backward(ws_->dh.data(), g_.w2, g_.b2, ws_->dout.data(), hidden_a(r0, call), w_.w2, n, F_, D_);
   // Activation, hidden dropout (both in place), then Dense(D -> F); ws_->dout is free to take dxn.
   if (act_ == Activation::Relu) {
-    relu_dropout_backward_from_output(ws_->dh.data(), ws_->h.data(), n * F_, p);  // h holds the mask: no draw
+    relu_dropout_backward_from_output(ws_->dh.data(), hidden_h(r0, call), n * F_, p);  // h holds the mask: no draw
   } else {
-    activation_backward(ws_->dh.data(), ws_->dh.data(), ws_->h.data(), n * F_, act_);
+    activation_backward(ws_->dh.data(), ws_->dh.data(), hidden_h(r0, call), n * F_, act_);
     dropout_backward(ws_->dh.data(), ws_->dh.data(), n * F_, p, call.seed, s_hidden, r0 * F_);
   }
   linear_backward(ws_->dout.data(), g_.w1, g_.b1, ws_->dh.data(), ws_->xn.data(), w_.w1, n, D_, F_);

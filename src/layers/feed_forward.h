@@ -34,6 +34,11 @@ struct FeedForwardCall {
   uint64_t seed = 0;       // dropout key: (seed, step, layer, site)
   uint64_t step = 0;
   int layer = 0;
+  // A stored layer's hidden activations, (rows, d_ff) each, owned by the caller (nullptr: none):
+  // forward_add writes a = act(dropout(h)) (and, unless the activation is ReLU, h itself) there, and
+  // backward_add reads them instead of recomputing the hidden layer (no product, no mask drawn).
+  float* kept_a = nullptr;
+  float* kept_h = nullptr;
 };
 
 // Per-chunk working memory. Layers run one at a time, so a model gives all its feed-forward layers
@@ -62,6 +67,9 @@ class FeedForward {
   void forward_add(float* y, const float* x, const FeedForwardCall& call);
   void backward_add(float* dx_add, float* y_sub, const float* dout, const float* x, const FeedForwardCall& call);
 
+  // Whether the activation's backward needs h itself (every activation but ReLU): a stored layer
+  // then keeps h as well as a (FeedForwardCall::kept_h).
+  bool needs_h() const { return act_ != Activation::Relu; }
   // Bytes held by the per-chunk workspace (for the memory report).
   int64_t workspace_bytes() const;
 
@@ -70,8 +78,17 @@ class FeedForward {
   float drop_prob(const FeedForwardCall& call) const { return call.training ? call.dropout : 0.f; }
   // Validates the call and sizes the workspace for one chunk; false when there are no rows.
   bool prepare(const FeedForwardCall& call, bool backward, bool add = false);
-  // Rows [r0, r0 + n): xn = LN(x), mean/rstd, h = dropout(xn W1^T + b1), a = act(h).
+  // Rows [r0, r0 + n): xn = LN(x), mean/rstd, h = dropout(xn W1^T + b1), a = act(h), into the
+  // workspace or, for a stored layer, into the call's kept rows.
   void hidden(const float* x, int64_t r0, int64_t n, const FeedForwardCall& call);
+  // The backward's hidden rows: LN(x) only when the call keeps them, else hidden() again.
+  void recompute_hidden(const float* x, int64_t r0, int64_t n, const FeedForwardCall& call);
+  // xn = LN(x) for rows [r0, r0 + n), with mean/rstd.
+  void normalize(const float* x, int64_t r0, int64_t n);
+  // The hidden rows [r0, r0 + n) that hidden() wrote: a and h (h may be a for ReLU: only its sign is read).
+  const float* hidden_a(int64_t r0, const FeedForwardCall& call) const;
+  const float* hidden_h(int64_t r0, const FeedForwardCall& call) const;
+
   // o_rows (n x D) = rows [r0, r0 + n) of dropout(a W2^T + b2).
   void output(float* o_rows, int64_t r0, int64_t n, const FeedForwardCall& call);
   // The same output, added into rows [r0, r0 + n) of y (subtracted if subtract) in the dropout's pass.

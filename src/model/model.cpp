@@ -328,6 +328,20 @@ FeedForwardCall ModelImpl::ff_call(const Batch& batch, const StepOptions& opt, i
   return call;
 }
 
+FeedForwardCall ModelImpl::stored_ff_call(const Batch& batch, const StepOptions& opt, size_t l, bool kept) {
+  FeedForwardCall call = ff_call(batch, opt, static_cast<int>(l));
+  if (!kept) return call;
+  StoredLayer& s = saved_[l];
+  const Shape shape{batch.batch, batch.length, config_.feed_forward_size};
+  s.ff_a.ensure(shape, MemCategory::Activations);
+  call.kept_a = s.ff_a.data();
+  if (layers_[l]->ff->needs_h()) {
+    s.ff_h.ensure(shape, MemCategory::Activations);
+    call.kept_h = s.ff_h.data();
+  }
+  return call;
+}
+
 float ModelImpl::hidden_dropout(const StepOptions& opt) const {
   return opt.training ? static_cast<float>(config_.hidden_dropout_prob) : 0.f;
 }
@@ -406,19 +420,16 @@ void ModelImpl::run_layers(const Batch& batch, const StepOptions& opt, bool keep
                                const std::function<void(int)>& after_attention) {
   const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, n = B * L * D;
   const float eps = static_cast<float>(config_.layer_norm_eps);
-  if (keep_inputs) {
-    saved_x2_.resize(layers_.size());
-    saved_y1_.resize(layers_.size());
-  }
+  if (keep_inputs) saved_.resize(layers_.size());
   for (size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = *layers_[l];
     const int li = static_cast<int>(l);
     // Only the layers the plan stores keep their inputs; a layer no longer stored frees its copies.
     const bool keep = keep_inputs && layer_stored(l);
-    if (keep_inputs && !keep) saved_x2_[l] = Tensor(), saved_y1_[l] = Tensor();
+    if (keep_inputs && !keep) saved_[l] = StoredLayer();
     if (keep) {
-      saved_x2_[l].ensure({B, L, D}, MemCategory::Activations);
-      copy(saved_x2_[l].data(), x2_.data(), n);
+      saved_[l].x2.ensure({B, L, D}, MemCategory::Activations);
+      copy(saved_[l].x2.data(), x2_.data(), n);
     }
     // Y1 = X1 + dropout(Attn(LN_a(X2))), row chunk by row chunk: LN_a(X2) is computed as the
     // attention reads it, and its output is added into X1 as it is written (row_stream.h).
@@ -429,11 +440,12 @@ void ModelImpl::run_layers(const Batch& batch, const StepOptions& opt, bool keep
         attention_call(batch, opt, li));
     if (after_attention) after_attention(li);
     if (keep) {
-      saved_y1_[l].ensure({B, L, D}, MemCategory::Activations);
-      copy(saved_y1_[l].data(), x1_.data(), n);
+      saved_[l].y1.ensure({B, L, D}, MemCategory::Activations);
+      copy(saved_[l].y1.data(), x1_.data(), n);
     }
-    // Y2 = X2 + FF(Y1), chunk by chunk into X2 (no full-size FF output).
-    layer.ff->forward_add(x2_.data(), x1_.data(), ff_call(batch, opt, li));
+    // Y2 = X2 + FF(Y1), chunk by chunk into X2 (no full-size FF output); a stored layer keeps FF's
+    // hidden activations for its backward.
+    layer.ff->forward_add(x2_.data(), x1_.data(), stored_ff_call(batch, opt, l, keep));
     dump("layer." + std::to_string(l) + ".y1", x1_.data(), {B, L, D});
     dump("layer." + std::to_string(l) + ".y2", x2_.data(), {B, L, D});
   }
@@ -453,12 +465,13 @@ void ModelImpl::backward_layers(const Batch& batch, const StepOptions& opt) {
     // A stored layer with a reversible layer below hands that layer its outputs: X2 from the copy,
     // X1 = Y1 - F from the copy of Y1 and the recomputed F (as a reversible layer would).
     const bool reconstruct_x1 = !stored || lowest_reversible < l;
-    if (stored && reconstruct_x1) copy(x1_.data(), saved_y1_[l].data(), n);
+    if (stored && reconstruct_x1) copy(x1_.data(), saved_[l].y1.data(), n);
     // FF half: (x1_ holds Y1, x2_ holds Y2). dY1' = dY1 + dFF/dY1^T dY2; X2 = Y2 - FF(Y1), both
     // chunk by chunk in place (FeedForward::backward_add).
-    const float* y1 = stored ? saved_y1_[l].data() : x1_.data();
-    layer.ff->backward_add(dx1_.data(), stored ? nullptr : x2_.data(), dx2_.data(), y1, ff_call(batch, opt, li));
-    if (stored) copy(x2_.data(), saved_x2_[l].data(), n);
+    const float* y1 = stored ? saved_[l].y1.data() : x1_.data();
+    layer.ff->backward_add(dx1_.data(), stored ? nullptr : x2_.data(), dx2_.data(), y1,
+                           stored_ff_call(batch, opt, l, stored));
+    if (stored) copy(x2_.data(), saved_[l].x2.data(), n);
     // Attention half, row chunk by row chunk (row_stream.h): the attention reads LN_a(X2) (which
     // leaves LN's statistics for the backward) and dropout^T dY1'; it hands back the recomputed F,
     // subtracted from Y1 (X1 = Y1 - F), and dA, taken through LN_a's backward into dX2

@@ -127,7 +127,16 @@ class ModelImpl {
   // Activations (sized by the batch, reused): the two streams and their gradients (the attention
   // branch is streamed in row chunks, layers/row_stream.h), and LN_a's per-row statistics.
   Tensor x1_, x2_, dx1_, dx2_, ln_mean_, ln_rstd_;
-  std::vector<Tensor> saved_x2_, saved_y1_;  // stored layers only: each layer's X2 and Y1
+  // What a stored layer keeps from its forward for its backward (reformer/memory_estimate.h,
+  // stored_layer_bytes): X2 and Y1 (B, L, D), and the feed-forward's hidden activations (B, L, d_ff):
+  // a, and h unless the activation is ReLU.
+  struct StoredLayer {
+    Tensor x2, y1, ff_a, ff_h;
+  };
+  std::vector<StoredLayer> saved_;  // one per layer; empty tensors for the reversible ones
+  // The call of layer l's feed-forward, with its kept activations when the layer is stored and
+  // `kept` (sized here in the forward).
+  FeedForwardCall stored_ff_call(const Batch& batch, const StepOptions& opt, size_t l, bool kept);
   // Head workspace (chunk rows): concat, normalized, logits.
   Tensor head_cat_, head_norm_, head_logits_, head_mean_, head_rstd_, head_dcat_;
   std::vector<int32_t> targets_;

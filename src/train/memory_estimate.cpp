@@ -10,6 +10,7 @@
 #include "reformer/attention_kinds.h"
 #include "reformer/limits.h"
 #include "layers/row_stream.h"
+#include "ops/activation.h"
 #include "reformer/error.h"
 #include "reformer/model.h"
 #include "train/option_spec.h"
@@ -162,9 +163,10 @@ MemoryEstimate estimate_pass_memory(const ReformerConfig& c, int64_t B, int64_t 
   m.gradients = allreduce_plan(c).bytes;
   if (backward) m.optimizer_state = mul({optimizer_floats(shapes, *optimizer), kFloat});
   const int64_t D = c.hidden_size, rows = mul({B, L});
-  // The two streams (B, L, D) and, with a backward, their gradients; layer-norm statistics; each
-  // stored layer's copies of X2 and Y1.
-  m.activations = mul({sum({mul({backward ? 4 : 2, rows, D}), mul({2, rows}), mul({2, stored_layers, rows, D})}), kFloat});
+  // The two streams (B, L, D) and, with a backward, their gradients; layer-norm statistics; what
+  // each stored layer keeps.
+  m.activations = mul({sum({mul({backward ? 4 : 2, rows, D}), mul({2, rows})}), kFloat});
+  for (int64_t l = 0; l < stored_layers; ++l) m.activations = sum({m.activations, stored_layer_bytes(c, B, L, l)});
   // The LM head's row chunk: concat and normalized (2D wide each), with a backward the concat's
   // gradient (2D), the logits, LN statistics.
   const int64_t head_rows = std::min(rows, c.chunk_size_lm_head > 0 ? c.chunk_size_lm_head : kDefaultHeadChunk);
@@ -209,26 +211,43 @@ int64_t available_memory() {
   return memory_budget(0);
 }
 
+int64_t stored_layer_bytes(const ReformerConfig& c, int64_t B, int64_t L, int64_t layer) {
+  REFORMER_CHECK(layer >= 0 && layer < c.num_layers(), "layer ", layer, " is not one of the model's ", c.num_layers());
+  const int64_t rows = mul({B, L});
+  const int64_t hidden_copies = parse_activation(c.hidden_act) == Activation::Relu ? 1 : 2;
+  return mul({sum({mul({2, rows, c.hidden_size}), mul({hidden_copies, rows, c.feed_forward_size})}), kFloat});
+}
+
 LayerPlan plan_stored_layers(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer, int threads,
                              int64_t max_memory) {
   LayerPlan plan;
   const int64_t layers = c.num_layers();
   plan.budget = max_memory > 0 ? max_memory : available_memory();
   plan.estimate = estimate_training_memory(c, B, L, optimizer, threads, 0);
-  plan.bytes_per_stored_layer = mul({2, B, L, c.hidden_size, kFloat});
-  const double room = kPlanBudgetShare * static_cast<double>(plan.budget) - static_cast<double>(plan.estimate.total());
-  plan.stored_count = room <= 0 ? 0
-                                : std::min<int64_t>(layers, static_cast<int64_t>(room / static_cast<double>(plan.bytes_per_stored_layer)));
+  // The lowest layers, as many as the room holds.
+  double room = kPlanBudgetShare * static_cast<double>(plan.budget) - static_cast<double>(plan.estimate.total());
+  while (plan.stored_count < layers) {
+    const int64_t bytes = stored_layer_bytes(c, B, L, plan.stored_count);
+    if (static_cast<double>(bytes) > room) break;
+    room -= static_cast<double>(bytes);
+    plan.stored_bytes = sum({plan.stored_bytes, bytes});
+    ++plan.stored_count;
+  }
   plan.estimate = estimate_training_memory(c, B, L, optimizer, threads, plan.stored_count);
   plan.stored.assign(static_cast<size_t>(layers), false);
   for (int64_t l = 0; l < plan.stored_count; ++l) plan.stored[static_cast<size_t>(l)] = true;
-  // What a stored layer skips: FF(Y1)'s output product (D x d_ff) and the attention's output
-  // projection (D x H*d), 2 FLOPs per multiply-add, per token.
-  const double tokens = static_cast<double>(B) * static_cast<double>(L);
-  const double per_layer = tokens * 2.0 * static_cast<double>(c.hidden_size) *
-                           static_cast<double>(c.feed_forward_size + c.num_attention_heads * c.attention_head_size);
-  plan.recompute_flops = per_layer * static_cast<double>(layers);
-  plan.recompute_flops_saved = per_layer * static_cast<double>(plan.stored_count);
+  // The backward of a reversible layer recomputes its forward's products: the feed-forward's two
+  // (D x d_ff each), the attention's projections (q, k, v; LSH: qk, v) and its output projection
+  // (all D x H*d). A stored layer skips the feed-forward's and the output projection. 2 FLOPs per
+  // multiply-add, per token.
+  const double tokens = static_cast<double>(B) * static_cast<double>(L), D = static_cast<double>(c.hidden_size);
+  const double F = static_cast<double>(c.feed_forward_size),
+               Hd = static_cast<double>(c.num_attention_heads * c.attention_head_size);
+  for (int64_t l = 0; l < layers; ++l) {
+    const double projections = attention_kind(c.attn_layers[static_cast<size_t>(l)]).hashed ? 2 : 3;
+    plan.recompute_flops += tokens * 2.0 * D * (2.0 * F + (projections + 1.0) * Hd);
+    if (l < plan.stored_count) plan.recompute_flops_saved += tokens * 2.0 * D * (2.0 * F + Hd);
+  }
   return plan;
 }
 
@@ -237,7 +256,7 @@ std::string describe_plan(const LayerPlan& plan) {
   if (k == 0) return "all " + std::to_string(n) + " layers reversible";
   std::string s = (k == n ? "all " + std::to_string(n) + " layers stored"
                           : "layers 0-" + std::to_string(k - 1) + " of " + std::to_string(n) + " stored");
-  s += " (" + std::to_string(k) + " x " + format_bytes(plan.bytes_per_stored_layer) + ")";
+  s += " (" + format_bytes(plan.stored_bytes) + " kept)";
   if (k < n) s += ", " + std::to_string(n - k) + " reversible";
   return s;
 }

@@ -65,7 +65,7 @@ void run_info(const CLI::App& cmd, const InfoCommand& c) {
     std::printf("  layer %-3zu %-6s %s\n", l, config.attn_layers[l].c_str(), plan.stored[l] ? "stored" : "reversible");
   std::printf("  predicted peak     %12s  (%lld bytes)\n", format_bytes(plan.estimate.total()).c_str(),
               static_cast<long long>(plan.estimate.total()));
-  std::printf("  recomputation skipped: %.3g of %.3g GFLOP per step (the reconstruction's matrix products)\n",
+  std::printf("  recomputation skipped: %.3g of %.3g GFLOP per step (the forward's matrix products the backward redoes)\n",
               plan.recompute_flops_saved / 1e9, plan.recompute_flops / 1e9);
   // The table is printed first, so the refusal below can be read against it.
   check_memory_plan(m, max_memory);
