@@ -2,6 +2,8 @@
 // layouts, masks and dropout; gradients vs finite differences; memory linear in L.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -67,6 +69,49 @@ TEST(LocalAttention, DropoutOnlyWhenTraining) {
   with_dropout.forward(c.data(), x.data(), make_call(L, nullptr, true));
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
+}
+
+// A stored layer's call keeps q, k, v, o and the logsumexp from its forward (AttentionKept): the
+// backward that starts from them gives the recomputing backward's bits, takes the state (valid
+// again only after the next forward), and really reads it: projections kept from other weights
+// change the result.
+TEST(LocalAttention, KeptForwardStateGivesTheRecomputedBackward) {
+  QkvParams params(kD, kH, kd, 3);
+  const int64_t L = 16;
+  const auto pad = padding(L);
+  std::vector<float> x(kB * L * kD), dout(x.size()), out(x.size());
+  fill_uniform(x.data(), static_cast<int64_t>(x.size()), 9);
+  fill_uniform(dout.data(), static_cast<int64_t>(dout.size()), 10);
+  LocalSelfAttention layer(config(1, 1, false, 0.3f), params.weights(), params.grads());
+  auto backward = [&](AttentionKept* kept) {
+    AttentionCall call = make_call(L, pad.data(), true);
+    call.kept = kept;
+    std::fill(params.gq.begin(), params.gq.end(), 0.f);
+    std::fill(params.go.begin(), params.go.end(), 0.f);
+    std::vector<float> dx(x.size()), again(x.size());
+    layer.backward(dx.data(), again.data(), dout.data(), x.data(), call);
+    EXPECT_EQ(again, out);  // the output handed back is the forward's
+    std::vector<float> all(dx);
+    all.insert(all.end(), params.gq.begin(), params.gq.end());
+    all.insert(all.end(), params.go.begin(), params.go.end());
+    return all;
+  };
+  AttentionCall call = make_call(L, pad.data(), true);
+  layer.forward(out.data(), x.data(), call);
+  const std::vector<float> recomputed = backward(nullptr);
+  AttentionKept kept;
+  call.kept = &kept;
+  layer.forward(out.data(), x.data(), call);
+  ASSERT_TRUE(kept.valid);
+  EXPECT_EQ(kept.t[0].numel(), kB * L * kH * kd);
+  EXPECT_EQ(std::memcmp(backward(&kept).data(), recomputed.data(), recomputed.size() * sizeof(float)), 0);
+  EXPECT_FALSE(kept.valid);
+  // Kept from a forward with other query weights: the backward uses them (and so differs).
+  const std::vector<float> wq = params.wq;
+  for (float& w : params.wq) w *= 1.5f;
+  layer.forward(out.data(), x.data(), call);
+  params.wq = wq;
+  EXPECT_NE(backward(&kept), recomputed);
 }
 
 TEST(LocalAttention, GradientsMatchFiniteDifferences) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <numeric>
 #include <vector>
@@ -316,6 +317,40 @@ INSTANTIATE_TEST_SUITE_P(
                       GradCase{4, {4}, 1, 1, true, true, 16, 0.3f},      // dropout
                       GradCase{2, {4}, 1, 0, true, true, 4, 0.3f},       // short path L == c, dropout
                       GradCase{2, {4}, 1, 0, false, true, 3, 0.f}));     // short path L < c
+
+// A stored layer's call keeps qk and v from its forward (AttentionKept): the backward that starts
+// from them gives the recomputing backward's bits and takes the state; projections kept from other
+// weights change the result, so they are really read.
+TEST(LshLayer, KeptProjectionsGiveTheRecomputedBackward) {
+  Problem p(make_config(2, {4}, 1, 0, true, 4, 12, 8, 0.2f), 2, 16, true, 310);
+  p.call.training = true;
+  const std::vector<float> dout = uniform(p.out_size(), 311);
+  auto backward = [&](AttentionKept* kept) {
+    AttentionCall call = p.call;
+    call.kept = kept;
+    std::fill(p.gqk.begin(), p.gqk.end(), 0.f);
+    std::fill(p.go.begin(), p.go.end(), 0.f);
+    std::vector<float> dx(p.x.size());
+    p.layer->backward(dx.data(), nullptr, dout.data(), p.x.data(), call);
+    std::vector<float> all(dx);
+    all.insert(all.end(), p.gqk.begin(), p.gqk.end());
+    all.insert(all.end(), p.go.begin(), p.go.end());
+    return all;
+  };
+  p.forward();
+  const std::vector<float> recomputed = backward(nullptr);
+  AttentionKept kept;
+  p.call.kept = &kept;
+  p.forward();
+  ASSERT_TRUE(kept.valid);
+  EXPECT_EQ(std::memcmp(backward(&kept).data(), recomputed.data(), recomputed.size() * sizeof(float)), 0);
+  EXPECT_FALSE(kept.valid);
+  const std::vector<float> wv = p.wv;
+  for (float& w : p.wv) w *= 1.5f;
+  p.forward();
+  p.wv = wv;
+  EXPECT_NE(backward(&kept), recomputed);
+}
 
 TEST(LshLayer, WeightGradientsAccumulate) {
   Problem p(make_config(2, {4}, 1, 0, true, 4, 8, 4), 1, 16, false, 300);

@@ -1,5 +1,6 @@
 // The config-only estimates of reformer/memory_estimate.h against the real thing: parameter names and
 // shapes against the model's, and the training-step memory against the allocator's measured peak.
+#include <algorithm>
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -132,13 +133,14 @@ TEST(MemoryEstimate, ForwardWithinToleranceOfMeasuredPeak) {
     }
 }
 
-// Stored layers (the per-layer plan): the estimate's activations grow by exactly what the
-// allocator measures (two (B, L, D) copies per stored layer), and the total stays within the
-// tolerance of the measured peak, for plans storing none, some and all layers.
+// Stored layers (the per-layer plan): the estimate's activations grow by exactly what the allocator
+// measures (what stored_layer_bytes says each stored layer keeps), its workspace by at least the
+// measured growth, and the total stays within the tolerance of the measured peak, for plans
+// storing none, some and all layers.
 TEST(MemoryEstimate, StoredLayersMatchMeasuredPeak) {
   const ReformerConfig c = small_config({"local", "lsh", "local", "lsh"}, 256, 32);
   const int64_t B = 2, L = 256;
-  int64_t est_none = 0, measured_none = 0;
+  int64_t est_none = 0, measured_none = 0, est_ws_none = 0, measured_ws_none = 0;
   for (int64_t stored : {0, 1, 3, 4}) {
     SCOPED_TRACE(testing::Message() << stored << " stored layers");
     const MemoryEstimate est = estimate_training_memory(c, B, L, "adam", omp_get_max_threads(), stored);
@@ -156,13 +158,28 @@ TEST(MemoryEstimate, StoredLayersMatchMeasuredPeak) {
     model.forward_backward(b, StepOptions{});
     opt->step(params, 1e-3f);
     const MemStats s = mem_stats();
-    const int64_t activations = s.peak_of(MemCategory::Activations);
+    const int64_t activations = s.peak_of(MemCategory::Activations), workspace = s.live_of(MemCategory::Workspace);
     if (stored == 0) {
       est_none = est.activations;
       measured_none = activations;
+      est_ws_none = est.workspace;
+      measured_ws_none = workspace;
+    }
+    StoredLayerBytes kept;
+    for (int64_t l = 0; l < stored; ++l) {
+      kept.activations += stored_layer_bytes(c, B, L, l).activations;
+      kept.workspace += stored_layer_bytes(c, B, L, l).workspace;
     }
     EXPECT_EQ(est.activations - est_none, activations - measured_none);
-    EXPECT_EQ(activations - measured_none, stored * stored_layer_bytes(c, B, L, 0));
+    EXPECT_EQ(activations - measured_none, kept.activations);
+    // The kept projections stay with their layers between steps (AttentionKept): live workspace,
+    // which the estimate bounds from above (the shared set gives its buffers to the stored layers and
+    // re-allocates only those a later layer needs; the top stored layer's may never be).
+    EXPECT_EQ(est.workspace - est_ws_none, kept.workspace);
+    EXPECT_LE(workspace - measured_ws_none, kept.workspace);
+    int64_t largest = 0;
+    for (int64_t l = 0; l < stored; ++l) largest = std::max(largest, stored_layer_bytes(c, B, L, l).workspace);
+    EXPECT_GE(workspace - measured_ws_none, kept.workspace - largest);
     const double ratio = static_cast<double>(est.total()) / static_cast<double>(s.peak_total - live_before);
     EXPECT_NEAR(ratio, 1.0, test::kMemoryEstimateRelTol) << mem_report();
   }
@@ -173,33 +190,47 @@ TEST(MemoryEstimate, PlanStoresAsManyLayersAsFitTheBudget) {
   const int64_t B = 2, L = 256;
   const int threads = omp_get_max_threads();
   const int64_t none = estimate_training_memory(c, B, L, "adam", threads, 0).total();
-  // X2, Y1 and the feed-forward's ReLU activation of every position.
-  const int64_t per = (2 * c.hidden_size + c.feed_forward_size) * B * L * static_cast<int64_t>(sizeof(float));
-  EXPECT_EQ(stored_layer_bytes(c, B, L, 0), per);
+  const int64_t rows = B * L, D = c.hidden_size, F = c.feed_forward_size, H = c.num_attention_heads,
+                Hd = H * c.attention_head_size, f = static_cast<int64_t>(sizeof(float));
+  // X2, Y1 and the feed-forward's ReLU activation of every position; local layers keep q, k, v, o
+  // and the logsumexp, LSH layers qk and v.
+  std::vector<int64_t> cost, cumulative = {0};
+  for (int64_t l = 0; l < 4; ++l) {
+    const StoredLayerBytes b = stored_layer_bytes(c, B, L, l);
+    EXPECT_EQ(b.activations, (2 * D + F) * rows * f) << l;
+    EXPECT_EQ(b.workspace, (l % 2 == 0 ? 4 * rows * Hd + H * rows : 2 * rows * Hd) * f) << l;
+    cost.push_back(b.total());
+    cumulative.push_back(cumulative.back() + b.total());
+  }
+  const double D_ = static_cast<double>(D), F_ = static_cast<double>(F), Hd_ = static_cast<double>(Hd),
+               tokens = static_cast<double>(rows);
+  auto flops = [&](int64_t l) { return tokens * 2 * D_ * (2 * F_ + (l % 2 == 0 ? 4 : 3) * Hd_); };
   for (int64_t fit : {0, 1, 2, 3, 4}) {
-    // A budget whose usable share holds the all-reversible step plus `fit` stored layers and a half.
-    const auto budget = static_cast<int64_t>((static_cast<double>(none) + (static_cast<double>(fit) + 0.5) * static_cast<double>(per)) /
-                                             kPlanBudgetShare);
+    // A budget whose usable share holds the all-reversible step plus `fit` stored layers and half the next.
+    const double extra = fit < 4 ? 0.5 * static_cast<double>(cost[static_cast<size_t>(fit)]) : 0.0;
+    const auto budget = static_cast<int64_t>(
+        (static_cast<double>(none) + static_cast<double>(cumulative[static_cast<size_t>(fit)]) + extra + 1.0) / kPlanBudgetShare);
     const LayerPlan plan = plan_stored_layers(c, B, L, "adam", threads, budget);
     EXPECT_EQ(plan.stored_count, fit);
     ASSERT_EQ(plan.stored.size(), 4u);
     for (int64_t l = 0; l < 4; ++l) EXPECT_EQ(plan.stored[static_cast<size_t>(l)], l < fit) << l;  // the lowest layers
     EXPECT_EQ(plan.budget, budget);
-    EXPECT_EQ(plan.estimate.total(), none + fit * per);
+    EXPECT_EQ(plan.stored_bytes, cumulative[static_cast<size_t>(fit)]);
+    EXPECT_EQ(plan.estimate.total(), none + cumulative[static_cast<size_t>(fit)]);
     EXPECT_LE(static_cast<double>(plan.estimate.total()), kPlanBudgetShare * static_cast<double>(budget));
-    EXPECT_EQ(plan.stored_bytes, fit * per);
-    // Per token and layer 2 D (2 d_ff + Hd) FLOPs skipped, of 2 D (2 d_ff + 4 Hd) (local) or 2 D (2 d_ff + 3 Hd) (LSH).
-    const double D = static_cast<double>(c.hidden_size), F = static_cast<double>(c.feed_forward_size),
-                 Hd = static_cast<double>(c.num_attention_heads * c.attention_head_size), tokens = static_cast<double>(B * L);
-    EXPECT_DOUBLE_EQ(plan.recompute_flops, tokens * 2 * D * (4 * 2 * F + 2 * 4 * Hd + 2 * 3 * Hd));
-    EXPECT_DOUBLE_EQ(plan.recompute_flops_saved, static_cast<double>(fit) * tokens * 2 * D * (2 * F + Hd));
+    // Every product a reversible layer's backward recomputes (the feed-forward's two, the projections
+    // and the output projection); a stored layer skips all of its own.
+    double saved = 0;
+    for (int64_t l = 0; l < fit; ++l) saved += flops(l);
+    EXPECT_DOUBLE_EQ(plan.recompute_flops, flops(0) + flops(1) + flops(2) + flops(3));
+    EXPECT_DOUBLE_EQ(plan.recompute_flops_saved, saved);
   }
   // A huge budget stores every layer; one below the reversible plan stores none.
   EXPECT_EQ(plan_stored_layers(c, B, L, "adam", threads, int64_t{1} << 50).stored_count, 4);
   EXPECT_EQ(plan_stored_layers(c, B, L, "adam", threads, none / 2).stored_count, 0);
   EXPECT_EQ(describe_plan(plan_stored_layers(c, B, L, "adam", threads, none / 2)), "all 4 layers reversible");
   EXPECT_EQ(describe_plan(plan_stored_layers(c, B, L, "adam", threads, int64_t{1} << 50)),
-            "all 4 layers stored (" + format_bytes(4 * per) + " kept)");
+            "all 4 layers stored (" + format_bytes(cumulative[4]) + " kept)");
 }
 
 }  // namespace

@@ -72,7 +72,7 @@ TEST(Model, StoredLayersKeepTheHiddenActivationOfEveryActivation) {
     EXPECT_EQ(mem_stats().live_of(MemCategory::Activations) - none,
               2 * (2 * c.hidden_size + copies * c.feed_forward_size) * PathCase::B * PathCase::L *
                   static_cast<int64_t>(sizeof(float)));
-    EXPECT_EQ(stored_layer_bytes(c, PathCase::B, PathCase::L, 1),
+    EXPECT_EQ(stored_layer_bytes(c, PathCase::B, PathCase::L, 1).activations,
               (2 * c.hidden_size + copies * c.feed_forward_size) * PathCase::B * PathCase::L * static_cast<int64_t>(sizeof(float)));
   }
 }
@@ -118,8 +118,9 @@ TEST(Model, PerLayerStoragePlansMatchStoredActivations) {
   model.set_stored_layers(plans[1]);
   model.zero_grad();
   model.forward_backward(batch, opt);
-  EXPECT_EQ(mem_stats().live_of(MemCategory::Activations) - none, 3 * stored_layer_bytes(c, B, L, 0));
-  EXPECT_EQ(stored_layer_bytes(c, B, L, 0), (2 * c.hidden_size + c.feed_forward_size) * B * L * static_cast<int64_t>(sizeof(float)));
+  EXPECT_EQ(mem_stats().live_of(MemCategory::Activations) - none, 3 * stored_layer_bytes(c, B, L, 0).activations);
+  EXPECT_EQ(stored_layer_bytes(c, B, L, 0).activations,
+            (2 * c.hidden_size + c.feed_forward_size) * B * L * static_cast<int64_t>(sizeof(float)));
 }
 
 // Finite differences of the mean loss (dropout off) for every parameter that `check` selects.

@@ -44,16 +44,24 @@ MemoryEstimate estimate_forward_memory(const ReformerConfig& config, int64_t bat
                                        bool logits = false);
 
 // The bytes stored layer `layer` keeps from its forward for its backward, for `batch` sequences of
-// `length` tokens: its inputs X2 and Y1 (B, L, D) and its feed-forward's hidden activation
-// (B, L, d_ff), twice when the activation is not ReLU (whose backward needs only the activation).
-int64_t stored_layer_bytes(const ReformerConfig& config, int64_t batch, int64_t length, int64_t layer);
+// `length` tokens. Activations: its inputs X2 and Y1 (B, L, D) and its feed-forward's hidden
+// activation (B, L, d_ff), twice when the activation is not ReLU (whose backward needs only the
+// activation). Workspace: its attention's projections, a set of the shared projection buffers the
+// layer holds from its forward to its backward (local/full: q, k, v, o (B, L, H*d) and the
+// logsumexp (B, H, L); LSH: qk and v).
+struct StoredLayerBytes {
+  int64_t activations = 0, workspace = 0;
+  int64_t total() const;
+};
+StoredLayerBytes stored_layer_bytes(const ReformerConfig& config, int64_t batch, int64_t length, int64_t layer);
 
 // The per-layer memory plan of a training step: the lowest `stored_count` layers keep their
 // activations (ReformerModel::set_stored_layers), the rest are reconstructed by the reversible
 // backward. Lowest first: every stored layer then sits below all reversible ones, so none of them
 // has to hand a reconstructed X1 down, and each skips its whole reconstruction (the FF output
 // product and the attention output projection, plus their dropout and subtraction passes) and the
-// recomputation of its feed-forward's hidden layer (that product, and its mask).
+// recomputation of its forward: the feed-forward's hidden layer (that product, and its mask), the
+// attention's projections and, for local/full attention, the attention itself.
 struct LayerPlan {
   std::vector<bool> stored;          // per layer
   int64_t stored_count = 0;

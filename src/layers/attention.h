@@ -7,16 +7,30 @@
 // Gradients: weight gradients ACCUMULATE (+=) into the buffers given at construction; dx is
 // ASSIGNED. Scores are never stored: backward() recomputes the forward from x (with the buckets
 // and dropout masks saved by forward()) and returns the recomputed output too, which is what the
-// reversible backward needs (X1 = Y1 - F).
+// reversible backward needs (X1 = Y1 - F); a stored layer's call keeps the projections instead
+// (AttentionKept), and its backward starts from them.
 //
 // Two forms: the streamed one (row_stream.h), which the model uses so that neither LN(X2) nor F is
 // ever held for the whole sequence, and a pointer form over (B, L, D) buffers for tests and tools.
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 
 #include "layers/row_stream.h"
+#include "reformer/tensor.h"
 
 namespace reformer {
+
+// A stored layer's attention state from its forward to its backward, owned by the caller (like a
+// decoding cache): the layer's projections (local/full: q, k, v, o and the logsumexp; LSH: qk and
+// v). forward() with AttentionCall::kept swaps them out of the shared workspace into here (no copy:
+// the workspace takes the buffers kept here before, of the same size after the first step), and
+// backward() swaps them back instead of recomputing them from x.
+struct AttentionKept {
+  Tensor t[5];
+  bool valid = false;  // holds this forward's state, not yet taken by its backward
+  int64_t batch = 0, length = 0;
+};
 
 struct AttentionCall {
   int64_t batch = 1;                 // B
@@ -26,6 +40,7 @@ struct AttentionCall {
   uint64_t seed = 0;                 // keys rotations and dropout: (seed, step, layer, head, round)
   uint64_t step = 0;
   int layer = 0;
+  AttentionKept* kept = nullptr;     // a stored layer's kept state (training only; nullptr: recompute)
 };
 
 // One sequence's decoding cache of one attention layer (incremental decoding, docs/NUMERICS.md):
@@ -71,6 +86,10 @@ class AttentionLayer {
 
  protected:
   explicit AttentionLayer(int64_t hidden) : hidden_(hidden) {}
+  // After a forward with call.kept: swaps `buffers` into the kept state. Before a backward: true
+  // when the kept state holds this call's forward, which is then swapped back into `buffers`.
+  static void keep(const AttentionCall& call, std::initializer_list<Tensor*> buffers);
+  static bool take_kept(const AttentionCall& call, std::initializer_list<Tensor*> buffers);
   const int64_t hidden_;  // D
 };
 

@@ -42,12 +42,14 @@ void QkvSelfAttention::compute(const RowReader& x, const AttentionCall& call) {
 void QkvSelfAttention::forward(const RowReader& x, const RowWriter& out, const AttentionCall& call) {
   compute(x, call);
   output_rows(out, ws_->o.data(), w_.output, call.batch * call.length, heads_ * head_size_, hidden_, ws_->rows);
+  keep(call, {&ws_->q, &ws_->k, &ws_->v, &ws_->o, &ws_->lse});  // a stored layer's: for its backward
 }
 
 void QkvSelfAttention::backward(const RowReader& x, const RowReader& dout, const RowWriter& dx, const RowWriter* out,
                                 const AttentionCall& call) {
   REFORMER_CHECK(g_.query && g_.key && g_.value && g_.output, "attention backward needs all weight gradients");
-  compute(x, call);
+  // A stored layer's forward left q, k, v, o and lse: no projections and no attention forward again.
+  if (!take_kept(call, {&ws_->q, &ws_->k, &ws_->v, &ws_->o, &ws_->lse})) compute(x, call);
   const int64_t B = call.batch, L = call.length, hd = heads_ * head_size_;
   for (Tensor* t : {&ws_->dk, &ws_->dv}) t->ensure({B, L, hd}, MemCategory::Workspace);
   ws_->row_dlse.ensure({B, heads_, L}, MemCategory::Workspace);

@@ -370,6 +370,7 @@ void LshSelfAttention::forward(const RowReader& x, const RowWriter& out, const A
   attend_all(p, call, Pass::Hash);
   if (p.hashed) saved_ = Saved{true, p.B, p.L, p.nb_eff, static_cast<int>(p.nh)};
   output(out, p);
+  keep(call, {&ws_->qk(), &ws_->v()});  // a stored layer's projections, for its backward
 }
 
 void LshSelfAttention::forward_with_saved_buckets(float* out, const float* x, const AttentionCall& call) {
@@ -385,8 +386,11 @@ void LshSelfAttention::backward(const RowReader& x, const RowReader& dout, const
                                 const AttentionCall& call) {
   const Plan p = make_plan(call);
   check_saved(p);
+  // A stored layer's forward left qk and v: no projections again (the heads' attention is
+  // recomputed below in any case, chunk by chunk).
+  const bool kept = take_kept(call, {&ws_->qk(), &ws_->v()});
   prepare(p, /*backward=*/true);
-  project(x, p);
+  if (!kept) project(x, p);
   const int64_t H = cfg_.heads, d = cfg_.head_size, D = cfg_.hidden;
   // dO = dout Wo first (the head backward needs it); o exists only after the head backward has
   // recomputed it, so dWo and the recomputed output take a second pass over dout.

@@ -434,10 +434,11 @@ void ModelImpl::run_layers(const Batch& batch, const StepOptions& opt, bool keep
     // Y1 = X1 + dropout(Attn(LN_a(X2))), row chunk by row chunk: LN_a(X2) is computed as the
     // attention reads it, and its output is added into X1 as it is written (row_stream.h).
     const uint64_t stream = hidden_dropout_stream(opt.step, li, DropoutSite::AttentionOutput);
+    AttentionCall call = attention_call(batch, opt, li);
+    if (keep) call.kept = &saved_[l].attn;  // its projections, for its backward
     layer.attn->forward(
         layernorm_rows(x2_.data(), layer.ln_w->data(), layer.ln_b->data(), ln_mean_.data(), ln_rstd_.data(), D, eps),
-        dropout_rows_into(x1_.data(), /*subtract=*/false, hidden_dropout(opt), opt.seed, stream, D),
-        attention_call(batch, opt, li));
+        dropout_rows_into(x1_.data(), /*subtract=*/false, hidden_dropout(opt), opt.seed, stream, D), call);
     if (after_attention) after_attention(li);
     if (keep) {
       saved_[l].y1.ensure({B, L, D}, MemCategory::Activations);
@@ -490,8 +491,10 @@ void ModelImpl::backward_layers(const Batch& batch, const StepOptions& opt) {
                          ln_rstd_.data() + r0, layer.ln_w->data(), rows, D);
       add_into(dx2_.data() + r0 * D, da, rows * D);
     };
+    AttentionCall call = attention_call(batch, opt, li);
+    if (stored) call.kept = &saved_[l].attn;
     layer.attn->backward(attn_input, attn_output_grad, input_grad_to_dx2, reconstruct_x1 ? &subtract_from_x1 : nullptr,
-                         attention_call(batch, opt, li));
+                         call);
     grads_ready(static_cast<int>(layers_.size() - l));  // layer l's group (bind_grad_arena)
   }
 }

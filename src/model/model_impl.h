@@ -9,16 +9,15 @@
 #include <string>
 #include <vector>
 
+#include "layers/attention.h"
 #include "reformer/model.h"
 
 namespace reformer {
 
-class AttentionLayer;
 class FeedForward;
 struct LshWorkspace;
 struct QkvWorkspace;
 struct FeedForwardWorkspace;
-struct AttentionCall;
 struct FeedForwardCall;
 struct TaskHead;
 
@@ -128,10 +127,11 @@ class ModelImpl {
   // branch is streamed in row chunks, layers/row_stream.h), and LN_a's per-row statistics.
   Tensor x1_, x2_, dx1_, dx2_, ln_mean_, ln_rstd_;
   // What a stored layer keeps from its forward for its backward (reformer/memory_estimate.h,
-  // stored_layer_bytes): X2 and Y1 (B, L, D), and the feed-forward's hidden activations (B, L, d_ff):
-  // a, and h unless the activation is ReLU.
+  // stored_layer_bytes): X2 and Y1 (B, L, D), the feed-forward's hidden activations (B, L, d_ff):
+  // a, and h unless the activation is ReLU; and the attention's projections (AttentionKept).
   struct StoredLayer {
     Tensor x2, y1, ff_a, ff_h;
+    AttentionKept attn;
   };
   std::vector<StoredLayer> saved_;  // one per layer; empty tensors for the reversible ones
   // The call of layer l's feed-forward, with its kept activations when the layer is stored and

@@ -166,12 +166,15 @@ MemoryEstimate estimate_pass_memory(const ReformerConfig& c, int64_t B, int64_t 
   // The two streams (B, L, D) and, with a backward, their gradients; layer-norm statistics; what
   // each stored layer keeps.
   m.activations = mul({sum({mul({backward ? 4 : 2, rows, D}), mul({2, rows})}), kFloat});
-  for (int64_t l = 0; l < stored_layers; ++l) m.activations = sum({m.activations, stored_layer_bytes(c, B, L, l)});
+  for (int64_t l = 0; l < stored_layers; ++l) m.activations = sum({m.activations, stored_layer_bytes(c, B, L, l).activations});
   // The LM head's row chunk: concat and normalized (2D wide each), with a backward the concat's
   // gradient (2D), the logits, LN statistics.
   const int64_t head_rows = std::min(rows, c.chunk_size_lm_head > 0 ? c.chunk_size_lm_head : kDefaultHeadChunk);
   m.workspace = sum({mul({head_rows, sum({(backward ? 6 : 4) * D, c.vocab_size, 2}), kFloat}),
                      feed_forward_bytes(c, B, L, backward), attention_projection_bytes(c, B, L, backward)});
+  // The stored layers' kept projections, on top of the shared set: an upper bound, since the shared
+  // set re-allocates a buffer only when a later layer needs it (above the top stored layer none may).
+  for (int64_t l = 0; l < stored_layers; ++l) m.workspace = sum({m.workspace, stored_layer_bytes(c, B, L, l).workspace});
   if (backward && OptionSpec(*optimizer, "optimizer").kind() == "adafactor")
     m.workspace = sum({m.workspace, mul({largest, kFloat})});  // its update buffer
   bool has_lsh = false;
@@ -211,11 +214,17 @@ int64_t available_memory() {
   return memory_budget(0);
 }
 
-int64_t stored_layer_bytes(const ReformerConfig& c, int64_t B, int64_t L, int64_t layer) {
+int64_t StoredLayerBytes::total() const { return checked_sum({activations, workspace}, kWhat); }
+
+StoredLayerBytes stored_layer_bytes(const ReformerConfig& c, int64_t B, int64_t L, int64_t layer) {
   REFORMER_CHECK(layer >= 0 && layer < c.num_layers(), "layer ", layer, " is not one of the model's ", c.num_layers());
-  const int64_t rows = mul({B, L});
+  const int64_t rows = mul({B, L}), H = c.num_attention_heads, Hd = mul({H, c.attention_head_size});
   const int64_t hidden_copies = parse_activation(c.hidden_act) == Activation::Relu ? 1 : 2;
-  return mul({sum({mul({2, rows, c.hidden_size}), mul({hidden_copies, rows, c.feed_forward_size})}), kFloat});
+  StoredLayerBytes b;
+  b.activations = mul({sum({mul({2, rows, c.hidden_size}), mul({hidden_copies, rows, c.feed_forward_size})}), kFloat});
+  const bool hashed = attention_kind(c.attn_layers[static_cast<size_t>(layer)]).hashed;
+  b.workspace = mul({hashed ? mul({2, rows, Hd}) : sum({mul({4, rows, Hd}), mul({H, rows})}), kFloat});
+  return b;
 }
 
 LayerPlan plan_stored_layers(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer, int threads,
@@ -227,7 +236,7 @@ LayerPlan plan_stored_layers(const ReformerConfig& c, int64_t B, int64_t L, cons
   // The lowest layers, as many as the room holds.
   double room = kPlanBudgetShare * static_cast<double>(plan.budget) - static_cast<double>(plan.estimate.total());
   while (plan.stored_count < layers) {
-    const int64_t bytes = stored_layer_bytes(c, B, L, plan.stored_count);
+    const int64_t bytes = stored_layer_bytes(c, B, L, plan.stored_count).total();
     if (static_cast<double>(bytes) > room) break;
     room -= static_cast<double>(bytes);
     plan.stored_bytes = sum({plan.stored_bytes, bytes});
@@ -238,15 +247,14 @@ LayerPlan plan_stored_layers(const ReformerConfig& c, int64_t B, int64_t L, cons
   for (int64_t l = 0; l < plan.stored_count; ++l) plan.stored[static_cast<size_t>(l)] = true;
   // The backward of a reversible layer recomputes its forward's products: the feed-forward's two
   // (D x d_ff each), the attention's projections (q, k, v; LSH: qk, v) and its output projection
-  // (all D x H*d). A stored layer skips the feed-forward's and the output projection. 2 FLOPs per
-  // multiply-add, per token.
+  // (all D x H*d). A stored layer skips them all. 2 FLOPs per multiply-add, per token.
   const double tokens = static_cast<double>(B) * static_cast<double>(L), D = static_cast<double>(c.hidden_size);
   const double F = static_cast<double>(c.feed_forward_size),
                Hd = static_cast<double>(c.num_attention_heads * c.attention_head_size);
   for (int64_t l = 0; l < layers; ++l) {
     const double projections = attention_kind(c.attn_layers[static_cast<size_t>(l)]).hashed ? 2 : 3;
     plan.recompute_flops += tokens * 2.0 * D * (2.0 * F + (projections + 1.0) * Hd);
-    if (l < plan.stored_count) plan.recompute_flops_saved += tokens * 2.0 * D * (2.0 * F + Hd);
+    if (l < plan.stored_count) plan.recompute_flops_saved += tokens * 2.0 * D * (2.0 * F + (projections + 1.0) * Hd);
   }
   return plan;
 }
