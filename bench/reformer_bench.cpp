@@ -40,6 +40,7 @@
 #include "core/cpu_isa.h"
 #include "reformer/attention_kinds.h"
 #include "reformer/memory.h"
+#include "reformer/memory_estimate.h"
 #include "reformer/model.h"
 #include "reformer/precision.h"
 #include "train/adam.h"
@@ -63,6 +64,7 @@ struct BenchConfig {
   int64_t hashes = 0;     // 0 = model default
   int reversible = 1;
   int64_t stored = -1;  // >= 0: the per-layer plan, the lowest `stored` layers keep their activations (overrides reversible)
+  int64_t max_memory = 0;  // > 0: the plan plan_stored_layers makes for this budget in bytes (overrides stored)
   std::string precision = "fp32";  // fp32 | bf16 (reformer/precision.h)
   int reps = 3;
   int warmup = 1;
@@ -73,6 +75,7 @@ struct BenchConfig {
       << ";layers=" << layers << ";d_ff=" << d_ff << ";ff_chunk=" << ff_chunk << ";hashes=" << hashes
       << ";reversible=" << reversible << ";reps=" << reps << ";warmup=" << warmup;
     if (stored >= 0) s << ";stored=" << stored;
+    if (max_memory > 0) s << ";max_memory=" << max_memory;
     if (precision != "fp32") s << ";precision=" << precision;
     return s.str();
   }
@@ -95,6 +98,7 @@ struct BenchConfig {
       else if (k == "hashes") c.hashes = std::stoll(v);
       else if (k == "reversible") c.reversible = std::stoi(v);
       else if (k == "stored") c.stored = std::stoll(v);
+      else if (k == "max_memory") c.max_memory = std::stoll(v);
       else if (k == "precision") c.precision = v;
       else if (k == "reps") c.reps = std::stoi(v);
       else if (k == "warmup") c.warmup = std::stoi(v);
@@ -273,7 +277,12 @@ int run_one(const BenchConfig& b) {
   const int64_t L = b.length;
   reformer::ReformerModel model(cfg, 1);
   model.set_reversible(b.reversible != 0);
-  if (b.stored >= 0) {
+  if (b.max_memory > 0) {  // what `reformer train --max-memory` would store
+    const reformer::LayerPlan plan =
+        reformer::plan_stored_layers(cfg, 1, L, "adam", omp_get_max_threads(), b.max_memory);
+    model.set_stored_layers(plan.stored);
+    std::fprintf(stderr, "plan: %s\n", reformer::describe_plan(plan).c_str());
+  } else if (b.stored >= 0) {
     std::vector<bool> plan(cfg.attn_layers.size(), false);
     for (size_t l = 0; l < plan.size() && static_cast<int64_t>(l) < b.stored; ++l) plan[l] = true;
     model.set_stored_layers(plan);

@@ -12,6 +12,9 @@ out of memory fails cleanly (reported as "OOM") instead of taking the shared mac
 
   /work/hfvenv/bin/python scripts/hf_peer_bench.py --reformer-bench build/reformer_bench \
       --lengths 16384,65536 --out bench-results/hf_peer.csv --table bench-results/hf_ratio.md
+
+Ours runs twice per length: all layers reversible, and with the per-layer plan that `reformer train
+--max-memory` makes for a quarter of HF's measured peak RSS (--planned-share), the memory target.
 """
 import argparse
 import csv
@@ -100,19 +103,23 @@ def run_hf(L, args):
     return res, " ".join(cmd)
 
 
-def run_ours(L, args):
+def run_ours(L, args, max_memory=0):
+    """All layers reversible, or (max_memory > 0) the per-layer plan `reformer train --max-memory`
+    makes for that many bytes: the lowest layers that fit keep their forward for the backward."""
     enc = f"name=hf_peer;model=cp;attn=mixed;mode=train;length={L};layers=0;d_ff=0;ff_chunk=4096;hashes=0;" \
-          f"reversible=1;reps={args.reps};warmup={args.warmup}"
+          f"reversible=1;reps={args.reps};warmup={args.warmup}" + (f";max_memory={max_memory}" if max_memory else "")
     cmd = [args.reformer_bench, "--run", enc]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     print(" ".join(cmd), file=sys.stderr)
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, timeout=args.timeout)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=args.timeout)
+    sys.stderr.write(p.stderr)
     if p.returncode != 0:
         return {"status": f"failed(exit {p.returncode})"}, " ".join(cmd)
     f = p.stdout.strip().splitlines()[-1].split(",")
+    plan = next((l[len("plan: "):] for l in p.stderr.splitlines() if l.startswith("plan: ")), "all layers reversible")
     # buckets,threads,med,min,max,tok/s,s/tok,flop,gflops,alloc x6,rss,loss
     return {"status": "ok", "sec_per_step": float(f[2]), "min": float(f[3]), "max": float(f[4]),
-            "peak_rss": int(f[15])}, " ".join(cmd)
+            "peak_rss": int(f[15]), "plan": plan}, " ".join(cmd)
 
 
 def main():
@@ -124,6 +131,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--hf-mem-gib", type=float, default=12.0)
+    ap.add_argument("--planned-share", type=float, default=0.25,
+                    help="the planned run's --max-memory as a share of HF's peak RSS (default 0.25, the memory target)")
     ap.add_argument("--timeout", type=int, default=3600)
     ap.add_argument("--out", default="bench-results/hf_peer.csv")
     ap.add_argument("--table", default="bench-results/hf_ratio.md")
@@ -133,32 +142,42 @@ def main():
         return
     rows = []
     for L in [int(x) for x in args.lengths.split(",")]:
-        for impl, fn in (("reformer", run_ours), ("huggingface", run_hf)):
-            res, cmd = fn(L, args)
+        # Ours all reversible, HF, then ours with the layer plan for a quarter of HF's peak RSS (the
+        # memory target): the plan stores what fits in that budget.
+        runs = (("reformer", lambda: run_ours(L, args)), ("huggingface", lambda: run_hf(L, args)),
+                ("reformer-planned", lambda: run_ours(L, args, int(args.planned_share * hf_rss)) if hf_rss else
+                 ({"status": "skipped (no HF peak RSS)"}, "")))
+        hf_rss = 0
+        for impl, fn in runs:
+            res, cmd = fn()
+            if impl == "huggingface" and res.get("status") == "ok":
+                hf_rss = res["peak_rss"]
             tok = L / res["sec_per_step"] if res.get("status") == "ok" else None
             rows.append({"impl": impl, "length": L, "threads": args.threads, "reps": args.reps, "warmup": args.warmup,
                          "sec_per_step": res.get("sec_per_step"), "sec_per_step_min": res.get("min"),
                          "sec_per_step_max": res.get("max"), "tokens_per_s": tok, "peak_rss": res.get("peak_rss"),
-                         "status": res["status"], "command": cmd})
+                         "plan": res.get("plan", ""), "status": res["status"], "command": cmd})
             print(rows[-1], file=sys.stderr)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
         w.writeheader()
         w.writerows(rows)
-    lines = ["| L | reformer tokens/s | HF tokens/s | speed ratio (target >= 3) | reformer peak RSS | HF peak RSS | "
-             "memory ratio (target <= 0.25) |", "|--:|--:|--:|--:|--:|--:|--:|"]
+    lines = ["| L | reformer | layers | reformer tokens/s | HF tokens/s | speed ratio | reformer peak RSS | HF peak RSS | "
+             "memory ratio (target <= 0.25) |", "|--:|--|--|--:|--:|--:|--:|--:|--:|"]
     for L in sorted({r["length"] for r in rows}):
-        ours = next(r for r in rows if r["length"] == L and r["impl"] == "reformer")
         hf = next(r for r in rows if r["length"] == L and r["impl"] == "huggingface")
-        gib = lambda b: f"{b / 2**30:.2f} GiB" if b else "-"
-        if hf["status"] == "ok" and ours["status"] == "ok":
-            sr = f"{ours['tokens_per_s'] / hf['tokens_per_s']:.2f}x"
-            mr = f"{ours['peak_rss'] / hf['peak_rss']:.3f}"
-        else:
-            sr = mr = f"HF {hf['status']}" if hf["status"] != "ok" else f"ours {ours['status']}"
-        tps = lambda r: f"{r['tokens_per_s']:.0f}" if r["tokens_per_s"] else r["status"]
-        lines.append(f"| {L} | {tps(ours)} | {tps(hf)} | {sr} | {gib(ours['peak_rss'])} | {gib(hf['peak_rss'])} | {mr} |")
+        for impl in ("reformer", "reformer-planned"):
+            ours = next(r for r in rows if r["length"] == L and r["impl"] == impl)
+            gib = lambda b: f"{b / 2**30:.2f} GiB" if b else "-"
+            if hf["status"] == "ok" and ours["status"] == "ok":
+                sr = f"{ours['tokens_per_s'] / hf['tokens_per_s']:.2f}x"
+                mr = f"{ours['peak_rss'] / hf['peak_rss']:.3f}"
+            else:
+                sr = mr = f"HF {hf['status']}" if hf["status"] != "ok" else f"ours {ours['status']}"
+            tps = lambda r: f"{r['tokens_per_s']:.0f}" if r["tokens_per_s"] else r["status"]
+            lines.append(f"| {L} | {impl} | {ours['plan'] or '-'} | {tps(ours)} | {tps(hf)} | {sr} | "
+                         f"{gib(ours['peak_rss'])} | {gib(hf['peak_rss'])} | {mr} |")
     with open(args.table, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
