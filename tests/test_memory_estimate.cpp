@@ -224,6 +224,9 @@ TEST(MemoryEstimate, PlanStoresAsManyLayersAsFitTheBudget) {
     for (int64_t l = 0; l < fit; ++l) saved += flops(l);
     EXPECT_DOUBLE_EQ(plan.recompute_flops, flops(0) + flops(1) + flops(2) + flops(3));
     EXPECT_DOUBLE_EQ(plan.recompute_flops_saved, saved);
+    if (fit == 1) EXPECT_EQ(describe_plan(plan), "layer 0 of 4 stored (" + format_bytes(cost[0]) + " kept), 3 reversible");
+    if (fit == 2)
+      EXPECT_EQ(describe_plan(plan), "layers 0-1 of 4 stored (" + format_bytes(cumulative[2]) + " kept), 2 reversible");
   }
   // A huge budget stores every layer; one below the reversible plan stores none.
   EXPECT_EQ(plan_stored_layers(c, B, L, "adam", threads, int64_t{1} << 50).stored_count, 4);

@@ -82,7 +82,8 @@ LayerPlan plan_stored_layers(const ReformerConfig& config, int64_t batch, int64_
 // MemAvailable from /proc/meminfo (free memory the kernel can hand out without swapping); the
 // physical memory where it cannot be read.
 int64_t available_memory();
-// "layers 0-3 of 6 stored (96.00 MiB kept), 2 reversible", "all 6 layers reversible".
+// "layers 0-3 of 6 stored (352.25 MiB kept), 2 reversible", "layer 0 of 6 stored (...)",
+// "all 6 layers reversible".
 std::string describe_plan(const LayerPlan& plan);
 
 // "12.3 MiB", "1.50 GiB".

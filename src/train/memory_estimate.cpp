@@ -263,7 +263,7 @@ std::string describe_plan(const LayerPlan& plan) {
   const int64_t n = static_cast<int64_t>(plan.stored.size()), k = plan.stored_count;
   if (k == 0) return "all " + std::to_string(n) + " layers reversible";
   std::string s = (k == n ? "all " + std::to_string(n) + " layers stored"
-                          : "layers 0-" + std::to_string(k - 1) + " of " + std::to_string(n) + " stored");
+                          : (k == 1 ? "layer 0" : "layers 0-" + std::to_string(k - 1)) + " of " + std::to_string(n) + " stored");
   s += " (" + format_bytes(plan.stored_bytes) + " kept)";
   if (k < n) s += ", " + std::to_string(n - k) + " reversible";
   return s;
