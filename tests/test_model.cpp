@@ -77,6 +77,19 @@ TEST(Model, StoredLayersKeepTheHiddenActivationOfEveryActivation) {
   }
 }
 
+// Every attention kind's kept state (local and full: q, k, v, o, logsumexp; LSH with several hash
+// rounds: qk, v) gives the reversible step's loss and gradients, dropout on everywhere.
+TEST(Model, StoredLayersMatchReversibleForEveryAttentionKind) {
+  for (const std::vector<std::string>& layers : {std::vector<std::string>{"full", "local"}, {"lsh", "lsh"}}) {
+    SCOPED_TRACE(layers[0]);
+    ReformerConfig c = tiny_config(layers);
+    c.hidden_dropout_prob = c.local_attention_probs_dropout_prob = c.lsh_attention_probs_dropout_prob = 0.1;
+    ReformerModel model(c, 9);
+    PathCase k(c);
+    test::expect_reversible_matches_stored(model, k.batch, k.opt);
+  }
+}
+
 // The per-layer plan (ReformerModel::set_stored_layers): storing none, some (the lowest layers, as
 // plan_stored_layers does, and scattered ones, where a stored layer must hand a reconstructed X1 to
 // the reversible layer below it) or all layers gives the stored-activation losses and gradients.
