@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 
 import reformer
+from cp_config import cp_config
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--cli", required=True)
@@ -24,13 +25,7 @@ parser.add_argument("--seq-len", type=int, default=16384)
 args = parser.parse_args()
 
 L = args.seq_len
-config = reformer.Config(
-    attn_layers=["local", "lsh"] * 3, hidden_size=256, feed_forward_size=512, num_attention_heads=2,
-    attention_head_size=64, local_attn_chunk_length=64, lsh_attn_chunk_length=64, local_num_chunks_before=1,
-    lsh_num_chunks_before=1, num_hashes=1, vocab_size=258, axial_pos_shape=[128, L // 128],
-    axial_pos_embds_dim=[64, 192], max_position_embeddings=L, is_decoder=True, hidden_dropout_prob=0.05,
-    local_attention_probs_dropout_prob=0.05, lsh_attention_probs_dropout_prob=0.0, chunk_size_feed_forward=4096,
-    num_buckets=[2 * L // 64])
+config = reformer.Config(**cp_config(L, 128))
 options = dict(steps=args.steps, batch=1, lr=1e-3, seed=1, log_interval=args.steps, eval_interval=args.steps,
                eval_windows=1)
 work = tempfile.mkdtemp()

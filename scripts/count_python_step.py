@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 
+from cp_config import cp_config
+
 parser = argparse.ArgumentParser()
 parser.add_argument("--cli", required=True)
 parser.add_argument("--seq-len", type=int, default=256)
@@ -27,13 +29,7 @@ s1, s2 = (int(s) for s in args.steps.split(","))
 L = args.seq_len
 work = tempfile.mkdtemp()
 # The C&P architecture of bench_python_step.py at length L.
-config = dict(
-    attn_layers=["local", "lsh"] * 3, hidden_size=256, feed_forward_size=512, num_attention_heads=2,
-    attention_head_size=64, local_attn_chunk_length=64, lsh_attn_chunk_length=64, local_num_chunks_before=1,
-    lsh_num_chunks_before=1, num_hashes=1, vocab_size=258, axial_pos_shape=[32, L // 32],
-    axial_pos_embds_dim=[64, 192], max_position_embeddings=L, is_decoder=True, hidden_dropout_prob=0.05,
-    local_attention_probs_dropout_prob=0.05, lsh_attention_probs_dropout_prob=0.0, chunk_size_feed_forward=4096,
-    num_buckets=[2 * L // 64])
+config = cp_config(L, 32)
 
 
 # A small corpus of its own: reading and splitting the default one (GCIDE) under valgrind takes minutes.

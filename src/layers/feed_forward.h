@@ -9,7 +9,8 @@
 // the result. Dropout is elementwise (HF), keyed by hidden_dropout_stream(step, layer, site).
 //
 // Gradients: weight gradients ACCUMULATE (+=) into the buffers given at construction; dx is
-// ASSIGNED. backward() saves nothing between calls: it recomputes each chunk's forward from x.
+// ASSIGNED. backward() recomputes each chunk's forward from x, unless the call keeps the hidden
+// rows of a stored layer (FeedForwardCall::kept_a), when only LN(x) is recomputed.
 #include <cstdint>
 #include <memory>
 

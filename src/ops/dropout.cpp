@@ -100,18 +100,6 @@ void dropout_relu_forward(float* h, float* a, int64_t n, float p, uint64_t seed,
   });
 }
 
-void relu_dropout_backward(float* dh, const float* h, int64_t n, float p, uint64_t seed, uint64_t stream,
-                           uint64_t index_base) {
-  const Keep k = keep_rule(p);
-  if (p == 0.f) {
-    parallel_ranges(n, [&](int64_t i0, int64_t i1) { kernel_relu_backward(dh + i0, dh + i0, h + i0, i1 - i0); });
-    return;
-  }
-  for_each_words(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint32_t* w) {
-    kernel_relu_backward_dropout(dh + i0, h + i0, w, m, k.threshold, k.scale);
-  });
-}
-
 void relu_dropout_backward_from_output(float* dh, const float* h, int64_t n, float p) {
   const Keep k = keep_rule(p);
   parallel_ranges(n, [&](int64_t i0, int64_t i1) {

@@ -41,14 +41,10 @@ void dropout_add(float* y, const float* x, int64_t n, bool subtract, float p, ui
 // h = dropout(h) in place, then a = relu(h). = dropout_forward(h, h, ...), activation_forward(a, h, Relu).
 void dropout_relu_forward(float* h, float* a, int64_t n, float p, uint64_t seed, uint64_t stream,
                           uint64_t index_base);
-// dh = dropout^T(relu'(h) * dh) in place, h the dropped-out pre-activation the forward kept.
-// = activation_backward(dh, dh, h, Relu), then dropout_backward(dh, dh, ...).
-void relu_dropout_backward(float* dh, const float* h, int64_t n, float p, uint64_t seed, uint64_t stream,
-                           uint64_t index_base);
-
-// The same backward without drawing the mask again: h is dropout's output, so h > 0 only where the
-// mask kept the element, and dh = h > 0 ? dh / (1 - p) : 0. Equal to relu_dropout_backward except
-// for the sign of zeros (+0 here where that gives -0 for a negative dh); no word is drawn.
+// dh = dropout^T(relu'(h) * dh) in place, h the dropped-out pre-activation the forward kept, without
+// drawing the mask again: h > 0 only where the mask kept the element, so dh = h > 0 ? dh / (1 - p) : 0.
+// = activation_backward(dh, dh, h, Relu), then dropout_backward(dh, dh, ...), except for the sign
+// of zeros (+0 here where that gives -0 for a negative dh).
 void relu_dropout_backward_from_output(float* dh, const float* h, int64_t n, float p);
 
 // Two passes under one mask, drawn once: y += dropout(x) (y -= ... if subtract) and dz = dropout(dw)

@@ -163,18 +163,23 @@ MemoryEstimate estimate_pass_memory(const ReformerConfig& c, int64_t B, int64_t 
   m.gradients = allreduce_plan(c).bytes;
   if (backward) m.optimizer_state = mul({optimizer_floats(shapes, *optimizer), kFloat});
   const int64_t D = c.hidden_size, rows = mul({B, L});
-  // The two streams (B, L, D) and, with a backward, their gradients; layer-norm statistics; what
-  // each stored layer keeps.
-  m.activations = mul({sum({mul({backward ? 4 : 2, rows, D}), mul({2, rows})}), kFloat});
-  for (int64_t l = 0; l < stored_layers; ++l) m.activations = sum({m.activations, stored_layer_bytes(c, B, L, l).activations});
+  // What the stored layers keep: their activations, and their projections on top of the shared set
+  // (workspace; an upper bound, since the shared set re-allocates a buffer only when a later layer
+  // needs it, and above the top stored layer none may).
+  StoredLayerBytes kept;
+  for (int64_t l = 0; l < stored_layers; ++l) {
+    const StoredLayerBytes b = stored_layer_bytes(c, B, L, l);
+    kept.activations = sum({kept.activations, b.activations});
+    kept.workspace = sum({kept.workspace, b.workspace});
+  }
+  // The two streams (B, L, D) and, with a backward, their gradients; layer-norm statistics.
+  m.activations = sum({mul({sum({mul({backward ? 4 : 2, rows, D}), mul({2, rows})}), kFloat}), kept.activations});
   // The LM head's row chunk: concat and normalized (2D wide each), with a backward the concat's
   // gradient (2D), the logits, LN statistics.
   const int64_t head_rows = std::min(rows, c.chunk_size_lm_head > 0 ? c.chunk_size_lm_head : kDefaultHeadChunk);
   m.workspace = sum({mul({head_rows, sum({(backward ? 6 : 4) * D, c.vocab_size, 2}), kFloat}),
                      feed_forward_bytes(c, B, L, backward), attention_projection_bytes(c, B, L, backward)});
-  // The stored layers' kept projections, on top of the shared set: an upper bound, since the shared
-  // set re-allocates a buffer only when a later layer needs it (above the top stored layer none may).
-  for (int64_t l = 0; l < stored_layers; ++l) m.workspace = sum({m.workspace, stored_layer_bytes(c, B, L, l).workspace});
+  m.workspace = sum({m.workspace, kept.workspace});
   if (backward && OptionSpec(*optimizer, "optimizer").kind() == "adafactor")
     m.workspace = sum({m.workspace, mul({largest, kFloat})});  // its update buffer
   bool has_lsh = false;

@@ -20,11 +20,6 @@ void kernel_dropout_relu(float* h, float* a, const uint32_t* words, int64_t n, i
   REFORMER_DISPATCH(dropout_relu, h, a, words, n, threshold, scale);
 }
 
-void kernel_relu_backward_dropout(float* dh, const float* h, const uint32_t* words, int64_t n, int32_t threshold,
-                                  float scale) {
-  REFORMER_DISPATCH(relu_backward_dropout, dh, h, words, n, threshold, scale);
-}
-
 void kernel_relu_backward_scaled(float* dh, const float* h, int64_t n, float scale) {
   REFORMER_DISPATCH(relu_backward_scaled, dh, h, n, scale);
 }

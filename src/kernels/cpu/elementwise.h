@@ -21,9 +21,6 @@ void kernel_dropout_add(float* y, const float* x, const uint32_t* words, int64_t
                         bool subtract);
 // h[i] = keep ? h[i] * scale : 0, then a[i] = relu(h[i]) = h[i] > 0 ? h[i] : 0.
 void kernel_dropout_relu(float* h, float* a, const uint32_t* words, int64_t n, int32_t threshold, float scale);
-// dh[i] = keep ? ((h[i] > 0 ? 1 : 0) * dh[i]) * scale : 0: relu's backward, then dropout's.
-void kernel_relu_backward_dropout(float* dh, const float* h, const uint32_t* words, int64_t n, int32_t threshold,
-                                  float scale);
 // dh[i] = h[i] > 0 ? dh[i] * scale : 0 (relu's and dropout's backward read off dropout's output h).
 void kernel_relu_backward_scaled(float* dh, const float* h, int64_t n, float scale);
 // y[i] = x[i] > 0 ? x[i] : 0 (y may be x); dx[i] = (x[i] > 0 ? 1 : 0) * dy[i] (dx may be dy).
