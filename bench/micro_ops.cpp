@@ -6,8 +6,10 @@
 //    cross-entropy forward and backward (dlogits over the logits, as the model does), linear
 //    backward. FLOP/s counts its three GEMMs (6 * rows * in * vocab); items/s is rows. The
 //    cross_entropy rows time the two cross-entropy calls alone, to show their share.
-//  - Dropout forward (src/ops/dropout.h) on 16M elements, p = 0.1, out of place (in place would
-//    rescale the same survivors every iteration). Bytes/s: read x, write y.
+//  - Dropout forward (src/ops/dropout.h), p = 0.1, out of place (in place would rescale the same
+//    survivors every iteration), on 16M elements (streamed from memory), 2M (one C&P FF hidden
+//    chunk of 4096 x 512) and 256K (1 MiB, inside L2: what the mask's Philox words cost). Bytes/s:
+//    read x, write y.
 //
 //   OMP_NUM_THREADS=2 build/micro_ops --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
@@ -130,10 +132,7 @@ void bm_lm_head(benchmark::State& state, int64_t in, int64_t V, bool ce_only) {
 
 // ---- Dropout ------------------------------------------------------------------------------------
 
-constexpr int64_t kDropoutElements = int64_t{1} << 24;
-
-void bm_dropout(benchmark::State& state) {
-  const int64_t n = kDropoutElements;
+void bm_dropout(benchmark::State& state, int64_t n) {
   const float* x = normals(n, 20);
   std::vector<float> y(n);
   const uint64_t stream = hidden_dropout_stream(/*step=*/1, /*layer=*/0, DropoutSite::FeedForwardOutput);
@@ -169,7 +168,12 @@ void register_all() {
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }
-  benchmark::RegisterBenchmark("dropout_fwd/n:16M/p:0.1", bm_dropout)->UseRealTime()->Unit(benchmark::kMillisecond);
+  for (int64_t log2n : {24, 21, 18}) {
+    const std::string name = "dropout_fwd/n:" + std::to_string((int64_t{1} << log2n) >> 10) + "K/p:0.1";
+    benchmark::RegisterBenchmark(name.c_str(), bm_dropout, int64_t{1} << log2n)
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+  }
 }
 
 }  // namespace

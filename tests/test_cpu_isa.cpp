@@ -87,7 +87,7 @@ TEST(CpuIsa, PhiloxWordsOfEveryVariantMatchTheScalarDefinition) {
   }
 }
 
-TEST(CpuIsa, DropoutOfEveryVariantMatchesRngKeep) {
+TEST(CpuIsa, DropoutOfEveryVariantMatchesDropoutKeep) {
   ActiveIsa restore;
   const int64_t n = 5000;
   const std::vector<float> x = uniform(n, 1);
@@ -98,7 +98,8 @@ TEST(CpuIsa, DropoutOfEveryVariantMatchesRngKeep) {
     std::vector<float> y(static_cast<size_t>(n));
     dropout_forward(y.data(), x.data(), n, p, seed, stream, base);
     for (int64_t i = 0; i < n; ++i) {
-      const float want = rng_keep(seed, stream, base + static_cast<uint64_t>(i), p) ? x[static_cast<size_t>(i)] * scale : 0.f;
+      const float want =
+          dropout_keep(seed, stream, base + static_cast<uint64_t>(i), p) ? x[static_cast<size_t>(i)] * scale : 0.f;
       ASSERT_EQ(y[static_cast<size_t>(i)], want) << isa_name(isa) << " element " << i;
     }
   }
@@ -156,7 +157,7 @@ TEST(CpuIsa, ChunkAttentionOfEveryVariantIsBitIdenticalToBaseline) {
 }
 
 // kernels/cpu/elementwise.h: every kernel, every length up to two AVX-512 vectors past a multiple
-// (remainders of each width), signed zeros and negative inputs, random words around the threshold.
+// (remainders of each width), signed zeros and negative inputs, random draws and draws at the threshold.
 TEST(CpuIsa, ElementwiseKernelsOfEveryVariantAreBitIdenticalToBaseline) {
   ActiveIsa restore;
   const int64_t max_n = 131;
@@ -164,10 +165,12 @@ TEST(CpuIsa, ElementwiseKernelsOfEveryVariantAreBitIdenticalToBaseline) {
   x[3] = -0.f;
   x[4] = 0.f;
   g0[5] = -0.f;
-  std::vector<uint32_t> words(static_cast<size_t>(max_n));
-  rng_words32_groups(words.data(), 1, 2, 0, 4);  // 128 words
-  for (int64_t i = 128; i < max_n; ++i) words[static_cast<size_t>(i)] = static_cast<uint32_t>(i) << 24;
-  const int32_t threshold = static_cast<int32_t>(0.4 * 16777216.0);
+  std::vector<uint16_t> words(static_cast<size_t>(max_n));  // the draws
+  for (int64_t i = 0; i < max_n; ++i) words[static_cast<size_t>(i)] = dropout_draw(1, 2, static_cast<uint64_t>(i));
+  const int32_t threshold = dropout_threshold(0.4f);
+  words[7] = static_cast<uint16_t>(threshold);  // kept: the compare is >=
+  words[8] = static_cast<uint16_t>(threshold - 1);
+  words[9] = 65535;
   const float scale = 1.f / 0.6f;
   using Out = std::vector<std::vector<float>>;
   auto run = [&](Isa isa, int64_t n) {
@@ -210,10 +213,10 @@ TEST(CpuIsa, ElementwiseKernelsOfEveryVariantAreBitIdenticalToBaseline) {
             << isa_name(isa) << " n " << n << " output " << k;
     }
   }
-  // The baseline itself follows the definitions (keep iff (word >> 8) >= threshold).
+  // The baseline itself follows the definitions (keep iff draw >= threshold).
   const Out base = run(Isa::Baseline, max_n);
   for (int64_t i = 0; i < max_n; ++i) {
-    const bool keep = static_cast<int32_t>(words[static_cast<size_t>(i)] >> 8) >= threshold;
+    const bool keep = static_cast<int32_t>(words[static_cast<size_t>(i)]) >= threshold;
     const size_t u = static_cast<size_t>(i);
     ASSERT_EQ(base[0][u], keep ? x[u] * scale : 0.f) << i;
     ASSERT_EQ(base[1][u], y0[u] + (keep ? x[u] * scale : 0.f)) << i;

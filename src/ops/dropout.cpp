@@ -1,7 +1,7 @@
 #include "ops/dropout.h"
 
 #include <algorithm>
-#include <cmath>
+#include <bit>
 
 #include "kernels/cpu/elementwise.h"
 #include "ops/parallel.h"
@@ -17,42 +17,43 @@ uint64_t hidden_dropout_stream(uint64_t step, int layer, DropoutSite site) {
 namespace {
 
 struct Keep {
-  int32_t threshold;  // keep iff (word >> 8) >= threshold (kernels/cpu/elementwise.h)
+  int32_t threshold;  // keep iff draw >= threshold (dropout_keep)
   float scale;
 };
 
 Keep keep_rule(float p) {
   REFORMER_CHECK(p >= 0.f && p < 1.f, "dropout probability ", p, " is outside [0, 1)");
-  // keep iff rng_uniform >= p, i.e. (word >> 8) / 2^24 >= p, decided on the integer word: exact,
-  // since both sides are exact in double. threshold <= 2^24.
-  return {static_cast<int32_t>(std::ceil(static_cast<double>(p) / kRngUniformScale)), 1.f / (1.f - p)};
+  return {dropout_threshold(p), 1.f / (1.f - p)};
 }
 
-// Calls fn(i0, m, words) for pieces [i0, i0 + m) covering [0, n), words[r] = rng_word(seed, stream,
-// index_base + i0 + r). Whole aligned groups of 32 (rng.h) come from the dispatched Philox
-// (rng_words32_groups, kBatch groups per call), in parallel when there are enough; the unaligned
-// head and the tail word by word.
+// Calls fn(i0, m, draws) for pieces [i0, i0 + m) covering [0, n), draws[r] = dropout_draw(seed,
+// stream, index_base + i0 + r). An aligned block of 64 elements is one group of 32 Philox words
+// (rng.h), whose halves in memory order are the block's draws in element order (little-endian);
+// whole blocks come from the dispatched Philox (rng_words32_groups, kBatch groups per call), in
+// parallel when there are enough; the unaligned head and the tail draw by draw.
+static_assert(std::endian::native == std::endian::little, "dropout reads Philox words as 16-bit halves");
 template <class Fn>
-void for_each_words(int64_t n, uint64_t seed, uint64_t stream, uint64_t index_base, Fn&& fn) {
-  auto single = [&](int64_t i0, int64_t m) {  // m < 32
-    uint32_t words[32];
-    for (int64_t r = 0; r < m; ++r) words[r] = rng_word(seed, stream, index_base + static_cast<uint64_t>(i0 + r));
-    fn(i0, m, words);
+void for_each_draws(int64_t n, uint64_t seed, uint64_t stream, uint64_t index_base, Fn&& fn) {
+  constexpr int64_t kBlock = 64;  // elements per group of 32 words
+  auto single = [&](int64_t i0, int64_t m) {  // m < kBlock
+    uint16_t draws[kBlock];
+    for (int64_t r = 0; r < m; ++r) draws[r] = dropout_draw(seed, stream, index_base + static_cast<uint64_t>(i0 + r));
+    fn(i0, m, draws);
   };
-  const int64_t head = std::min(static_cast<int64_t>((32 - (index_base & 31)) & 31), n);
+  const int64_t head = std::min(static_cast<int64_t>((kBlock - (index_base % kBlock)) % kBlock), n);
   if (head > 0) single(0, head);
-  const int64_t groups = (n - head) / 32;
-  const uint64_t first_group = (index_base + static_cast<uint64_t>(head)) >> 5;
+  const int64_t groups = (n - head) / kBlock;
+  const uint64_t first_group = (index_base + static_cast<uint64_t>(head)) / kBlock;
   constexpr int64_t kBatch = 8;
   const int64_t batches = (groups + kBatch - 1) / kBatch;
-#pragma omp parallel for schedule(static) if (groups * 32 >= kOmpMinWork / 8)
+#pragma omp parallel for schedule(static) if (groups * kBlock >= kOmpMinWork / 8)
   for (int64_t bi = 0; bi < batches; ++bi) {
     uint32_t words[32 * kBatch];
     const int64_t g0 = bi * kBatch, ng = std::min(kBatch, groups - g0);
     rng_words32_groups(words, seed, stream, first_group + static_cast<uint64_t>(g0), ng);
-    fn(head + g0 * 32, 32 * ng, words);
+    fn(head + g0 * kBlock, kBlock * ng, reinterpret_cast<const DropoutDraw*>(words));
   }
-  const int64_t tail0 = head + groups * 32;
+  const int64_t tail0 = head + groups * kBlock;
   if (tail0 < n) single(tail0, n - tail0);
 }
 
@@ -65,7 +66,7 @@ void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed
     if (y != x) std::copy(x, x + n, y);
     return;
   }
-  for_each_words(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint32_t* w) {
+  for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const DropoutDraw* w) {
     kernel_dropout_apply(y + i0, x + i0, w, m, k.threshold, k.scale);
   });
 }
@@ -83,7 +84,7 @@ void dropout_add(float* y, const float* x, int64_t n, bool subtract, float p, ui
     parallel_ranges(n, [&](int64_t i0, int64_t i1) { kernel_add(y + i0, x + i0, i1 - i0, subtract); });
     return;
   }
-  for_each_words(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint32_t* w) {
+  for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const DropoutDraw* w) {
     kernel_dropout_add(y + i0, x + i0, w, m, k.threshold, k.scale, subtract);
   });
 }
@@ -95,7 +96,7 @@ void dropout_relu_forward(float* h, float* a, int64_t n, float p, uint64_t seed,
     parallel_ranges(n, [&](int64_t i0, int64_t i1) { kernel_relu_forward(a + i0, h + i0, i1 - i0); });
     return;
   }
-  for_each_words(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint32_t* w) {
+  for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const DropoutDraw* w) {
     kernel_dropout_relu(h + i0, a + i0, w, m, k.threshold, k.scale);
   });
 }
@@ -119,7 +120,7 @@ void dropout_add_and_backward(float* y, const float* x, float* dz, const float* 
     if (dz != dw) std::copy(dw, dw + n, dz);
     return;
   }
-  for_each_words(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint32_t* w) {
+  for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const DropoutDraw* w) {
     kernel_dropout_add(y + i0, x + i0, w, m, k.threshold, k.scale, subtract);
     kernel_dropout_apply(dz + i0, dw + i0, w, m, k.threshold, k.scale);
   });
