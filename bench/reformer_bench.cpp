@@ -4,6 +4,8 @@
 //   reformer_bench [--quick] [--out FILE] [--sweeps length,attn,forward,layers,dff,e8,long]
 //                  [--reps N] [--warmup N] [--mem-limit-gib G]
 //   reformer_bench --run 'key=value;key=value...'     one configuration, prints one CSV row body
+//   reformer_bench --pair 'spec A' 'spec B' [--rounds N]   both in one process, stepped alternately:
+//                                                     the ratio B / A per pair and its median
 //   reformer_bench --fma                              the FMA peak, prints "gflops1,gflops2"
 //
 // Every configuration runs in its OWN child process (fork + exec of this binary with --run), so the
@@ -271,56 +273,88 @@ std::string join(const std::vector<int64_t>& v, char sep) {
   return s;
 }
 
-int run_one(const BenchConfig& b) {
-  const reformer::ScopedPrecision precision(reformer::parse_precision(b.precision, "precision="));
-  const reformer::ReformerConfig cfg = model_config(b);
-  const int64_t L = b.length;
-  reformer::ReformerModel model(cfg, 1);
-  model.set_reversible(b.reversible != 0);
-  if (b.max_memory > 0) {  // what `reformer train --max-memory` would store
-    const reformer::LayerPlan plan =
-        reformer::plan_stored_layers(cfg, 1, L, "adam", omp_get_max_threads(), b.max_memory);
-    model.set_stored_layers(plan.stored);
-    std::fprintf(stderr, "plan: %s\n", reformer::describe_plan(plan).c_str());
-  } else if (b.stored >= 0) {
-    std::vector<bool> plan(cfg.attn_layers.size(), false);
-    for (size_t l = 0; l < plan.size() && static_cast<int64_t>(l) < b.stored; ++l) plan[l] = true;
-    model.set_stored_layers(plan);
+// One configuration's model, optimizer and batch, stepped by step(); run_one times one of these,
+// run_pair two in the same process.
+class Trial {
+ public:
+  explicit Trial(const BenchConfig& b)
+      : b_(b), precision_(reformer::parse_precision(b.precision, "precision=")), cfg_(model_config(b)), model_(cfg_, 1) {
+    const reformer::ScopedPrecision scope(precision_);
+    const int64_t L = b.length;
+    model_.set_reversible(b.reversible != 0);
+    if (b.max_memory > 0) {  // what `reformer train --max-memory` would store
+      const reformer::LayerPlan plan =
+          reformer::plan_stored_layers(cfg_, 1, L, "adam", omp_get_max_threads(), b.max_memory);
+      model_.set_stored_layers(plan.stored);
+      std::fprintf(stderr, "plan: %s\n", reformer::describe_plan(plan).c_str());
+    } else if (b.stored >= 0) {
+      std::vector<bool> plan(cfg_.attn_layers.size(), false);
+      for (size_t l = 0; l < plan.size() && static_cast<int64_t>(l) < b.stored; ++l) plan[l] = true;
+      model_.set_stored_layers(plan);
+    }
+    for (auto& p : model_.parameters()) refs_.push_back({p.name, p.param->data(), p.grad->data(), p.param->shape()});
+    if (b.mode == "train") adam_ = std::make_unique<reformer::Adam>(refs_);
+    ids_.resize(static_cast<size_t>(L));
+    uint64_t s = 88172645463325252ull;
+    for (auto& id : ids_) {
+      s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+      id = static_cast<int32_t>(s % static_cast<uint64_t>(cfg_.vocab_size));
+    }
   }
-  std::vector<reformer::ParamRef> refs;
-  for (auto& p : model.parameters()) refs.push_back({p.name, p.param->data(), p.grad->data(), p.param->shape()});
-  std::unique_ptr<reformer::Adam> adam;
-  if (b.mode == "train") adam = std::make_unique<reformer::Adam>(refs);
-  std::vector<int32_t> ids(static_cast<size_t>(L));
-  uint64_t s = 88172645463325252ull;
-  for (auto& id : ids) {
-    s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-    id = static_cast<int32_t>(s % static_cast<uint64_t>(cfg.vocab_size));
-  }
-  reformer::Batch batch{ids.data(), 1, L, nullptr, nullptr};
-  reformer::mem_reset_peaks();
-  std::vector<double> times;
-  double loss = 0;
-  for (int r = 0; r < b.warmup + b.reps; ++r) {
+  const reformer::ReformerConfig& config() const { return cfg_; }
+
+  // Step r (its dropout masks depend on r); returns its wall time and leaves its loss in loss().
+  double step(int r) {
+    const reformer::ScopedPrecision scope(precision_);
+    const reformer::Batch batch{ids_.data(), 1, b_.length, nullptr, nullptr};
     reformer::StepOptions opt;
     opt.step = static_cast<uint64_t>(r);
     opt.seed = 7;
     const auto t0 = Clock::now();
-    if (b.mode == "train") {
-      model.zero_grad();
-      loss = model.forward_backward(batch, opt).mean();
-      adam->step(refs, 1e-4f);
+    if (b_.mode == "train") {
+      model_.zero_grad();
+      loss_ = model_.forward_backward(batch, opt).mean();
+      adam_->step(refs_, 1e-4f);
     } else {
       opt.training = false;
-      loss = model.evaluate(batch, opt).mean();
+      loss_ = model_.evaluate(batch, opt).mean();
     }
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (r >= b.warmup) times.push_back(dt);
-    std::fprintf(stderr, "  [%s L=%lld] step %d: %.3f s, loss %.4f\n", b.name.c_str(), static_cast<long long>(L), r, dt, loss);
+    std::fprintf(stderr, "  [%s L=%lld] step %d: %.3f s, loss %.4f\n", b_.name.c_str(),
+                 static_cast<long long>(b_.length), r, dt, loss_);
+    return dt;
   }
+  double loss() const { return loss_; }
+
+ private:
+  BenchConfig b_;
+  reformer::Precision precision_;
+  reformer::ReformerConfig cfg_;
+  reformer::ReformerModel model_;
+  std::vector<reformer::ParamRef> refs_;
+  std::unique_ptr<reformer::Adam> adam_;
+  std::vector<int32_t> ids_;
+  double loss_ = 0;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+int run_one(const BenchConfig& b) {
+  Trial trial(b);
+  const reformer::ReformerConfig& cfg = trial.config();
+  const int64_t L = b.length;
+  reformer::mem_reset_peaks();
+  std::vector<double> times;
+  for (int r = 0; r < b.warmup + b.reps; ++r) {
+    const double dt = trial.step(r);
+    if (r >= b.warmup) times.push_back(dt);
+  }
+  const double loss = trial.loss();
   std::sort(times.begin(), times.end());
-  const double med = times.size() % 2 ? times[times.size() / 2]
-                                       : 0.5 * (times[times.size() / 2 - 1] + times[times.size() / 2]);
+  const double med = median(times);
   const double flops = forward_flops_per_token(cfg, L) * static_cast<double>(L) * (b.mode == "train" ? 3.0 : 1.0);
   const reformer::MemStats m = reformer::mem_stats();
   std::printf("%s,%d,%.6f,%.6f,%.6f,%.1f,%.4e,%.4e,%.2f,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%.5f\n",
@@ -332,6 +366,35 @@ int run_one(const BenchConfig& b) {
               static_cast<long long>(m.peak_of(MemCategory::Activations)),
               static_cast<long long>(m.peak_of(MemCategory::Workspace)),
               static_cast<long long>(reformer::process_peak_rss_bytes()), loss);
+  return 0;
+}
+
+// Two configurations in one process, stepped alternately (A B, then B A, ...) after one warm-up
+// step each: slow drifts of the machine's speed (this workplace's step times move by +-20% between
+// processes) hit both alike. Prints each pair's times and B / A, then the median and the range of
+// the ratios; the memory columns of run_one do not apply (both models are alive).
+int run_pair(const BenchConfig& a, const BenchConfig& b, int rounds) {
+  Trial ta(a), tb(b);
+  ta.step(0);
+  tb.step(0);
+  std::vector<double> ratios;
+  std::printf("round,a_s,b_s,b_over_a\n");
+  for (int r = 1; r <= rounds; ++r) {
+    double da = 0, db = 0;
+    if (r % 2) {
+      da = ta.step(r);
+      db = tb.step(r);
+    } else {
+      db = tb.step(r);
+      da = ta.step(r);
+    }
+    ratios.push_back(db / da);
+    std::printf("%d,%.4f,%.4f,%.4f\n", r, da, db, db / da);
+  }
+  std::fflush(stdout);
+  const auto [lo, hi] = std::minmax_element(ratios.begin(), ratios.end());
+  std::printf("median b/a %.4f (range %.4f-%.4f over %d pairs); losses a %.5f b %.5f\n", median(ratios), *lo, *hi,
+              rounds, ta.loss(), tb.loss());
   return 0;
 }
 
@@ -456,6 +519,7 @@ void usage() {
                "usage: reformer_bench [--quick] [--out FILE] [--sweeps length,long,attn,forward,layers,dff,e8]\n"
                "                      [--reps N] [--warmup N] [--mem-limit-gib G] [--fma-seconds S]\n"
                "       reformer_bench --run 'name=x;model=cp;attn=mixed;mode=train;length=4096;...'\n"
+               "       reformer_bench --pair 'spec A' 'spec B' [--rounds N]   A and B stepped alternately in one process\n"
                "       reformer_bench --fma [--fma-seconds S]\n");
 }
 
@@ -475,6 +539,11 @@ int main(int argc, char** argv) {
         return args[++i];
       };
       if (a == "--run") return run_one(BenchConfig::decode(next()));
+      if (a == "--pair") {
+        const BenchConfig first = BenchConfig::decode(next()), second = BenchConfig::decode(next());
+        const int rounds = i + 2 < args.size() && args[i + 1] == "--rounds" ? std::stoi(args[i + 2]) : 6;
+        return run_pair(first, second, rounds);
+      }
       if (a == "--fma-seconds") fma_seconds = std::stod(next());
       else if (a == "--fma") return run_fma(fma_seconds);
       else if (a == "--quick") quick = true;
