@@ -83,6 +83,34 @@ TEST(Gemm, MatchesReferenceForAllTransposes) {
     }
 }
 
+// Dropout's keep rule (rng.h): element i draws half of Philox word i / 2, low half
+// first, and p is rounded up to a multiple of 2^-16.
+TEST(Rng, DropoutDrawIsHalfAPhiloxWordAndThresholdRoundsUp) {
+  const uint64_t seed = 9, stream = rng_stream(RngPurpose::HiddenDropout, {1, 0, 0});
+  for (uint64_t w = 0; w < 300; ++w) {
+    const uint32_t word = rng_word(seed, stream, w);
+    ASSERT_EQ(rng_draw16(seed, stream, 2 * w), word & 0xFFFFu) << w;
+    ASSERT_EQ(rng_draw16(seed, stream, 2 * w + 1), word >> 16) << w;
+  }
+  EXPECT_EQ(rng_keep_threshold(0.f), 0);
+  EXPECT_EQ(rng_keep_threshold(0.05f), 3277);  // 0.05 * 65536 = 3276.8
+  EXPECT_EQ(rng_keep_threshold(0.5f), 32768);  // exact: not rounded up
+  EXPECT_TRUE(rng_keep(seed, stream, 0, 0.f));  // p = 0 keeps every draw
+}
+
+TEST(Rng, Draws16MatchElementwiseAtAnyOffset) {
+  const uint64_t stream = rng_stream(RngPurpose::AttentionDropout, {4, 5});
+  const uint64_t seed = 0x123456789abcdefull;  // above 2^32
+  for (uint64_t base : {0ull, 1ull, 63ull, 64ull, 1000001ull})
+    for (int64_t n : {int64_t{0}, int64_t{5}, int64_t{64}, int64_t{700}}) {  // 700: head, 8-group batches, tail
+      std::vector<uint16_t> block(static_cast<size_t>(n));
+      rng_draws16(block.data(), n, seed, stream, base);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(block[static_cast<size_t>(i)], rng_draw16(seed, stream, base + static_cast<uint64_t>(i)))
+            << "base " << base << " n " << n << " i " << i;
+    }
+}
+
 TEST(Rng, UniformBlockMatchesElementwiseAtAnyOffset) {
   const uint64_t stream = rng_stream(RngPurpose::HiddenDropout, {1, 2, 3});
   for (uint64_t base : {0ull, 1ull, 3ull, 4ull, 1000001ull}) {

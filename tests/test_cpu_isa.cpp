@@ -87,7 +87,7 @@ TEST(CpuIsa, PhiloxWordsOfEveryVariantMatchTheScalarDefinition) {
   }
 }
 
-TEST(CpuIsa, DropoutOfEveryVariantMatchesDropoutKeep) {
+TEST(CpuIsa, DropoutOfEveryVariantMatchesRngKeep) {
   ActiveIsa restore;
   const int64_t n = 5000;
   const std::vector<float> x = uniform(n, 1);
@@ -99,7 +99,7 @@ TEST(CpuIsa, DropoutOfEveryVariantMatchesDropoutKeep) {
     dropout_forward(y.data(), x.data(), n, p, seed, stream, base);
     for (int64_t i = 0; i < n; ++i) {
       const float want =
-          dropout_keep(seed, stream, base + static_cast<uint64_t>(i), p) ? x[static_cast<size_t>(i)] * scale : 0.f;
+          rng_keep(seed, stream, base + static_cast<uint64_t>(i), p) ? x[static_cast<size_t>(i)] * scale : 0.f;
       ASSERT_EQ(y[static_cast<size_t>(i)], want) << isa_name(isa) << " element " << i;
     }
   }
@@ -166,8 +166,8 @@ TEST(CpuIsa, ElementwiseKernelsOfEveryVariantAreBitIdenticalToBaseline) {
   x[4] = 0.f;
   g0[5] = -0.f;
   std::vector<uint16_t> words(static_cast<size_t>(max_n));  // the draws
-  for (int64_t i = 0; i < max_n; ++i) words[static_cast<size_t>(i)] = dropout_draw(1, 2, static_cast<uint64_t>(i));
-  const int32_t threshold = dropout_threshold(0.4f);
+  for (int64_t i = 0; i < max_n; ++i) words[static_cast<size_t>(i)] = rng_draw16(1, 2, static_cast<uint64_t>(i));
+  const int32_t threshold = rng_keep_threshold(0.4f);
   words[7] = static_cast<uint16_t>(threshold);  // kept: the compare is >=
   words[8] = static_cast<uint16_t>(threshold - 1);
   words[9] = 65535;

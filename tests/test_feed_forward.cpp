@@ -64,7 +64,7 @@ Vec reference_forward(const Params& P, const Vec& x, const FeedForwardCall& call
   const uint64_t s_hidden = hidden_dropout_stream(call.step, call.layer, DropoutSite::FeedForwardHidden);
   const uint64_t s_out = hidden_dropout_stream(call.step, call.layer, DropoutSite::FeedForwardOutput);
   auto mask = [&](uint64_t stream, uint64_t index) {
-    return p == 0.f ? 1.0 : (dropout_keep(call.seed, stream, index, p) ? keep_scale : 0.0);
+    return p == 0.f ? 1.0 : (rng_keep(call.seed, stream, index, p) ? keep_scale : 0.0);
   };
   Vec out(call.rows * D);
   for (int64_t r = 0; r < call.rows; ++r) {

@@ -368,7 +368,7 @@ TEST(Dropout, KeepRateScaleAndSameMaskInBackward) {
   dropout_backward(dx.data(), dy.data(), n, p, seed, stream, 1000);
   int64_t kept = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const bool keep = dropout_keep(seed, stream, 1000 + i, p);
+    const bool keep = rng_keep(seed, stream, 1000 + i, p);
     kept += keep;
     ASSERT_EQ(y[i], keep ? x[i] * (1.f / (1.f - p)) : 0.f) << i;
     ASSERT_EQ(dx[i], keep ? dy[i] * (1.f / (1.f - p)) : 0.f) << i;
@@ -376,21 +376,6 @@ TEST(Dropout, KeepRateScaleAndSameMaskInBackward) {
   // Binomial keep count: within 5 standard deviations of its mean.
   const double mean = n * (1.0 - p), sd = std::sqrt(n * p * (1.0 - p));
   EXPECT_LT(std::fabs(kept - mean), 5 * sd) << "kept " << kept << " of " << n;
-}
-
-// The keep rule's definition (ops/dropout.h): element i draws half of Philox word i / 2, low half
-// first, and p is rounded up to a multiple of 2^-16.
-TEST(Dropout, DrawIsHalfAPhiloxWordAndThresholdRoundsUp) {
-  const uint64_t seed = 9, stream = hidden_dropout_stream(1, 0, DropoutSite::AttentionOutput);
-  for (uint64_t w = 0; w < 300; ++w) {
-    const uint32_t word = rng_word(seed, stream, w);
-    ASSERT_EQ(dropout_draw(seed, stream, 2 * w), word & 0xFFFFu) << w;
-    ASSERT_EQ(dropout_draw(seed, stream, 2 * w + 1), word >> 16) << w;
-  }
-  EXPECT_EQ(dropout_threshold(0.f), 0);
-  EXPECT_EQ(dropout_threshold(0.05f), 3277);  // 0.05 * 65536 = 3276.8
-  EXPECT_EQ(dropout_threshold(0.5f), 32768);  // exact: not rounded up
-  EXPECT_TRUE(dropout_keep(seed, stream, 0, 0.f));  // p = 0 keeps every draw
 }
 
 TEST(Dropout, MaskDependsOnAbsoluteIndexNotOnSplit) {
@@ -439,7 +424,7 @@ TEST(Dropout, FusedPassesMatchTheirElementwiseReferences) {
         const uint64_t seed = 5, stream = hidden_dropout_stream(2, 1, DropoutSite::FeedForwardHidden);
         const float scale = 1.f / (1.f - p);
         const Vec x = random_vec(n, 80), y0 = random_vec(n, 81), g0 = random_vec(n, 82);  // in [-1, 1]
-        auto keep = [&](int64_t i) { return p == 0.f || dropout_keep(seed, stream, base + static_cast<uint64_t>(i), p); };
+        auto keep = [&](int64_t i) { return p == 0.f || rng_keep(seed, stream, base + static_cast<uint64_t>(i), p); };
         auto drop = [&](int64_t i, float v) { return keep(i) ? v * scale : 0.f; };
         for (bool subtract : {false, true}) {
           Vec y = y0;

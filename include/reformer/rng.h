@@ -69,9 +69,25 @@ float rng_normal(uint64_t seed, uint64_t stream, uint64_t index);
 void rng_fill_normal(float* out, int64_t n, uint64_t seed, uint64_t stream, float mean = 0.f, float std = 1.f);
 void rng_fill_uniform(float* out, int64_t n, uint64_t seed, uint64_t stream, float lo, float hi);
 
+// Dropout's draws: element `index` takes 16 bits, half of one Philox word (rng_word of index / 2:
+// the low half for even indices, the high half for odd ones), so that one word serves two elements
+// (a 24-bit uniform per element doubles the Philox work, the largest cost of a dropout pass).
+inline uint16_t rng_draw16(uint64_t seed, uint64_t stream, uint64_t index) {
+  return static_cast<uint16_t>(rng_word(seed, stream, index >> 1) >> (16 * (index & 1)));
+}
+// out[i] = rng_draw16(seed, stream, index_base + i) for i < n: whole aligned blocks of 64 (one
+// group of 32 words) from the dispatched Philox, the unaligned head and the tail one by one.
+void rng_draws16(uint16_t* out, int64_t n, uint64_t seed, uint64_t stream, uint64_t index_base);
+// Dropout with probability p (in [0, 1)) keeps an element iff its draw >= ceil(p * 2^16): the drop
+// probability is p rounded up to a multiple of 2^-16 (0.05 drops 3277 / 65536 = 0.0500031).
+inline int32_t rng_keep_threshold(float p_drop) {  // in [0, 2^16]; exact: both sides are exact in double
+  const double t = static_cast<double>(p_drop) * 65536.0;
+  const int32_t floor_t = static_cast<int32_t>(t);
+  return floor_t + (static_cast<double>(floor_t) < t);
+}
 // Dropout decision for element `index`: true = keep. p_drop in [0, 1).
 inline bool rng_keep(uint64_t seed, uint64_t stream, uint64_t index, float p_drop) {
-  return rng_uniform(seed, stream, index) >= p_drop;
+  return static_cast<int32_t>(rng_draw16(seed, stream, index)) >= rng_keep_threshold(p_drop);
 }
 
 }  // namespace reformer

@@ -160,6 +160,26 @@ void rng_uniform_block(float* out, int64_t n, uint64_t seed, uint64_t stream, ui
   for (; i < n; ++i) out[i] = rng_uniform(seed, stream, index_base + static_cast<uint64_t>(i));
 }
 
+void rng_draws16(uint16_t* out, int64_t n, uint64_t seed, uint64_t stream, uint64_t index_base) {
+  constexpr int64_t kBlock = 64;  // draws per group of 32 words
+  int64_t i = 0;
+  for (; i < n && (index_base + static_cast<uint64_t>(i)) % kBlock != 0; ++i)  // up to a block boundary
+    out[i] = rng_draw16(seed, stream, index_base + static_cast<uint64_t>(i));
+  constexpr int64_t kGroups = 8;  // groups per call of the dispatched generator
+  uint32_t words[32 * kGroups];
+  while (i + kBlock <= n) {
+    const int64_t groups = std::min(kGroups, (n - i) / kBlock);
+    rng_words32_groups(words, seed, stream, (index_base + static_cast<uint64_t>(i)) / kBlock, groups);
+    // Word w holds draws 2w (low half) and 2w + 1 (high half).
+    for (int64_t w = 0; w < 32 * groups; ++w) {
+      out[i + 2 * w] = static_cast<uint16_t>(words[w]);
+      out[i + 2 * w + 1] = static_cast<uint16_t>(words[w] >> 16);
+    }
+    i += kBlock * groups;
+  }
+  for (; i < n; ++i) out[i] = rng_draw16(seed, stream, index_base + static_cast<uint64_t>(i));
+}
+
 float rng_normal(uint64_t seed, uint64_t stream, uint64_t index) {
   const Philox4 r = philox(seed, stream, index);
   // u1 in (0, 1] so the log is finite.

@@ -1,7 +1,6 @@
 #include "ops/dropout.h"
 
 #include <algorithm>
-#include <bit>
 
 #include "kernels/cpu/elementwise.h"
 #include "ops/parallel.h"
@@ -17,44 +16,30 @@ uint64_t hidden_dropout_stream(uint64_t step, int layer, DropoutSite site) {
 namespace {
 
 struct Keep {
-  int32_t threshold;  // keep iff draw >= threshold (dropout_keep)
+  int32_t threshold;  // keep iff draw >= threshold (rng_keep)
   float scale;
 };
 
 Keep keep_rule(float p) {
   REFORMER_CHECK(p >= 0.f && p < 1.f, "dropout probability ", p, " is outside [0, 1)");
-  return {dropout_threshold(p), 1.f / (1.f - p)};
+  return {rng_keep_threshold(p), 1.f / (1.f - p)};
 }
 
-// Calls fn(i0, m, draws) for pieces [i0, i0 + m) covering [0, n), draws[r] = dropout_draw(seed,
-// stream, index_base + i0 + r). An aligned block of 64 elements is one group of 32 Philox words
-// (rng.h), whose halves in memory order are the block's draws in element order (little-endian);
-// whole blocks come from the dispatched Philox (rng_words32_groups, kBatch groups per call), in
-// parallel when there are enough; the unaligned head and the tail draw by draw.
-static_assert(std::endian::native == std::endian::little, "dropout reads Philox words as 16-bit halves");
+// Calls fn(i0, m, draws) for pieces [i0, i0 + m) covering [0, n), draws[r] = rng_draw16(seed,
+// stream, index_base + i0 + r) (rng_draws16), in parallel pieces of kPiece when there are enough.
 template <class Fn>
 void for_each_draws(int64_t n, uint64_t seed, uint64_t stream, uint64_t index_base, Fn&& fn) {
-  constexpr int64_t kBlock = 64;  // elements per group of 32 words
-  auto single = [&](int64_t i0, int64_t m) {  // m < kBlock
-    uint16_t draws[kBlock];
-    for (int64_t r = 0; r < m; ++r) draws[r] = dropout_draw(seed, stream, index_base + static_cast<uint64_t>(i0 + r));
+  constexpr int64_t kPiece = 512;  // 8 Philox groups of 64 draws; the unaligned head in the first piece
+  const int64_t head = std::min(static_cast<int64_t>((kPiece - index_base % kPiece) % kPiece), n);
+  const int64_t pieces = (head > 0) + (n - head + kPiece - 1) / kPiece;
+#pragma omp parallel for schedule(static) if (n >= kOmpMinWork / 8)
+  for (int64_t pi = 0; pi < pieces; ++pi) {
+    uint16_t draws[kPiece];
+    const int64_t i0 = pi == 0 ? 0 : head + (pi - (head > 0)) * kPiece;
+    const int64_t m = pi == 0 && head > 0 ? head : std::min(kPiece, n - i0);
+    rng_draws16(draws, m, seed, stream, index_base + static_cast<uint64_t>(i0));
     fn(i0, m, draws);
-  };
-  const int64_t head = std::min(static_cast<int64_t>((kBlock - (index_base % kBlock)) % kBlock), n);
-  if (head > 0) single(0, head);
-  const int64_t groups = (n - head) / kBlock;
-  const uint64_t first_group = (index_base + static_cast<uint64_t>(head)) / kBlock;
-  constexpr int64_t kBatch = 8;
-  const int64_t batches = (groups + kBatch - 1) / kBatch;
-#pragma omp parallel for schedule(static) if (groups * kBlock >= kOmpMinWork / 8)
-  for (int64_t bi = 0; bi < batches; ++bi) {
-    uint32_t words[32 * kBatch];
-    const int64_t g0 = bi * kBatch, ng = std::min(kBatch, groups - g0);
-    rng_words32_groups(words, seed, stream, first_group + static_cast<uint64_t>(g0), ng);
-    fn(head + g0 * kBlock, kBlock * ng, reinterpret_cast<const DropoutDraw*>(words));
   }
-  const int64_t tail0 = head + groups * kBlock;
-  if (tail0 < n) single(tail0, n - tail0);
 }
 
 }  // namespace
@@ -66,7 +51,7 @@ void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed
     if (y != x) std::copy(x, x + n, y);
     return;
   }
-  for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const DropoutDraw* w) {
+  for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint16_t* w) {
     kernel_dropout_apply(y + i0, x + i0, w, m, k.threshold, k.scale);
   });
 }
@@ -84,7 +69,7 @@ void dropout_add(float* y, const float* x, int64_t n, bool subtract, float p, ui
     parallel_ranges(n, [&](int64_t i0, int64_t i1) { kernel_add(y + i0, x + i0, i1 - i0, subtract); });
     return;
   }
-  for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const DropoutDraw* w) {
+  for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint16_t* w) {
     kernel_dropout_add(y + i0, x + i0, w, m, k.threshold, k.scale, subtract);
   });
 }
@@ -96,7 +81,7 @@ void dropout_relu_forward(float* h, float* a, int64_t n, float p, uint64_t seed,
     parallel_ranges(n, [&](int64_t i0, int64_t i1) { kernel_relu_forward(a + i0, h + i0, i1 - i0); });
     return;
   }
-  for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const DropoutDraw* w) {
+  for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint16_t* w) {
     kernel_dropout_relu(h + i0, a + i0, w, m, k.threshold, k.scale);
   });
 }
@@ -120,7 +105,7 @@ void dropout_add_and_backward(float* y, const float* x, float* dz, const float* 
     if (dz != dw) std::copy(dw, dw + n, dz);
     return;
   }
-  for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const DropoutDraw* w) {
+  for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint16_t* w) {
     kernel_dropout_add(y + i0, x + i0, w, m, k.threshold, k.scale, subtract);
     kernel_dropout_apply(dz + i0, dw + i0, w, m, k.threshold, k.scale);
   });

@@ -1,6 +1,7 @@
 #pragma once
 // Inverted dropout with counter-based masks (reformer/rng.h): element i is kept iff
-// dropout_keep(seed, stream, index_base + i, p) (below), and kept values are scaled by 1 / (1 - p).
+// rng_keep(seed, stream, index_base + i, p) (16 bits of Philox per element), and kept values are
+// scaled by 1 / (1 - p), as in Hugging Face.
 // The mask is a pure function of its key, so a recomputation (reversible backward, chunked layers)
 // draws the same mask by passing the same (seed, stream, absolute index). p = 0 is a no-op that
 // draws nothing.
@@ -11,28 +12,9 @@
 // mask does not depend on how the rows are chunked. Dropout after the final LayerNorm uses
 // layer = number of layers.
 // Gradients: dx is ASSIGNED.
-#include <cmath>
 #include <cstdint>
 
-#include "reformer/rng.h"
-
 namespace reformer {
-
-// The keep rule. Element `index` takes a 16-bit draw, half of one Philox word (rng_word of
-// index / 2: the low half for even indices, the high half for odd ones), and is kept iff
-// draw >= ceil(p * 2^16). One word serves two elements: a 24-bit uniform per element would cost
-// twice the Philox work, which is the largest of the dropout passes' costs. The drop probability
-// is p rounded up to a multiple of 2^-16 (0.05 drops 3277 / 65536 = 0.0500031); the scale stays
-// 1 / (1 - p), as in Hugging Face. (Attention-probability dropout keeps rng_keep's 24 bits.)
-inline uint16_t dropout_draw(uint64_t seed, uint64_t stream, uint64_t index) {
-  return static_cast<uint16_t>(rng_word(seed, stream, index >> 1) >> (16 * (index & 1)));
-}
-inline int32_t dropout_threshold(float p) {  // in [0, 2^16]; exact: both sides are exact in double
-  return static_cast<int32_t>(std::ceil(static_cast<double>(p) * 65536.0));
-}
-inline bool dropout_keep(uint64_t seed, uint64_t stream, uint64_t index, float p) {
-  return static_cast<int32_t>(dropout_draw(seed, stream, index)) >= dropout_threshold(p);
-}
 
 enum class DropoutSite : uint64_t {
   AttentionOutput = 0,    // after Wo (reversible block)

@@ -7,16 +7,16 @@ namespace reformer {
 #define REFORMER_ISA_BODY "kernels/cpu/elementwise_body.inc"
 #include "core/isa_variants.inc"
 
-void kernel_dropout_apply(float* y, const float* x, const DropoutDraw* draws, int64_t n, int32_t threshold, float scale) {
+void kernel_dropout_apply(float* y, const float* x, const uint16_t* draws, int64_t n, int32_t threshold, float scale) {
   REFORMER_DISPATCH(dropout_apply, y, x, draws, n, threshold, scale);
 }
 
-void kernel_dropout_add(float* y, const float* x, const DropoutDraw* draws, int64_t n, int32_t threshold, float scale,
+void kernel_dropout_add(float* y, const float* x, const uint16_t* draws, int64_t n, int32_t threshold, float scale,
                         bool subtract) {
   REFORMER_DISPATCH(dropout_add, y, x, draws, n, threshold, scale, subtract);
 }
 
-void kernel_dropout_relu(float* h, float* a, const DropoutDraw* draws, int64_t n, int32_t threshold, float scale) {
+void kernel_dropout_relu(float* h, float* a, const uint16_t* draws, int64_t n, int32_t threshold, float scale) {
   REFORMER_DISPATCH(dropout_relu, h, a, draws, n, threshold, scale);
 }
 

@@ -4,26 +4,23 @@
 // picked by isa_active() on every call. Every variant gives the same bits (tests/test_cpu_isa.cpp):
 // each output element is a fixed expression of its inputs (no reductions, no FMA contraction).
 //
-// The dropout kernels take the 16-bit draws of their elements (ops/dropout.h: draws[i] =
-// dropout_draw(seed, stream, index of element i)) and keep an element iff draws[i] >= threshold,
-// threshold = ceil(p * 2^16) <= 2^16, i.e. exactly dropout_keep(); the compare is done on int32
-// because SSE2 has no unsigned compare and would leave the loop scalar. `scale` is 1 / (1 - p). The
-// fused ones are what ops/dropout.h composes from the unfused ops, in the same order of float
-// operations, hence bit-identical to it. The draws are read as halves of Philox's uint32 words,
-// hence the may_alias type.
+// The dropout kernels take the 16-bit draws of their elements (rng.h: draws[i] = rng_draw16(seed,
+// stream, index of element i)) and keep an element iff draws[i] >= threshold, threshold =
+// rng_keep_threshold(p) <= 2^16, i.e. exactly rng_keep(); the compare is done on int32 because SSE2
+// has no unsigned compare and would leave the loop scalar. `scale` is 1 / (1 - p). The fused ones
+// are what ops/dropout.h composes from the unfused ops, in the same order of float operations,
+// hence bit-identical to it.
 #include <cstdint>
 
 namespace reformer {
 
-typedef uint16_t __attribute__((__may_alias__)) DropoutDraw;
-
 // y[i] = keep ? x[i] * scale : 0. y may be x.
-void kernel_dropout_apply(float* y, const float* x, const DropoutDraw* draws, int64_t n, int32_t threshold, float scale);
+void kernel_dropout_apply(float* y, const float* x, const uint16_t* draws, int64_t n, int32_t threshold, float scale);
 // y[i] += keep ? x[i] * scale : 0 (y[i] -= ... if subtract).
-void kernel_dropout_add(float* y, const float* x, const DropoutDraw* draws, int64_t n, int32_t threshold, float scale,
+void kernel_dropout_add(float* y, const float* x, const uint16_t* draws, int64_t n, int32_t threshold, float scale,
                         bool subtract);
 // h[i] = keep ? h[i] * scale : 0, then a[i] = relu(h[i]) = h[i] > 0 ? h[i] : 0.
-void kernel_dropout_relu(float* h, float* a, const DropoutDraw* draws, int64_t n, int32_t threshold, float scale);
+void kernel_dropout_relu(float* h, float* a, const uint16_t* draws, int64_t n, int32_t threshold, float scale);
 // dh[i] = h[i] > 0 ? dh[i] * scale : 0 (relu's and dropout's backward read off dropout's output h).
 void kernel_relu_backward_scaled(float* dh, const float* h, int64_t n, float scale);
 // y[i] = x[i] > 0 ? x[i] : 0 (y may be x); dx[i] = (x[i] > 0 ? 1 : 0) * dy[i] (dx may be dy).
