@@ -226,6 +226,23 @@ void LshSelfAttention::gather_chunk(const Plan& p, const float* qk, const float*
   }
 }
 
+// Hash (optionally) and sort head h of batch b: s.spos / s.undo (identity when not hashed).
+void LshSelfAttention::sort_head(const Plan& p, int64_t b, int64_t h, bool rehash, const uint8_t* valid,
+                                 LshHeadScratch& s) {
+  const int64_t d = cfg_.head_size, Hd = cfg_.heads * d, L = p.L;
+  if (!p.hashed) {
+    for (int64_t t = 0; t < L; ++t) s.spos[t] = s.undo[t] = static_cast<int32_t>(t);
+    return;
+  }
+  int32_t* buckets = buckets_.data() + (b * cfg_.heads + h) * p.nh * L;
+  if (rehash) {
+    const float* qk = ws_->qk().data() + b * L * Hd + h * d;
+    lsh_hash(buckets, qk, Hd, rotations_.data() + h * d * p.nh * rot_cols_, valid, p.padding_bucket, L, d,
+             static_cast<int>(p.nh), cfg_.num_buckets, s.hash.data());
+  }
+  lsh_sort(s.spos.data(), s.undo.data(), buckets, L, static_cast<int>(p.nh), p.nb_eff, s.counts.data());
+}
+
 // Hash (optionally), sort, gather, attend chunk by chunk, un-sort and combine the rounds into ws_->o().
 // Leaves the per-slot outputs, logsumexps and round weights in s for the backward.
 void LshSelfAttention::head_forward(const Plan& p, const AttentionCall& call, int64_t b, int64_t h, bool rehash,
@@ -235,15 +252,7 @@ void LshSelfAttention::head_forward(const Plan& p, const AttentionCall& call, in
   const float* v = ws_->v().data() + b * L * Hd + h * d;
   const uint8_t* valid = call.pad_mask ? call.pad_mask + b * L : nullptr;
 
-  if (p.hashed) {
-    int32_t* buckets = buckets_.data() + (b * cfg_.heads + h) * p.nh * L;
-    if (rehash)
-      lsh_hash(buckets, qk, Hd, rotations_.data() + h * d * p.nh * rot_cols_, valid, p.padding_bucket, L, d,
-               static_cast<int>(p.nh), cfg_.num_buckets, s.hash.data());
-    lsh_sort(s.spos.data(), s.undo.data(), buckets, L, static_cast<int>(p.nh), p.nb_eff, s.counts.data());
-  } else {
-    for (int64_t t = 0; t < L; ++t) s.spos[t] = s.undo[t] = static_cast<int32_t>(t);
-  }
+  sort_head(p, b, h, rehash, valid, s);
 
   // One round: the combination below is exact (w = exp(0) = 1, o = o_1), so each chunk's outputs go
   // straight to their positions in o and no per-slot copy is kept.
@@ -287,11 +296,18 @@ void LshSelfAttention::head_forward(const Plan& p, const AttentionCall& call, in
 }
 
 void LshSelfAttention::head_backward(const Plan& p, const AttentionCall& call, int64_t b, int64_t h, LshHeadScratch& s) {
-  head_forward(p, call, b, h, /*rehash=*/false, s);
+  // One round: each chunk's forward is all its backward needs (w = 1, o_1 = o), so it runs in the
+  // chunk loop below on the chunk gathered once for both. More rounds: the combination needs every
+  // round's outputs first.
+  const bool single = p.nh == 1;
+  if (single)
+    sort_head(p, b, h, /*rehash=*/false, call.pad_mask ? call.pad_mask + b * p.L : nullptr, s);
+  else
+    head_forward(p, call, b, h, /*rehash=*/false, s);
   const int64_t d = cfg_.head_size, Hd = cfg_.heads * d, L = p.L;
   const int64_t base = b * L * Hd + h * d;
   const float* qk = ws_->qk().data() + base;
-  const float* o = ws_->o().data() + base;
+  float* o = ws_->o().data() + base;
   const float* dO = ws_->dO().data() + base;
   const uint8_t* valid = call.pad_mask ? call.pad_mask + b * L : nullptr;
 
@@ -307,19 +323,24 @@ void LshSelfAttention::head_backward(const Plan& p, const AttentionCall& call, i
     opt.dropout_base = static_cast<uint64_t>(i * p.c * p.window);
     const int64_t q0 = i * p.c;
     gather_chunk(p, qk, v, valid, q0, s);
+    if (single) {  // the chunk's forward, as head_forward computes it: its outputs are o's rows
+      chunk_attention_forward(s.co.data(), d, s.lse.data() + q0, s.cq.data(), d, s.ck.data(), d, s.cv.data(), d,
+                              s.spos.data() + q0, s.ckpos.data(), valid ? s.ckvalid.data() : nullptr, p.c, p.window,
+                              d, opt, s.chunk.data());
+      for (int64_t r = 0; r < p.c; ++r) {
+        std::memcpy(o + s.spos[q0 + r] * Hd, s.co.data() + r * d, static_cast<size_t>(d) * sizeof(float));
+        s.weight[q0 + r] = 1.f;
+      }
+    }
     // Round combination: dO_r = w_r dO, dlse_r = w_r (dO.o_r - dO.o), for the chunk's query slots.
-    // One round: w = 1 and o_1 = o, so dlse = 0 and the round's outputs are o's rows.
-    const bool single = p.nh == 1;
+    // One round: w = 1 and o_1 = o, so dlse = 0 and the round's outputs are the chunk's (s.co).
     for (int64_t r = 0; r < p.c; ++r) {
       const int64_t slot = q0 + r, pos = s.spos[slot];
       const float* g = dO + pos * Hd;
       const float w = s.weight[slot];
       float* dst = s.cdo.data() + r * d;
       for (int64_t j = 0; j < d; ++j) dst[j] = w * g[j];
-      if (single)
-        std::memcpy(s.co.data() + r * d, o + pos * Hd, static_cast<size_t>(d) * sizeof(float));
-      else
-        s.cdlse[r] = w * (dot_row(g, s.o_slot.data() + slot * d, d) - dot_row(g, o + pos * Hd, d));
+      if (!single) s.cdlse[r] = w * (dot_row(g, s.o_slot.data() + slot * d, d) - dot_row(g, o + pos * Hd, d));
     }
     std::fill(s.cdq.data(), s.cdq.data() + p.c * d, 0.f);
     std::fill(s.cdk.data(), s.cdk.data() + p.window * d, 0.f);

@@ -115,6 +115,7 @@ class LshSelfAttention : public AttentionLayer {
   void attend_all(const Plan& plan, const AttentionCall& call, Pass pass);
   void gather_chunk(const Plan& plan, const float* qk, const float* v, const uint8_t* valid, int64_t q0,
                     LshHeadScratch& s) const;
+  void sort_head(const Plan& plan, int64_t b, int64_t h, bool rehash, const uint8_t* valid, LshHeadScratch& s);
   void head_forward(const Plan& plan, const AttentionCall& call, int64_t b, int64_t h, bool rehash, LshHeadScratch& s);
   void head_backward(const Plan& plan, const AttentionCall& call, int64_t b, int64_t h, LshHeadScratch& s);
   void output(const RowWriter& out, const Plan& plan);
