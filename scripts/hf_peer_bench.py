@@ -15,6 +15,11 @@ out of memory fails cleanly (reported as "OOM") instead of taking the shared mac
 
 Ours runs twice per length: all layers reversible, and with the per-layer plan that `reformer train
 --max-memory` makes for a quarter of HF's measured peak RSS (--planned-share), the memory target.
+
+--rounds N repeats the three runs of each length N times, one after the other (ours, HF, ours
+planned; the plan from that round's HF peak), and the table gives each row's median over the
+rounds: the speed ratio is the median of the rounds' own ratios. On a shared machine whose speed
+drifts by +-20% between processes, one round proves little.
 """
 import argparse
 import csv
@@ -133,6 +138,7 @@ def main():
     ap.add_argument("--hf-mem-gib", type=float, default=12.0)
     ap.add_argument("--planned-share", type=float, default=0.25,
                     help="the planned run's --max-memory as a share of HF's peak RSS (default 0.25, the memory target)")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat each length's three runs this many times (medians)")
     ap.add_argument("--timeout", type=int, default=3600)
     ap.add_argument("--out", default="bench-results/hf_peer.csv")
     ap.add_argument("--table", default="bench-results/hf_ratio.md")
@@ -141,7 +147,7 @@ def main():
         hf_child(args.hf_child, args.reps, args.warmup, args.threads)
         return
     rows = []
-    for L in [int(x) for x in args.lengths.split(",")]:
+    for L, rnd in [(int(x), r) for x in args.lengths.split(",") for r in range(1, args.rounds + 1)]:
         # Ours all reversible, HF, then ours with the layer plan for a quarter of HF's peak RSS (the
         # memory target): the plan stores what fits in that budget.
         runs = (("reformer", lambda: run_ours(L, args)), ("huggingface", lambda: run_hf(L, args)),
@@ -153,7 +159,8 @@ def main():
             if impl == "huggingface" and res.get("status") == "ok":
                 hf_rss = res["peak_rss"]
             tok = L / res["sec_per_step"] if res.get("status") == "ok" else None
-            rows.append({"impl": impl, "length": L, "threads": args.threads, "reps": args.reps, "warmup": args.warmup,
+            rows.append({"impl": impl, "length": L, "round": rnd, "threads": args.threads, "reps": args.reps,
+                         "warmup": args.warmup,
                          "sec_per_step": res.get("sec_per_step"), "sec_per_step_min": res.get("min"),
                          "sec_per_step_max": res.get("max"), "tokens_per_s": tok, "peak_rss": res.get("peak_rss"),
                          "plan": res.get("plan", ""), "status": res["status"], "command": cmd})
@@ -163,21 +170,27 @@ def main():
         w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
         w.writeheader()
         w.writerows(rows)
-    lines = ["| L | reformer | layers | reformer tokens/s | HF tokens/s | speed ratio | reformer peak RSS | HF peak RSS | "
-             "memory ratio (target <= 0.25) |", "|--:|--|--|--:|--:|--:|--:|--:|--:|"]
+    lines = ["| L | reformer | layers (per round) | rounds | reformer tokens/s | HF tokens/s | speed ratio (per round) | "
+             "reformer peak RSS | HF peak RSS | memory ratio (target <= 0.25) |",
+             "|--:|--|--|--:|--:|--:|--:|--:|--:|--:|"]
+    gib = lambda b: f"{b / 2**30:.2f} GiB"
     for L in sorted({r["length"] for r in rows}):
-        hf = next(r for r in rows if r["length"] == L and r["impl"] == "huggingface")
         for impl in ("reformer", "reformer-planned"):
-            ours = next(r for r in rows if r["length"] == L and r["impl"] == impl)
-            gib = lambda b: f"{b / 2**30:.2f} GiB" if b else "-"
-            if hf["status"] == "ok" and ours["status"] == "ok":
-                sr = f"{ours['tokens_per_s'] / hf['tokens_per_s']:.2f}x"
-                mr = f"{ours['peak_rss'] / hf['peak_rss']:.3f}"
-            else:
-                sr = mr = f"HF {hf['status']}" if hf["status"] != "ok" else f"ours {ours['status']}"
-            tps = lambda r: f"{r['tokens_per_s']:.0f}" if r["tokens_per_s"] else r["status"]
-            lines.append(f"| {L} | {impl} | {ours['plan'] or '-'} | {tps(ours)} | {tps(hf)} | {sr} | "
-                         f"{gib(ours['peak_rss'])} | {gib(hf['peak_rss'])} | {mr} |")
+            pairs = [(o, h) for o in rows for h in rows
+                     if o["length"] == L and h["length"] == L and o["round"] == h["round"] and o["impl"] == impl
+                     and h["impl"] == "huggingface" and o["status"] == "ok" and h["status"] == "ok"]
+            if not pairs:
+                bad = [r["status"] for r in rows if r["length"] == L and r["status"] != "ok"]
+                lines.append(f"| {L} | {impl} | - | 0 | - | - | {', '.join(bad) or 'no rounds'} | - | - | - |")
+                continue
+            med = lambda xs: statistics.median(xs)
+            speed = [o["tokens_per_s"] / h["tokens_per_s"] for o, h in pairs]
+            mem = [o["peak_rss"] / h["peak_rss"] for o, h in pairs]
+            plans = "; ".join(sorted({o["plan"] for o, _ in pairs}))
+            lines.append(f"| {L} | {impl} | {plans} | {len(pairs)} | {med([o['tokens_per_s'] for o, _ in pairs]):.0f} | "
+                         f"{med([h['tokens_per_s'] for _, h in pairs]):.0f} | **{med(speed):.2f}x** "
+                         f"({', '.join(f'{x:.2f}' for x in speed)}) | {gib(med([o['peak_rss'] for o, _ in pairs]))} | "
+                         f"{gib(med([h['peak_rss'] for _, h in pairs]))} | {med(mem):.3f} (max {max(mem):.3f}) |")
     with open(args.table, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
