@@ -389,7 +389,7 @@ int run_pair(const BenchConfig& a, const BenchConfig& b, int rounds) {
       da = ta.step(r);
     }
     ratios.push_back(db / da);
-    std::printf("%d,%.4f,%.4f,%.4f\n", r, da, db, db / da);
+    std::printf("%d,%.6f,%.6f,%.6f\n", r, da, db, db / da);
   }
   std::fflush(stdout);
   const auto [lo, hi] = std::minmax_element(ratios.begin(), ratios.end());
