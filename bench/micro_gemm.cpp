@@ -10,7 +10,8 @@
 //  - gemm/<model>/tile_*: the per-chunk attention products inside chunk_attention_*. The model runs
 //    those inside an OpenMP region, one chunk per thread, where gemm() is single-threaded; the
 //    benchmark does the same (every thread multiplies its own tiles) and counts all threads' FLOPs.
-// Names: <site>/<opA><opB>/MxNxK, with N = as stored, T = transposed.
+// Names: <site>/<opA><opB>/MxNxK, with N = as stored, T = transposed; .../via_transpose: a weight
+// gradient computed as its transposed product plus a transposed add (bm_gemm_via_transpose).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -58,6 +59,26 @@ void bm_gemm(benchmark::State& state, Shape s, reformer::Precision precision) {
   std::vector<float> C(s.M * s.N);  // zero-filled here: first touch stays out of the timed loop
   for (auto _ : state) {
     gemm(s.ta, s.tb, s.M, s.N, s.K, 1.f, A, lda, B, ldb, s.beta, C.data(), s.N);
+    benchmark::ClobberMemory();
+  }
+  if (!all_finite(C)) state.SkipWithError("non-finite GEMM output");
+  set_flops(state, 2.0 * s.M * s.N * s.K);
+}
+
+// A weight gradient (TN, dW[M x N] += dy^T x) computed the other way round: the transposed product
+// x^T dy [N x M] into scratch, then added to dW transposed. oneDNN's sgemm runs some TN shapes much
+// slower than their transposes (on the 2026-12-01 Xeon: E8's ff1_dW, 2048 x 512 x 4096, at ~2/3 of
+// ff2_dW's rate), so these rows say, per machine, whether choosing the orientation would pay;
+// the engine does not do it (docs/PERFORMANCE.md, "Fourth session"). fp32 only.
+void bm_gemm_via_transpose(benchmark::State& state, Shape s) {
+  const float* A = normals(s.K * s.M, 1);  // dy, K x M
+  const float* B = normals(s.K * s.N, 2);  // x, K x N
+  std::vector<float> C(s.M * s.N), T(s.N * s.M);
+  for (auto _ : state) {
+    reformer::gemm_f32(true, false, s.N, s.M, s.K, 1.f, B, s.N, A, s.M, 0.f, T.data(), s.M);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < s.M; ++i)
+      for (int64_t j = 0; j < s.N; ++j) C[i * s.N + j] += T[j * s.M + i];
     benchmark::ClobberMemory();
   }
   if (!all_finite(C)) state.SkipWithError("non-finite GEMM output");
@@ -161,6 +182,11 @@ void register_all() {
       for (const Shape& s : row_chunk_shapes(m))
         benchmark::RegisterBenchmark(("gemm_bf16" + shape_name(m, s).substr(4)).c_str(), bm_gemm, s,
                                      reformer::Precision::bf16)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+    for (const Shape& s : row_chunk_shapes(m))
+      if (s.ta && !s.tb)  // the weight gradients
+        benchmark::RegisterBenchmark((shape_name(m, s) + "/via_transpose").c_str(), bm_gemm_via_transpose, s)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
     for (const Shape& s : tile_shapes(m))
