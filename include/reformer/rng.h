@@ -3,6 +3,7 @@
 // (seed, stream, index): no hidden state, so the reversible backward's recomputation draws exactly
 // the forward's rotations and dropout masks, and any slice can be drawn in any order or thread.
 // A stream is named by hashing what the numbers are for: purpose, step, layer, head, round, ...
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 
@@ -80,10 +81,8 @@ inline uint16_t rng_draw16(uint64_t seed, uint64_t stream, uint64_t index) {
 void rng_draws16(uint16_t* out, int64_t n, uint64_t seed, uint64_t stream, uint64_t index_base);
 // Dropout with probability p (in [0, 1)) keeps an element iff its draw >= ceil(p * 2^16): the drop
 // probability is p rounded up to a multiple of 2^-16 (0.05 drops 3277 / 65536 = 0.0500031).
-inline int32_t rng_keep_threshold(float p_drop) {  // in [0, 2^16]; exact: both sides are exact in double
-  const double t = static_cast<double>(p_drop) * 65536.0;
-  const int32_t floor_t = static_cast<int32_t>(t);
-  return floor_t + (static_cast<double>(floor_t) < t);
+inline int32_t rng_keep_threshold(float p_drop) {  // in [0, 2^16]; exact: p * 2^16 is exact in double
+  return static_cast<int32_t>(std::ceil(static_cast<double>(p_drop) * 65536.0));
 }
 // Dropout decision for element `index`: true = keep. p_drop in [0, 1).
 inline bool rng_keep(uint64_t seed, uint64_t stream, uint64_t index, float p_drop) {
