@@ -1,4 +1,4 @@
-// micro_gemm: the engine's GEMM wrapper gemm() (src/kernels/cpu/gemm.h, oneDNN sgemm) on the exact
+// micro_gemm: the engine's GEMM wrapper gemm() (src/kernels/cpu/gemm.h, oneDNN) on the exact
 // shapes the C&P and E8 models run, reported as FLOP/s (2*M*N*K per call).
 //
 //   OMP_NUM_THREADS=2 build/micro_gemm --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
@@ -10,13 +10,14 @@
 //  - gemm/<model>/tile_*: the per-chunk attention products inside chunk_attention_*. The model runs
 //    those inside an OpenMP region, one chunk per thread, where gemm() is single-threaded; the
 //    benchmark does the same (every thread multiplies its own tiles) and counts all threads' FLOPs.
-// Names: <site>/<opA><opB>/MxNxK, with N = as stored, T = transposed; .../via_transpose: a weight
-// gradient computed as its transposed product plus a transposed add (bm_gemm_via_transpose).
+// Names: <site>/<opA><opB>/MxNxK, with N = as stored, T = transposed. An fp32 row's label is the
+// path gemm_f32 takes for it; .../sgemm and .../matmul: the same product on each path (bm_gemm_path).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "micro_common.h"
@@ -63,22 +64,22 @@ void bm_gemm(benchmark::State& state, Shape s, reformer::Precision precision) {
   }
   if (!all_finite(C)) state.SkipWithError("non-finite GEMM output");
   set_flops(state, 2.0 * s.M * s.N * s.K);
+  if (precision == reformer::Precision::fp32)
+    state.SetLabel(reformer::gemm_f32_uses_matmul(s.ta, s.tb, s.M, s.N, s.K) ? "matmul" : "sgemm");
 }
 
-// A weight gradient (TN, dW[M x N] += dy^T x) computed the other way round: the transposed product
-// x^T dy [N x M] into scratch, then added to dW transposed. oneDNN's sgemm runs some TN shapes much
-// slower than their transposes (on the 2026-12-01 Xeon: E8's ff1_dW, 2048 x 512 x 4096, at ~2/3 of
-// ff2_dW's rate), so these rows say, per machine, whether choosing the orientation would pay;
-// the engine does not do it (docs/PERFORMANCE.md, "Fourth session"). fp32 only.
-void bm_gemm_via_transpose(benchmark::State& state, Shape s) {
-  const float* A = normals(s.K * s.M, 1);  // dy, K x M
-  const float* B = normals(s.K * s.N, 2);  // x, K x N
-  std::vector<float> C(s.M * s.N), T(s.N * s.M);
+// One fp32 path whatever the shape: gemm_f32 picks between them by gemm_f32_uses_matmul (the main
+// row's label says which), and these rows say, per machine, whether that rule still holds.
+using GemmFn = void (*)(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                        float, float*, int64_t);
+
+void bm_gemm_path(benchmark::State& state, Shape s, GemmFn path) {
+  const int64_t lda = s.ta ? s.M : s.K, ldb = s.tb ? s.K : s.N;
+  const float* A = normals(s.M * s.K, 1);
+  const float* B = normals(s.K * s.N, 2);
+  std::vector<float> C(s.M * s.N);
   for (auto _ : state) {
-    reformer::gemm_f32(true, false, s.N, s.M, s.K, 1.f, B, s.N, A, s.M, 0.f, T.data(), s.M);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < s.M; ++i)
-      for (int64_t j = 0; j < s.N; ++j) C[i * s.N + j] += T[j * s.M + i];
+    path(s.ta, s.tb, s.M, s.N, s.K, 1.f, A, lda, B, ldb, s.beta, C.data(), s.N);
     benchmark::ClobberMemory();
   }
   if (!all_finite(C)) state.SkipWithError("non-finite GEMM output");
@@ -185,8 +186,8 @@ void register_all() {
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
     for (const Shape& s : row_chunk_shapes(m))
-      if (s.ta && !s.tb)  // the weight gradients
-        benchmark::RegisterBenchmark((shape_name(m, s) + "/via_transpose").c_str(), bm_gemm_via_transpose, s)
+      for (const auto& [name, path] : {std::pair{"sgemm", &reformer::gemm_f32_sgemm}, std::pair{"matmul", &reformer::gemm_f32_matmul}})
+        benchmark::RegisterBenchmark((shape_name(m, s) + "/" + name).c_str(), bm_gemm_path, s, path)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
     for (const Shape& s : tile_shapes(m))

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
@@ -81,6 +82,49 @@ TEST(Gemm, MatchesReferenceForAllTransposes) {
       gemm_reference(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 2.f, R.data(), N);
       EXPECT_CLOSE(C.data(), R.data(), M * N, test::kKernelTol, "gemm");
     }
+}
+
+// Multiples of 1/64 in [-1, 1]: every product is exact in fp32, and so is every partial sum of up to
+// 2^10 of them, in any order. A correct product then equals the reference bit for bit, whatever the
+// kernel's blocking, so a wrong stride or transpose cannot hide inside a tolerance.
+static std::vector<float> sixty_fourths(int64_t n, uint64_t seed) {
+  std::vector<float> v(n);
+  test::fill_uniform(v.data(), n, seed);
+  for (float& x : v) x = std::round(x * 64.f) / 64.f;
+  return v;
+}
+
+// The large products gemm_f32 hands to oneDNN's matmul primitive (gemm_f32_uses_matmul), with row
+// strides wider than the matrices, alpha and beta; on the calling thread alone inside a parallel
+// region too.
+TEST(Gemm, MatmulPathMatchesReferenceExactly) {
+  struct Case {
+    bool ta, tb;
+    int64_t M, N, K;
+  };
+  for (const Case c : {Case{true, false, 320, 128, 1024}, Case{false, true, 300, 128, 1000}, Case{false, true, 200, 160, 1100}}) {
+    ASSERT_TRUE(gemm_f32_uses_matmul(c.ta, c.tb, c.M, c.N, c.K)) << c.M << "x" << c.N << "x" << c.K;
+    const int64_t lda = (c.ta ? c.M : c.K) + 3, ldb = (c.tb ? c.K : c.N) + 5, ldc = c.N + 2;
+    const auto A = sixty_fourths((c.ta ? c.K : c.M) * lda, 1), B = sixty_fourths((c.tb ? c.N : c.K) * ldb, 2);
+    const auto C0 = sixty_fourths(c.M * ldc, 3);
+    std::vector<float> want = C0;
+    gemm_reference(c.ta, c.tb, c.M, c.N, c.K, 0.5f, A.data(), lda, B.data(), ldb, 2.f, want.data(), ldc);
+    std::vector<std::vector<float>> got(3, C0);
+    gemm_f32(c.ta, c.tb, c.M, c.N, c.K, 0.5f, A.data(), lda, B.data(), ldb, 2.f, got[0].data(), ldc);
+#pragma omp parallel for num_threads(2)
+    for (int t = 1; t < 3; ++t)
+      gemm_f32(c.ta, c.tb, c.M, c.N, c.K, 0.5f, A.data(), lda, B.data(), ldb, 2.f, got[t].data(), ldc);
+    for (int t = 0; t < 3; ++t)
+      EXPECT_EQ(std::memcmp(got[t].data(), want.data(), want.size() * sizeof(float)), 0)
+          << (c.ta ? "T" : "N") << (c.tb ? "T" : "N") << " " << c.M << "x" << c.N << "x" << c.K << " call " << t;
+  }
+  // Small products, decoding's single rows, dx (NN) and weight gradients with fewer rows than columns stay on sgemm.
+  EXPECT_FALSE(gemm_f32_uses_matmul(false, true, 1, 512, 2048));
+  EXPECT_FALSE(gemm_f32_uses_matmul(true, false, 64, 48, 4096));
+  EXPECT_FALSE(gemm_f32_uses_matmul(false, false, 4096, 512, 2048));
+  EXPECT_FALSE(gemm_f32_uses_matmul(true, false, 512, 2048, 4096));
+  EXPECT_FALSE(gemm_f32_uses_matmul(false, true, 4096, 2048, 512));
+  EXPECT_TRUE(gemm_f32_uses_matmul(true, false, 2048, 512, 4096));
 }
 
 // Dropout's keep rule (rng.h): element i draws half of Philox word i / 2, low half

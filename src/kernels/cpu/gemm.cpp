@@ -3,6 +3,7 @@
 #include <dnnl.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <unordered_map>
@@ -35,24 +36,32 @@ dnnl_engine_t cpu_engine() {
 }
 
 // What a cached primitive was made for. The thread count is part of it: oneDNN plans its split of
-// the work across threads when the primitive is made.
+// the work across threads when the primitive is made. bf16 primitives read dense copies, so their
+// lda/ldb are those of the copies.
 struct Key {
-  bool ta, tb, nested;
+  bool bf16, ta, tb, nested;
   int threads;
-  int64_t M, N, K, ldc;
+  int64_t M, N, K, lda, ldb, ldc;
   uint32_t alpha, beta;
   bool operator==(const Key&) const = default;
 };
 
 struct KeyHash {
   size_t operator()(const Key& k) const {
-    size_t h = static_cast<size_t>(k.ta) | static_cast<size_t>(k.tb) << 1 | static_cast<size_t>(k.nested) << 2;
+    size_t h = static_cast<size_t>(k.ta) | static_cast<size_t>(k.tb) << 1 | static_cast<size_t>(k.nested) << 2 |
+               static_cast<size_t>(k.bf16) << 3;
     for (uint64_t v : {static_cast<uint64_t>(k.threads), static_cast<uint64_t>(k.M), static_cast<uint64_t>(k.N),
-                       static_cast<uint64_t>(k.K), static_cast<uint64_t>(k.ldc), uint64_t{k.alpha}, uint64_t{k.beta}})
+                       static_cast<uint64_t>(k.K), static_cast<uint64_t>(k.lda), static_cast<uint64_t>(k.ldb),
+                       static_cast<uint64_t>(k.ldc), uint64_t{k.alpha}, uint64_t{k.beta}})
       h = (h ^ v) * 0x100000001B3ull + (h >> 29);
     return h;
   }
 };
+
+// A thread keeps at most this many primitives; past it the cache starts over. A primitive depends on
+// its key alone, so one made again computes the same bits. (Products of many distinct shapes, such
+// as prompts of every length, would otherwise grow it without bound.)
+constexpr size_t kMaxCachedPrimitives = 256;
 
 uint32_t bits(float f) {
   uint32_t u;
@@ -120,14 +129,14 @@ uint16_t* operand_copy(ThreadState& ts, const float* src, int64_t ld, int64_t ro
 
 std::unique_ptr<Matmul> make_matmul(const Key& k) {
   const int64_t M = k.M, N = k.N, K = k.K;
-  // The bf16 copies are dense in the layout of the operand as stored: op(A) is M x K, A^T is kept as
-  // K x M (strides {1, M}); likewise B.
+  // op(A) is M x K; A^T is stored K x M, so op(A) has strides {1, lda}. Likewise B.
   const dnnl_dims_t a_dims = {M, K}, b_dims = {K, N}, c_dims = {M, N};
-  const dnnl_dims_t a_strides = {k.ta ? 1 : K, k.ta ? M : 1}, b_strides = {k.tb ? 1 : N, k.tb ? K : 1},
+  const dnnl_dims_t a_strides = {k.ta ? 1 : k.lda, k.ta ? k.lda : 1}, b_strides = {k.tb ? 1 : k.ldb, k.tb ? k.ldb : 1},
                     c_strides = {k.ldc, 1};
+  const dnnl_data_type_t in_type = k.bf16 ? dnnl_bf16 : dnnl_f32;
   dnnl_memory_desc_t a_md, b_md, c_md;
-  REFORMER_DNNL(dnnl_memory_desc_init_by_strides(&a_md, 2, a_dims, dnnl_bf16, a_strides));
-  REFORMER_DNNL(dnnl_memory_desc_init_by_strides(&b_md, 2, b_dims, dnnl_bf16, b_strides));
+  REFORMER_DNNL(dnnl_memory_desc_init_by_strides(&a_md, 2, a_dims, in_type, a_strides));
+  REFORMER_DNNL(dnnl_memory_desc_init_by_strides(&b_md, 2, b_dims, in_type, b_strides));
   REFORMER_DNNL(dnnl_memory_desc_init_by_strides(&c_md, 2, c_dims, dnnl_f32, c_strides));
   dnnl_matmul_desc_t desc;
   REFORMER_DNNL(dnnl_matmul_desc_init(&desc, &a_md, &b_md, nullptr, &c_md));
@@ -156,38 +165,17 @@ std::unique_ptr<Matmul> make_matmul(const Key& k) {
   return m;
 }
 
-}  // namespace
-
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (precision_active() == Precision::bf16) return gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  gemm_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-              const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda,
-                                      B, ldb, beta, C, ldc);
-  REFORMER_CHECK(st == dnnl_success, "dnnl_sgemm failed with status ", static_cast<int>(st), " for M=", M,
-                 " N=", N, " K=", K, " lda=", lda, " ldb=", ldb, " ldc=", ldc);
-}
-
-void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-               const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  REFORMER_CHECK(bf16_native(), "bf16 matrix products need AVX512-BF16 or AMX-BF16 with the AVX-512 variants active");
-  if (K == 0) {  // oneDNN refuses empty dimensions; C = beta * C
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
-    return;
-  }
+// The calling thread's primitive for this product (made on first use), run on A, B and C as stored.
+void run_matmul(bool bf16, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
+                int64_t lda, const void* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   ThreadState& ts = thread_state();
   const bool nested = omp_in_parallel() != 0;
   // Inside a parallel region oneDNN runs on the calling thread only, so the primitive is planned for one.
-  const Key key{trans_a, trans_b, nested, nested ? 1 : omp_get_max_threads(), M, N, K, ldc, bits(alpha), bits(beta)};
+  const Key key{bf16, trans_a, trans_b, nested, nested ? 1 : omp_get_max_threads(), M, N, K, lda, ldb, ldc,
+                bits(alpha), bits(beta)};
   auto it = ts.cache.find(key);
   if (it == ts.cache.end()) {
+    if (ts.cache.size() >= kMaxCachedPrimitives) ts.cache.clear();
     const int saved = omp_get_max_threads();
     if (nested) omp_set_num_threads(1);  // sets this thread's count only
     std::unique_ptr<Matmul> m;
@@ -204,6 +192,64 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
     const dnnl_status_t st = dnnl_stream_create(&ts.stream, cpu_engine(), dnnl_stream_default_flags);
     REFORMER_CHECK(st == dnnl_success, "dnnl_stream_create failed with status ", static_cast<int>(st));
   }
+  Matmul& mm = *it->second;
+  REFORMER_DNNL(dnnl_memory_set_data_handle(mm.src, const_cast<void*>(A)));
+  REFORMER_DNNL(dnnl_memory_set_data_handle(mm.wei, const_cast<void*>(B)));
+  REFORMER_DNNL(dnnl_memory_set_data_handle(mm.dst, C));
+  const dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, mm.src}, {DNNL_ARG_WEIGHTS, mm.wei}, {DNNL_ARG_DST, mm.dst}};
+  REFORMER_DNNL(dnnl_primitive_execute(mm.prim, ts.stream, 3, args));
+  REFORMER_DNNL(dnnl_stream_wait(ts.stream));
+}
+
+}  // namespace
+
+bool gemm_f32_uses_matmul(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
+  // Small products stay on sgemm: a primitive costs a JIT compile, and decoding's M = 1 gains nothing.
+  if (std::min({M, N, K}) < 64 || M * N * K < (int64_t{1} << 25)) return false;
+  if (trans_a && !trans_b) return M > N;  // weight gradients dW = dy^T x with more rows than columns
+  if (!trans_a && trans_b) return K >= N;  // x W^T that contracts at least as many columns as it makes
+  return false;
+}
+
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (precision_active() == Precision::bf16) return gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+              const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (gemm_f32_uses_matmul(trans_a, trans_b, M, N, K))
+    return gemm_f32_matmul(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_f32_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_f32_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda,
+                                      B, ldb, beta, C, ldc);
+  REFORMER_CHECK(st == dnnl_success, "dnnl_sgemm failed with status ", static_cast<int>(st), " for M=", M,
+                 " N=", N, " K=", K, " lda=", lda, " ldb=", ldb, " ldc=", ldc);
+}
+
+void gemm_f32_matmul(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) return gemm_f32_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);  // C = beta C
+  run_matmul(false, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+               const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  REFORMER_CHECK(bf16_native(), "bf16 matrix products need AVX512-BF16 or AMX-BF16 with the AVX-512 variants active");
+  if (K == 0) {  // oneDNN refuses empty dimensions; C = beta * C
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+    return;
+  }
+  ThreadState& ts = thread_state();
   // Dense bf16 copies in the stored layout: A is M x K (or K x M when transposed), B is K x N (or N x K).
   // Outside a reuse scope both are converted into this thread's first two slots.
   if (ts.reuse_depth == 0) ts.copies_live = 0;
@@ -213,13 +259,7 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
   uint16_t* b16 = operand_copy(ts, B, ldb, b_rows, b_cols, &convert_b);
   f32_to_bf16_rows(convert_a, convert_b);  // one parallel region for both; a valid copy has no rows
   if (ts.reuse_depth == 0) ts.copies_live = 0;
-  Matmul& mm = *it->second;
-  REFORMER_DNNL(dnnl_memory_set_data_handle(mm.src, a16));
-  REFORMER_DNNL(dnnl_memory_set_data_handle(mm.wei, b16));
-  REFORMER_DNNL(dnnl_memory_set_data_handle(mm.dst, C));
-  const dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, mm.src}, {DNNL_ARG_WEIGHTS, mm.wei}, {DNNL_ARG_DST, mm.dst}};
-  REFORMER_DNNL(dnnl_primitive_execute(mm.prim, ts.stream, 3, args));
-  REFORMER_DNNL(dnnl_stream_wait(ts.stream));
+  run_matmul(true, trans_a, trans_b, M, N, K, alpha, a16, a_cols, b16, b_cols, beta, C, ldc);
 }
 
 GemmOperandReuse::GemmOperandReuse() { ++thread_state().reuse_depth; }

@@ -4,7 +4,7 @@
 // lda/ldb/ldc are row strides in elements of the matrices as stored.
 // Called inside an OpenMP parallel region it runs on the calling thread only.
 //
-// gemm() follows the active precision (include/reformer/precision.h): fp32 (dnnl_sgemm), or bf16
+// gemm() follows the active precision (include/reformer/precision.h): fp32 (gemm_f32), or bf16
 // (gemm_bf16). Products that must stay fp32 whatever the precision (the chunk attention tiles, the
 // LSH rotations, whose argmax picks the buckets) call gemm_f32. Both are deterministic: the same
 // call (shapes, strides, alpha, beta, threads) on the same inputs gives the same bits, which the
@@ -16,9 +16,25 @@ namespace reformer {
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
-// Always fp32 (dnnl_sgemm).
+// Always fp32: gemm_f32_sgemm, or gemm_f32_matmul where gemm_f32_uses_matmul says so.
 void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// The shapes gemm_f32 gives to oneDNN's f32 matmul primitive (brgemm on AVX-512) instead of
+// dnnl_sgemm: large products (every dimension >= 64, M N K >= 2^25) that are weight gradients
+// (A^T B) with M > N, or x W^T with K >= N. Measured on an AVX-512 Xeon (docs/PERFORMANCE.md, fifth
+// session; `micro_gemm` has both paths' rows for every shape): sgemm ran E8's FF1 weight gradient
+// (2048 x 512 x 4096) at 0.6-0.7x the primitive's rate and the rule's other shapes at 0.8-0.98x;
+// the shapes outside it were even or faster on sgemm. A fixed rule of the shape, not a timing taken
+// per process, so every process computes the same bits for the same call.
+bool gemm_f32_uses_matmul(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K);
+
+// The two fp32 paths, whatever the shape (for tests and micro_gemm): dnnl_sgemm, and oneDNN's f32
+// matmul primitive, cached per thread and shape like gemm_bf16's.
+void gemm_f32_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void gemm_f32_matmul(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 // A and B rounded to bf16 (round to nearest even, kernels/cpu/bf16.h) into per-thread scratch,
 // products accumulated in fp32 by oneDNN's bf16 matmul (AMX or AVX512-BF16), alpha and beta
