@@ -7,6 +7,7 @@
 
 #include "kernels/cpu/gemm.h"
 #include "reformer/memory.h"
+#include "reformer/precision.h"
 #include "reformer/rng.h"
 #include "reformer/tensor.h"
 #include "support/gradcheck.h"
@@ -125,6 +126,36 @@ TEST(Gemm, MatmulPathMatchesReferenceExactly) {
   EXPECT_FALSE(gemm_f32_uses_matmul(true, false, 512, 2048, 4096));
   EXPECT_FALSE(gemm_f32_uses_matmul(false, true, 4096, 2048, 512));
   EXPECT_TRUE(gemm_f32_uses_matmul(true, false, 2048, 512, 4096));
+}
+
+// A dense layer's forward with its bias in the product (gemm_bias), on every path: small fp32 (bias
+// rows + sgemm), large fp32 (the matmul primitive's epilogue) and bf16, which multiplies
+// sixty-fourths exactly too (they have 7 significant bits, bf16 keeps 8).
+TEST(Gemm, BiasInTheProductMatchesReferenceExactly) {
+  struct Case {
+    int64_t M, N, K;
+  };
+  std::vector<Precision> precisions{Precision::fp32};
+  if (precision_supported(Precision::bf16)) precisions.push_back(Precision::bf16);
+  for (const Precision precision : precisions) {
+    const ScopedPrecision scoped(precision, "the bias test");
+    for (const Case c : {Case{37, 29, 53}, Case{300, 200, 1000}}) {
+      const int64_t ldx = c.K + 3, ldw = c.K + 1, ldy = c.N + 4;
+      const auto x = sixty_fourths(c.M * ldx, 4), w = sixty_fourths(c.N * ldw, 5), bias = sixty_fourths(c.N, 6);
+      std::vector<float> want(c.M * ldy, 0.f), got(c.M * ldy, -7.f);
+      for (int64_t i = 0; i < c.M; ++i) std::copy(bias.begin(), bias.end(), want.begin() + i * ldy);
+      gemm_reference(false, true, c.M, c.N, c.K, 1.f, x.data(), ldx, w.data(), ldw, 1.f, want.data(), ldy);
+      gemm_bias(c.M, c.N, c.K, x.data(), ldx, w.data(), ldw, bias.data(), got.data(), ldy);
+      int64_t bad = 0;
+      for (int64_t i = 0; i < c.M; ++i)
+        for (int64_t j = 0; j < c.N; ++j)
+          if (got[i * ldy + j] != want[i * ldy + j] && bad++ < 3)
+            ADD_FAILURE() << precision_name(precision) << " " << c.M << "x" << c.N << "x" << c.K << " at (" << i << ", "
+                          << j << "): " << got[i * ldy + j] << " want " << want[i * ldy + j];
+      EXPECT_EQ(bad, 0);
+      EXPECT_EQ(got[ldy - 1], -7.f) << "wrote past the row";
+    }
+  }
 }
 
 // Dropout's keep rule (rng.h): element i draws half of Philox word i / 2, low half

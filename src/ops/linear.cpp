@@ -8,11 +8,8 @@
 namespace reformer {
 
 void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t in, int64_t out) {
-  if (b) {
-#pragma omp parallel for schedule(static) if (N * out >= kOmpMinWork)
-    for (int64_t i = 0; i < N; ++i) std::copy(b, b + out, y + i * out);
-  }
-  gemm(false, true, N, out, in, 1.f, x, in, w, in, b ? 1.f : 0.f, y, out);
+  if (b) return gemm_bias(N, out, in, x, in, w, in, b, y, out);
+  gemm(false, true, N, out, in, 1.f, x, in, w, in, 0.f, y, out);
 }
 
 void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, int64_t N,

@@ -39,7 +39,7 @@ dnnl_engine_t cpu_engine() {
 // the work across threads when the primitive is made. bf16 primitives read dense copies, so their
 // lda/ldb are those of the copies.
 struct Key {
-  bool bf16, ta, tb, nested;
+  bool bf16, ta, tb, nested, bias;
   int threads;
   int64_t M, N, K, lda, ldb, ldc;
   uint32_t alpha, beta;
@@ -49,7 +49,7 @@ struct Key {
 struct KeyHash {
   size_t operator()(const Key& k) const {
     size_t h = static_cast<size_t>(k.ta) | static_cast<size_t>(k.tb) << 1 | static_cast<size_t>(k.nested) << 2 |
-               static_cast<size_t>(k.bf16) << 3;
+               static_cast<size_t>(k.bf16) << 3 | static_cast<size_t>(k.bias) << 4;
     for (uint64_t v : {static_cast<uint64_t>(k.threads), static_cast<uint64_t>(k.M), static_cast<uint64_t>(k.N),
                        static_cast<uint64_t>(k.K), static_cast<uint64_t>(k.lda), static_cast<uint64_t>(k.ldb),
                        static_cast<uint64_t>(k.ldc), uint64_t{k.alpha}, uint64_t{k.beta}})
@@ -72,12 +72,12 @@ uint32_t bits(float f) {
 // One matmul primitive and its three memory objects (handles set per call).
 struct Matmul {
   dnnl_primitive_t prim = nullptr;
-  dnnl_memory_t src = nullptr, wei = nullptr, dst = nullptr;
+  dnnl_memory_t src = nullptr, wei = nullptr, dst = nullptr, bias = nullptr;
   Matmul() = default;
   Matmul(const Matmul&) = delete;
   Matmul& operator=(const Matmul&) = delete;
   ~Matmul() {
-    for (dnnl_memory_t m : {src, wei, dst})
+    for (dnnl_memory_t m : {src, wei, dst, bias})
       if (m) dnnl_memory_destroy(m);
     if (prim) dnnl_primitive_destroy(prim);
   }
@@ -134,12 +134,14 @@ std::unique_ptr<Matmul> make_matmul(const Key& k) {
   const dnnl_dims_t a_strides = {k.ta ? 1 : k.lda, k.ta ? k.lda : 1}, b_strides = {k.tb ? 1 : k.ldb, k.tb ? k.ldb : 1},
                     c_strides = {k.ldc, 1};
   const dnnl_data_type_t in_type = k.bf16 ? dnnl_bf16 : dnnl_f32;
-  dnnl_memory_desc_t a_md, b_md, c_md;
+  const dnnl_dims_t bias_dims = {1, N}, bias_strides = {N, 1};
+  dnnl_memory_desc_t a_md, b_md, c_md, bias_md;
   REFORMER_DNNL(dnnl_memory_desc_init_by_strides(&a_md, 2, a_dims, in_type, a_strides));
   REFORMER_DNNL(dnnl_memory_desc_init_by_strides(&b_md, 2, b_dims, in_type, b_strides));
   REFORMER_DNNL(dnnl_memory_desc_init_by_strides(&c_md, 2, c_dims, dnnl_f32, c_strides));
+  REFORMER_DNNL(dnnl_memory_desc_init_by_strides(&bias_md, 2, bias_dims, dnnl_f32, bias_strides));
   dnnl_matmul_desc_t desc;
-  REFORMER_DNNL(dnnl_matmul_desc_init(&desc, &a_md, &b_md, nullptr, &c_md));
+  REFORMER_DNNL(dnnl_matmul_desc_init(&desc, &a_md, &b_md, k.bias ? &bias_md : nullptr, &c_md));
   dnnl_primitive_attr_t attr = nullptr;
   REFORMER_DNNL(dnnl_primitive_attr_create(&attr));
   std::unique_ptr<dnnl_primitive_attr, decltype(&dnnl_primitive_attr_destroy)> attr_owner(attr, dnnl_primitive_attr_destroy);
@@ -162,16 +164,20 @@ std::unique_ptr<Matmul> make_matmul(const Key& k) {
   REFORMER_DNNL(dnnl_memory_create(&m->src, &a_md, cpu_engine(), DNNL_MEMORY_NONE));
   REFORMER_DNNL(dnnl_memory_create(&m->wei, &b_md, cpu_engine(), DNNL_MEMORY_NONE));
   REFORMER_DNNL(dnnl_memory_create(&m->dst, &c_md, cpu_engine(), DNNL_MEMORY_NONE));
+  if (k.bias) REFORMER_DNNL(dnnl_memory_create(&m->bias, &bias_md, cpu_engine(), DNNL_MEMORY_NONE));
   return m;
 }
 
-// The calling thread's primitive for this product (made on first use), run on A, B and C as stored.
+// The calling thread's primitive for this product (made on first use), run on A, B and C as stored;
+// with `bias` (N floats) the primitive adds it to every row of alpha op(A) op(B) in its epilogue.
 void run_matmul(bool bf16, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
-                int64_t lda, const void* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+                int64_t lda, const void* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                const float* bias = nullptr) {
   ThreadState& ts = thread_state();
   const bool nested = omp_in_parallel() != 0;
   // Inside a parallel region oneDNN runs on the calling thread only, so the primitive is planned for one.
-  const Key key{bf16, trans_a, trans_b, nested, nested ? 1 : omp_get_max_threads(), M, N, K, lda, ldb, ldc,
+  const Key key{bf16,   trans_a, trans_b, nested, bias != nullptr, nested ? 1 : omp_get_max_threads(),
+                M,      N,       K,       lda,    ldb,             ldc,
                 bits(alpha), bits(beta)};
   auto it = ts.cache.find(key);
   if (it == ts.cache.end()) {
@@ -196,16 +202,26 @@ void run_matmul(bool bf16, bool trans_a, bool trans_b, int64_t M, int64_t N, int
   REFORMER_DNNL(dnnl_memory_set_data_handle(mm.src, const_cast<void*>(A)));
   REFORMER_DNNL(dnnl_memory_set_data_handle(mm.wei, const_cast<void*>(B)));
   REFORMER_DNNL(dnnl_memory_set_data_handle(mm.dst, C));
-  const dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, mm.src}, {DNNL_ARG_WEIGHTS, mm.wei}, {DNNL_ARG_DST, mm.dst}};
-  REFORMER_DNNL(dnnl_primitive_execute(mm.prim, ts.stream, 3, args));
+  if (bias) REFORMER_DNNL(dnnl_memory_set_data_handle(mm.bias, const_cast<float*>(bias)));
+  const dnnl_exec_arg_t args[4] = {
+      {DNNL_ARG_SRC, mm.src}, {DNNL_ARG_WEIGHTS, mm.wei}, {DNNL_ARG_DST, mm.dst}, {DNNL_ARG_BIAS, mm.bias}};
+  REFORMER_DNNL(dnnl_primitive_execute(mm.prim, ts.stream, bias ? 4 : 3, args));
   REFORMER_DNNL(dnnl_stream_wait(ts.stream));
 }
 
 }  // namespace
 
+namespace {
+
+// Small products stay on sgemm: a primitive costs a JIT compile, and decoding's M = 1 gains nothing.
+bool large_product(int64_t M, int64_t N, int64_t K) {
+  return std::min({M, N, K}) >= 64 && M * N * K >= (int64_t{1} << 25);
+}
+
+}  // namespace
+
 bool gemm_f32_uses_matmul(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
-  // Small products stay on sgemm: a primitive costs a JIT compile, and decoding's M = 1 gains nothing.
-  if (std::min({M, N, K}) < 64 || M * N * K < (int64_t{1} << 25)) return false;
+  if (!large_product(M, N, K)) return false;
   if (trans_a && !trans_b) return M > N;  // weight gradients dW = dy^T x with more rows than columns
   if (!trans_a && trans_b) return K >= N;  // x W^T that contracts at least as many columns as it makes
   return false;
@@ -240,13 +256,15 @@ void gemm_f32_matmul(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K
   run_matmul(false, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-               const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+namespace {
+
+void bf16_product(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
   if (M == 0 || N == 0) return;
   REFORMER_CHECK(bf16_native(), "bf16 matrix products need AVX512-BF16 or AMX-BF16 with the AVX-512 variants active");
-  if (K == 0) {  // oneDNN refuses empty dimensions; C = beta * C
+  if (K == 0) {  // oneDNN refuses empty dimensions; C = beta * C (+ bias)
     for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = (beta == 0.f ? 0.f : beta * C[i * ldc + j]) + (bias ? bias[j] : 0.f);
     return;
   }
   ThreadState& ts = thread_state();
@@ -259,8 +277,28 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
   uint16_t* b16 = operand_copy(ts, B, ldb, b_rows, b_cols, &convert_b);
   f32_to_bf16_rows(convert_a, convert_b);  // one parallel region for both; a valid copy has no rows
   if (ts.reuse_depth == 0) ts.copies_live = 0;
-  run_matmul(true, trans_a, trans_b, M, N, K, alpha, a16, a_cols, b16, b_cols, beta, C, ldc);
+  run_matmul(true, trans_a, trans_b, M, N, K, alpha, a16, a_cols, b16, b_cols, beta, C, ldc, bias);
 }
+
+}  // namespace
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+               const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  bf16_product(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr);
+}
+
+void gemm_bias(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const float* w, int64_t ldw,
+               const float* bias, float* y, int64_t ldy) {
+  if (M == 0 || N == 0) return;
+  if (precision_active() == Precision::bf16)
+    return bf16_product(false, true, M, N, K, 1.f, x, ldx, w, ldw, 0.f, y, ldy, bias);
+  if (large_product(M, N, K)) return run_matmul(false, false, true, M, N, K, 1.f, x, ldx, w, ldw, 0.f, y, ldy, bias);
+#pragma omp parallel for schedule(static) if (M * N >= (int64_t{1} << 16) && !omp_in_parallel())
+  for (int64_t i = 0; i < M; ++i) std::copy(bias, bias + N, y + i * ldy);
+  gemm_f32_sgemm(false, true, M, N, K, 1.f, x, ldx, w, ldw, 1.f, y, ldy);
+}
+
+
 
 GemmOperandReuse::GemmOperandReuse() { ++thread_state().reuse_depth; }
 

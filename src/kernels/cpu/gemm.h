@@ -42,6 +42,13 @@ void gemm_f32_matmul(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// y[M x N] = x W^T + bias, W stored N x K, bias N floats (a dense layer's forward), in the active
+// precision. Large fp32 products and every bf16 one run on oneDNN's matmul primitive, which adds the
+// bias in its epilogue (one pass over y fewer than copying the bias in and accumulating onto it);
+// small fp32 products do just that on sgemm.
+void gemm_bias(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const float* w, int64_t ldw,
+               const float* bias, float* y, int64_t ldy);
+
 // While one of these lives, the calling thread's bf16 products round each distinct operand once
 // (an operand is its address and stored layout: rows, columns, row stride), however many products
 // read it: the projections of one input chunk, a weight gradient and dx from the same dy. The
