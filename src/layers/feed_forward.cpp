@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/gemm.h"
 #include "ops/dropout.h"
 #include "ops/layernorm.h"
 #include "ops/linear.h"
@@ -123,6 +124,10 @@ void FeedForward::backward_add(float* dx_add, float* y_sub, const float* dout, c
   float* dx = ws_->dx.data();
   for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
     const int64_t n = std::min(c, call.rows - r0);
+    // bf16: LN(x), the hidden activation and both weights rounded once for the chunk's recomputation and
+    // its gradients. None changes after its first product: dout and dh are written before theirs, and
+    // dout, rewritten as dLN(x) by the last product, is no product's operand after it.
+    const GemmOperandReuse reuse;
     recompute_hidden(x, r0, n, call);
     if (y_sub) {
       // y -= dropout(FF) and dropout^T dout under one draw of the output mask.
@@ -143,6 +148,7 @@ void FeedForward::backward(float* dx, float* out, const float* dout, const float
   const int64_t c = chunk_rows(call.rows);
   for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
     const int64_t n = std::min(c, call.rows - r0);
+    const GemmOperandReuse reuse;  // as in backward_add
     recompute_hidden(x, r0, n, call);
     if (out) output(out + r0 * D_, r0, n, call);
     backward_rows(dx + r0 * D_, dout, x, r0, n, call);
