@@ -168,6 +168,11 @@ std::unique_ptr<Matmul> make_matmul(const Key& k) {
   return m;
 }
 
+// Small products stay on sgemm: a primitive costs a JIT compile, and decoding's M = 1 gains nothing.
+bool large_product(int64_t M, int64_t N, int64_t K) {
+  return std::min({M, N, K}) >= 64 && M * N * K >= (int64_t{1} << 25);
+}
+
 // The calling thread's primitive for this product (made on first use), run on A, B and C as stored;
 // with `bias` (N floats) the primitive adds it to every row of alpha op(A) op(B) in its epilogue.
 void run_matmul(bool bf16, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
@@ -176,8 +181,8 @@ void run_matmul(bool bf16, bool trans_a, bool trans_b, int64_t M, int64_t N, int
   ThreadState& ts = thread_state();
   const bool nested = omp_in_parallel() != 0;
   // Inside a parallel region oneDNN runs on the calling thread only, so the primitive is planned for one.
-  const Key key{bf16,   trans_a, trans_b, nested, bias != nullptr, nested ? 1 : omp_get_max_threads(),
-                M,      N,       K,       lda,    ldb,             ldc,
+  const Key key{bf16, trans_a, trans_b, nested, bias != nullptr, nested ? 1 : omp_get_max_threads(),
+                M,    N,       K,       lda,    ldb,             ldc,
                 bits(alpha), bits(beta)};
   auto it = ts.cache.find(key);
   if (it == ts.cache.end()) {
@@ -209,13 +214,28 @@ void run_matmul(bool bf16, bool trans_a, bool trans_b, int64_t M, int64_t N, int
   REFORMER_DNNL(dnnl_stream_wait(ts.stream));
 }
 
-}  // namespace
-
-namespace {
-
-// Small products stay on sgemm: a primitive costs a JIT compile, and decoding's M = 1 gains nothing.
-bool large_product(int64_t M, int64_t N, int64_t K) {
-  return std::min({M, N, K}) >= 64 && M * N * K >= (int64_t{1} << 25);
+// gemm_bf16, and with `bias` gemm_bias's bf16 path: the operands rounded into this thread's copies
+// (or found there, inside a GemmOperandReuse scope), then oneDNN's bf16 matmul.
+void bf16_product(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
+  if (M == 0 || N == 0) return;
+  REFORMER_CHECK(bf16_native(), "bf16 matrix products need AVX512-BF16 or AMX-BF16 with the AVX-512 variants active");
+  if (K == 0) {  // oneDNN refuses empty dimensions; C = beta * C (+ bias)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = (beta == 0.f ? 0.f : beta * C[i * ldc + j]) + (bias ? bias[j] : 0.f);
+    return;
+  }
+  ThreadState& ts = thread_state();
+  // Dense bf16 copies in the stored layout: A is M x K (or K x M when transposed), B is K x N (or N x K).
+  // Outside a reuse scope both are converted into this thread's first two slots.
+  if (ts.reuse_depth == 0) ts.copies_live = 0;
+  const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K, b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
+  Bf16Rows convert_a, convert_b;
+  uint16_t* a16 = operand_copy(ts, A, lda, a_rows, a_cols, &convert_a);
+  uint16_t* b16 = operand_copy(ts, B, ldb, b_rows, b_cols, &convert_b);
+  f32_to_bf16_rows(convert_a, convert_b);  // one parallel region for both; a valid copy has no rows
+  if (ts.reuse_depth == 0) ts.copies_live = 0;
+  run_matmul(true, trans_a, trans_b, M, N, K, alpha, a16, a_cols, b16, b_cols, beta, C, ldc, bias);
 }
 
 }  // namespace
@@ -256,32 +276,6 @@ void gemm_f32_matmul(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K
   run_matmul(false, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-namespace {
-
-void bf16_product(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
-  if (M == 0 || N == 0) return;
-  REFORMER_CHECK(bf16_native(), "bf16 matrix products need AVX512-BF16 or AMX-BF16 with the AVX-512 variants active");
-  if (K == 0) {  // oneDNN refuses empty dimensions; C = beta * C (+ bias)
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = (beta == 0.f ? 0.f : beta * C[i * ldc + j]) + (bias ? bias[j] : 0.f);
-    return;
-  }
-  ThreadState& ts = thread_state();
-  // Dense bf16 copies in the stored layout: A is M x K (or K x M when transposed), B is K x N (or N x K).
-  // Outside a reuse scope both are converted into this thread's first two slots.
-  if (ts.reuse_depth == 0) ts.copies_live = 0;
-  const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K, b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
-  Bf16Rows convert_a, convert_b;
-  uint16_t* a16 = operand_copy(ts, A, lda, a_rows, a_cols, &convert_a);
-  uint16_t* b16 = operand_copy(ts, B, ldb, b_rows, b_cols, &convert_b);
-  f32_to_bf16_rows(convert_a, convert_b);  // one parallel region for both; a valid copy has no rows
-  if (ts.reuse_depth == 0) ts.copies_live = 0;
-  run_matmul(true, trans_a, trans_b, M, N, K, alpha, a16, a_cols, b16, b_cols, beta, C, ldc, bias);
-}
-
-}  // namespace
-
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   bf16_product(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr);
@@ -297,8 +291,6 @@ void gemm_bias(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, con
   for (int64_t i = 0; i < M; ++i) std::copy(bias, bias + N, y + i * ldy);
   gemm_f32_sgemm(false, true, M, N, K, 1.f, x, ldx, w, ldw, 1.f, y, ldy);
 }
-
-
 
 GemmOperandReuse::GemmOperandReuse() { ++thread_state().reuse_depth; }
 
