@@ -1,7 +1,5 @@
 #include "ops/linear.h"
 
-#include <algorithm>
-
 #include "kernels/cpu/gemm.h"
 #include "ops/parallel.h"
 
