@@ -5,6 +5,7 @@ curves (training loss as a running mean over --smooth steps, validation losses a
 their ratio (needs matplotlib).
 Usage: scripts/precision_loss_table.py FP32_RUN_DIR BF16_RUN_DIR [--window 500] [--plot PNG [--smooth 100]]"""
 import argparse
+import collections
 import json
 import statistics
 
@@ -41,12 +42,9 @@ def main():
 
 
 def running_mean(curve, n):
-    steps = sorted(curve)
-    out, window = {}, []
-    for s in steps:
+    out, window = {}, collections.deque(maxlen=n)
+    for s in sorted(curve):
         window.append(curve[s])
-        if len(window) > n:
-            window.pop(0)
         if len(window) == n:
             out[s] = statistics.mean(window)
     return out
