@@ -586,6 +586,30 @@ TEST(CrossEntropy, GradientMatchesFormulaAndFiniteDifferences) {
   EXPECT_CLOSE(inplace.data(), d.data(), N * V, kKernelTol, "dlogits in place");
 }
 
+// The head's one-pass form: the same loss statistics and gradient bits as the two passes, in place
+// too, across enough rows to run on every thread.
+TEST(CrossEntropy, ForwardBackwardInOnePassMatchesTheTwoPassesExactly) {
+  const int64_t N = 700, V = 97;
+  const Vec logits = random_vec(N * V, 82, -6.f, 6.f);
+  std::vector<int32_t> t(N);
+  for (int64_t i = 0; i < N; ++i) t[i] = i % 9 == 4 ? kIgnoreIndex : static_cast<int32_t>((i * 31) % V);
+  const float scale = 1.f / 611;
+  const CrossEntropyStats want = cross_entropy_forward(logits.data(), t.data(), N, V);
+  Vec want_d(N * V);
+  cross_entropy_backward(want_d.data(), logits.data(), t.data(), N, V, scale);
+  Vec d(N * V, 42.f);
+  const CrossEntropyStats got = cross_entropy_forward_backward(d.data(), logits.data(), t.data(), N, V, scale);
+  EXPECT_EQ(got.loss_sum, want.loss_sum);
+  EXPECT_EQ(got.count, want.count);
+  EXPECT_EQ(got.correct, want.correct);
+  EXPECT_EQ(0, std::memcmp(d.data(), want_d.data(), sizeof(float) * N * V));
+  Vec inplace = logits;
+  const CrossEntropyStats got_inplace =
+      cross_entropy_forward_backward(inplace.data(), inplace.data(), t.data(), N, V, scale);
+  EXPECT_EQ(got_inplace.loss_sum, want.loss_sum);
+  EXPECT_EQ(0, std::memcmp(inplace.data(), want_d.data(), sizeof(float) * N * V));
+}
+
 TEST(CrossEntropy, RejectsTargetsOutsideVocabulary) {
   const Vec logits(2 * 3, 0.f);
   const std::vector<int32_t> t = {1, 3};

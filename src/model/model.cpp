@@ -453,7 +453,7 @@ void ModelImpl::run_layers(const Batch& batch, const StepOptions& opt, bool keep
 }
 
 void ModelImpl::backward_layers(const Batch& batch, const StepOptions& opt) {
-  const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, n = B * L * D;
+  const int64_t D = config_.hidden_size;
   const float eps = static_cast<float>(config_.layer_norm_eps);
   // Layers below the lowest reversible one need nothing reconstructed.
   size_t lowest_reversible = layers_.size();
@@ -465,14 +465,16 @@ void ModelImpl::backward_layers(const Batch& batch, const StepOptions& opt) {
     const bool stored = layer_stored(l);
     // A stored layer with a reversible layer below hands that layer its outputs: X2 from the copy,
     // X1 = Y1 - F from the copy of Y1 and the recomputed F (as a reversible layer would).
+    // The copies trade places with the streams instead of being copied into them: the streams' Y1 and
+    // Y2 are not read again, and the next forward writes every copy before it reads one.
     const bool reconstruct_x1 = !stored || lowest_reversible < l;
-    if (stored && reconstruct_x1) copy(x1_.data(), saved_[l].y1.data(), n);
+    if (stored && reconstruct_x1) std::swap(x1_, saved_[l].y1);
     // FF half: (x1_ holds Y1, x2_ holds Y2). dY1' = dY1 + dFF/dY1^T dY2; X2 = Y2 - FF(Y1), both
     // chunk by chunk in place (FeedForward::backward_add).
-    const float* y1 = stored ? saved_[l].y1.data() : x1_.data();
+    const float* y1 = stored && !reconstruct_x1 ? saved_[l].y1.data() : x1_.data();
     layer.ff->backward_add(dx1_.data(), stored ? nullptr : x2_.data(), dx2_.data(), y1,
                            stored_ff_call(batch, opt, l, stored));
-    if (stored) copy(x2_.data(), saved_[l].x2.data(), n);
+    if (stored) std::swap(x2_, saved_[l].x2);
     // Attention half, row chunk by row chunk (row_stream.h): the attention reads LN_a(X2) (which
     // leaves LN's statistics for the backward) and dropout^T dY1'; it hands back the recomputed F,
     // subtracted from Y1 (X1 = Y1 - F), and dA, taken through LN_a's backward into dX2
@@ -533,13 +535,14 @@ LossStats ModelImpl::head(const Batch& batch, const StepOptions& opt, bool grads
     sequence_output_rows(norm, cat, head_mean_.data(), head_rstd_.data(), x1_.data(), x2_.data(), ln, drop, r0, nr, 1);
     float* logits = logits_out ? logits_out + r0 * V : head_logits_.data();
     linear_forward(logits, norm, head_w_->data(), head_b_->data(), nr, D2, V);
-    const CrossEntropyStats ce = cross_entropy_forward(logits, targets_.data() + r0, nr, V);
+    // With gradients, dlogits takes the logits' place (or the workspace, when the caller keeps them).
+    float* dlogits = grads ? head_logits_.data() : nullptr;
+    const CrossEntropyStats ce = grads ? cross_entropy_forward_backward(dlogits, logits, targets_.data() + r0, nr, V, scale)
+                                       : cross_entropy_forward(logits, targets_.data() + r0, nr, V);
     stats.loss_sum += ce.loss_sum;
     stats.count += ce.count;
     stats.correct += ce.correct;
     if (!grads) continue;
-    float* dlogits = head_logits_.data();
-    cross_entropy_backward(dlogits, logits, targets_.data() + r0, nr, V, scale);
     float* dnorm = head_dcat_.data();
     linear_backward(dnorm, head_wg_->data(), head_bg_->data(), dlogits, norm, head_w_->data(), nr, D2, V);
     sequence_output_rows_backward(dx1_.data(), dx2_.data(), dnorm, cat, head_mean_.data(), head_rstd_.data(), ln, drop, r0,

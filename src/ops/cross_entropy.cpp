@@ -1,5 +1,6 @@
 #include "ops/cross_entropy.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -30,31 +31,40 @@ RowMax row_max(const float* row, int64_t V) {
   return m;
 }
 
-// sum_j exp(row[j] - mx), in double.
-double sum_exp(const float* row, int64_t V, float mx) {
-  double s = 0;
-  for (int64_t j = 0; j < V; ++j) s += std::exp(static_cast<double>(row[j] - mx));
-  return s;
-}
-
-}  // namespace
-
-CrossEntropyStats cross_entropy_forward(const float* logits, const int32_t* targets, int64_t N, int64_t V,
-                                        int32_t ignore_index) {
+// The loss of every counted row and, with dlogits, its gradient, in one pass over the rows: each
+// row's exponentials are taken once, in double, and serve both (so the forward alone, the backward
+// alone and the two together give the same bits). Per-thread partial sums are combined in thread
+// order (an OpenMP reduction's order is unspecified).
+CrossEntropyStats loss_pass(float* dlogits, const float* logits, const int32_t* targets, int64_t N, int64_t V,
+                            float scale, int32_t ignore_index, bool loss = true) {
   check_targets(targets, N, V, ignore_index);
-  // Per-thread partial sums combined in thread order (an OpenMP reduction's order is unspecified).
   std::vector<CrossEntropyStats> part(omp_get_max_threads());
 #pragma omp parallel if (N * V >= kOmpMinWork)
   {
     CrossEntropyStats& mine = part[omp_get_thread_num()];
+    thread_local std::vector<double> e;
+    e.resize(static_cast<size_t>(V));
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < N; ++i) {
-      if (targets[i] == ignore_index) continue;
       const float* row = logits + i * V;
+      const int32_t t = targets[i];
+      if (t == ignore_index) {
+        if (dlogits) std::fill(dlogits + i * V, dlogits + (i + 1) * V, 0.f);
+        continue;
+      }
       const RowMax m = row_max(row, V);
-      mine.loss_sum += std::log(sum_exp(row, V, m.value)) - (static_cast<double>(row[targets[i]]) - m.value);
-      mine.count += 1;
-      mine.correct += m.index == targets[i] ? 1 : 0;
+      double sum = 0;
+      for (int64_t j = 0; j < V; ++j) sum += e[j] = std::exp(static_cast<double>(row[j] - m.value));
+      if (loss) {
+        mine.loss_sum += std::log(sum) - (static_cast<double>(row[t]) - m.value);
+        mine.count += 1;
+        mine.correct += m.index == t ? 1 : 0;
+      }
+      if (!dlogits) continue;
+      // dlogits may alias logits: the row is read in full above, before it is written.
+      float* drow = dlogits + i * V;
+      const double inv = 1.0 / sum;
+      for (int64_t j = 0; j < V; ++j) drow[j] = static_cast<float>(scale * (e[j] * inv - (j == t ? 1.0 : 0.0)));
     }
   }
   CrossEntropyStats total;
@@ -66,30 +76,21 @@ CrossEntropyStats cross_entropy_forward(const float* logits, const int32_t* targ
   return total;
 }
 
+}  // namespace
+
+CrossEntropyStats cross_entropy_forward(const float* logits, const int32_t* targets, int64_t N, int64_t V,
+                                        int32_t ignore_index) {
+  return loss_pass(nullptr, logits, targets, N, V, 0.f, ignore_index);
+}
+
 void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, int64_t N, int64_t V,
                             float scale, int32_t ignore_index) {
-  check_targets(targets, N, V, ignore_index);
-#pragma omp parallel for schedule(static) if (N * V >= kOmpMinWork)
-  for (int64_t i = 0; i < N; ++i) {
-    const float* row = logits + i * V;
-    float* drow = dlogits + i * V;
-    const int32_t t = targets[i];
-    if (t == ignore_index) {
-      for (int64_t j = 0; j < V; ++j) drow[j] = 0.f;
-      continue;
-    }
-    const float mx = row_max(row, V).value;
-    // The row's exponentials once, kept for the probabilities: the same values and sum as sum_exp.
-    thread_local std::vector<double> e;
-    e.resize(static_cast<size_t>(V));
-    double sum = 0;
-    for (int64_t j = 0; j < V; ++j) sum += e[j] = std::exp(static_cast<double>(row[j] - mx));
-    const double inv = 1.0 / sum;
-    for (int64_t j = 0; j < V; ++j) {
-      const double p = e[j] * inv;
-      drow[j] = static_cast<float>(scale * (p - (j == t ? 1.0 : 0.0)));
-    }
-  }
+  loss_pass(dlogits, logits, targets, N, V, scale, ignore_index, /*loss=*/false);
+}
+
+CrossEntropyStats cross_entropy_forward_backward(float* dlogits, const float* logits, const int32_t* targets, int64_t N,
+                                                 int64_t V, float scale, int32_t ignore_index) {
+  return loss_pass(dlogits, logits, targets, N, V, scale, ignore_index);
 }
 
 }  // namespace reformer
