@@ -3,9 +3,9 @@
 //    Bytes/s counts the minimum traffic: forward reads x and writes y (2 floats per element),
 //    backward reads dy and x and writes dx (3 floats per element).
 //  - The LM head on one row chunk of 2048 rows (model.cpp ReformerModel::head): linear forward,
-//    cross-entropy forward and backward (dlogits over the logits, as the model does), linear
-//    backward. FLOP/s counts its three GEMMs (6 * rows * in * vocab); items/s is rows. The
-//    cross_entropy rows time the two cross-entropy calls alone, to show their share.
+//    cross-entropy loss and gradient in one pass (dlogits over the logits, as the model does),
+//    linear backward. FLOP/s counts its three GEMMs (6 * rows * in * vocab); items/s is rows. The
+//    cross_entropy rows time the cross-entropy call alone, to show its share.
 //  - Dropout forward (src/ops/dropout.h), p = 0.1, out of place (in place would rescale the same
 //    survivors every iteration), on 16M elements (streamed from memory), 2M (one C&P FF hidden
 //    chunk of 4096 x 512) and 256K (1 MiB, inside L2: what the mask's Philox words cost). Bytes/s:
@@ -91,10 +91,9 @@ struct Head {
     targets.resize(kHeadRows);
     for (int64_t i = 0; i < kHeadRows; ++i) targets[i] = static_cast<int32_t>(rng_word(micro::kSeed, 13, i) % V);
   }
-  double cross_entropy() {  // forward, then backward over the logits (they alias in the model)
-    const CrossEntropyStats s = cross_entropy_forward(logits.data(), targets.data(), kHeadRows, V);
-    cross_entropy_backward(logits.data(), logits.data(), targets.data(), kHeadRows, V, 1.f / kHeadRows);
-    return s.loss_sum;
+  double cross_entropy() {  // the loss and dlogits over the logits in one pass, as the model does
+    return cross_entropy_forward_backward(logits.data(), logits.data(), targets.data(), kHeadRows, V, 1.f / kHeadRows)
+        .loss_sum;
   }
   double step() {
     linear_forward(logits.data(), x.data(), w.data(), b.data(), kHeadRows, in, V);

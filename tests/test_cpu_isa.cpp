@@ -2,11 +2,13 @@
 // and every variant the machine can run gives the same bits as the baseline (SSE2) one, for each
 // dispatched kernel: the Philox words (against the scalar definition in rng.h), dropout (against
 // rng_keep element by element), the chunk attention forward and backward, and the elementwise and
-// LayerNorm kernels of kernels/cpu/elementwise.h.
+// LayerNorm kernels of kernels/cpu/elementwise.h, and the cross-entropy's exponentials.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "core/cpu_isa.h"
@@ -264,4 +266,46 @@ TEST(CpuIsa, LayerNormKernelsOfEveryVariantAreBitIdenticalToBaseline) {
               << isa_name(isa) << " C " << C << " N " << N << (row_by_row ? " row by row" : " one call");
         }
     }
+}
+
+// The cross-entropy's exponentials: every variant gives the baseline's values and sum for every
+// length around the 8 partial sums, and the baseline is within 2 ulp of std::exp down to -708 and
+// exactly 0 below (-inf included), exactly 1 at 0 and -0.
+TEST(CpuIsa, ExpShiftedSumOfEveryVariantIsBitIdenticalAndWithin2UlpOfStdExp) {
+  ActiveIsa restore;
+  std::vector<float> x;
+  for (float v : {0.f, -0.f, -1e-30f, -1e-7f, -0.34657f, -0.5f, -1.f, -20.f, -88.f, -700.f, -707.99f, -708.01f,
+                  -709.f, -1e30f, -std::numeric_limits<float>::infinity()})
+    x.push_back(v);
+  const std::vector<float> u = uniform(200, 41);
+  for (float v : u) x.push_back(-30.f * (v + 1.f));  // [-60, 0]
+  const int64_t max_n = static_cast<int64_t>(x.size());
+  auto run = [&](Isa isa, int64_t n) {
+    isa_set_active(isa);
+    std::vector<double> e(static_cast<size_t>(n) + 1, 0.0);
+    e.back() = kernel_exp_shifted_sum(e.data(), x.data(), n, 0.f);
+    return e;
+  };
+  for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{7}, int64_t{8}, int64_t{9}, int64_t{17}, max_n}) {
+    const std::vector<double> base = run(Isa::Baseline, n);
+    for (Isa isa : isa_supported_list()) {
+      const std::vector<double> got = run(isa, n);
+      EXPECT_EQ(std::memcmp(got.data(), base.data(), got.size() * sizeof(double)), 0) << isa_name(isa) << " n " << n;
+    }
+  }
+  const std::vector<double> e = run(isa_active(), max_n);
+  double sum = 0;
+  for (int64_t j = 0; j < max_n; ++j) {
+    const double xj = x[static_cast<size_t>(j)], want = std::exp(xj);
+    if (xj < -708.0) {
+      EXPECT_EQ(e[static_cast<size_t>(j)], 0.0) << "x " << xj;
+    } else {
+      EXPECT_LE(std::fabs(e[static_cast<size_t>(j)] - want), 2 * std::numeric_limits<double>::epsilon() * want)
+          << "x " << xj;
+    }
+    sum += e[static_cast<size_t>(j)];
+  }
+  EXPECT_EQ(e[0], 1.0);
+  EXPECT_EQ(e[1], 1.0);
+  EXPECT_NEAR(e.back(), sum, 1e-14 * sum);
 }

@@ -6,6 +6,7 @@
 
 #include <omp.h>
 
+#include "kernels/cpu/elementwise.h"
 #include "ops/parallel.h"
 #include "reformer/error.h"
 
@@ -32,7 +33,8 @@ RowMax row_max(const float* row, int64_t V) {
 }
 
 // The loss of every counted row and, with dlogits, its gradient, in one pass over the rows: each
-// row's exponentials are taken once, in double, and serve both (so the forward alone, the backward
+// row's exponentials are taken once, in double (the vectorised kernel_exp_shifted_sum: a libm
+// exp per logit was most of the LM head's time outside its products), and serve both (so the forward alone, the backward
 // alone and the two together give the same bits). Per-thread partial sums are combined in thread
 // order (an OpenMP reduction's order is unspecified).
 CrossEntropyStats loss_pass(float* dlogits, const float* logits, const int32_t* targets, int64_t N, int64_t V,
@@ -53,8 +55,7 @@ CrossEntropyStats loss_pass(float* dlogits, const float* logits, const int32_t* 
         continue;
       }
       const RowMax m = row_max(row, V);
-      double sum = 0;
-      for (int64_t j = 0; j < V; ++j) sum += e[j] = std::exp(static_cast<double>(row[j] - m.value));
+      const double sum = kernel_exp_shifted_sum(e.data(), row, V, m.value);
       if (loss) {
         mine.loss_sum += std::log(sum) - (static_cast<double>(row[t]) - m.value);
         mine.count += 1;

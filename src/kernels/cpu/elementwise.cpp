@@ -51,4 +51,8 @@ void kernel_accumulate_layernorm_param_grads(double* aw, double* ab, const float
   REFORMER_DISPATCH(accumulate_layernorm_param_grads, aw, ab, dy, x, ld, mean, rstd, rows, n);
 }
 
+double kernel_exp_shifted_sum(double* e, const float* x, int64_t n, float shift) {
+  REFORMER_DISPATCH(exp_shifted_sum, e, x, n, shift);
+}
+
 }  // namespace reformer

@@ -46,4 +46,9 @@ void kernel_accumulate_columns(double* acc, const float* x, int64_t ld, int64_t 
 void kernel_accumulate_layernorm_param_grads(double* aw, double* ab, const float* dy, const float* x, int64_t ld,
                                              const float* mean, const float* rstd, int64_t rows, int64_t n);
 
+// e[j] = exp(x[j] - shift) in double (the difference taken in float), for x[j] <= shift (a row
+// minus its maximum: the cross-entropy's softmax); returns the sum of the e[j], in the 8 fixed
+// partial sums of kernel_layernorm_rows. Within 2 ulp of std::exp, and 0 where x[j] - shift < -708.
+double kernel_exp_shifted_sum(double* e, const float* x, int64_t n, float shift);
+
 }  // namespace reformer
