@@ -237,7 +237,7 @@ TEST(CpuIsa, LayerNormKernelsOfEveryVariantAreBitIdenticalToBaseline) {
       auto run = [&](Isa isa, bool row_by_row) {
         isa_set_active(isa);
         const size_t nc = static_cast<size_t>(N * C), n = static_cast<size_t>(N);
-        std::vector<float> y(nc), dx(nc), mean(n), rstd(n);
+        std::vector<float> y(nc), dx(nc), mean(n), rstd(n), dx_acc = uniform(N * C, 35);
         std::vector<double> acc(static_cast<size_t>(C), 0.5), aw(static_cast<size_t>(C), 0.25),
             ab(static_cast<size_t>(C), 0.125);
         const int64_t step = row_by_row ? 1 : N;
@@ -246,6 +246,8 @@ TEST(CpuIsa, LayerNormKernelsOfEveryVariantAreBitIdenticalToBaseline) {
                                 b.data(), step, C, 1e-12f);
           kernel_layernorm_backward_rows(dx.data() + i * C, dy.data() + i * C, x.data() + i * C, mean.data() + i,
                                          rstd.data() + i, w.data(), step, C);
+          kernel_layernorm_backward_rows(dx_acc.data() + i * C, dy.data() + i * C, x.data() + i * C, mean.data() + i,
+                                         rstd.data() + i, w.data(), step, C, /*accumulate=*/true);
           kernel_accumulate_columns(acc.data(), x.data() + i * C, C, step, C);
           kernel_accumulate_layernorm_param_grads(aw.data(), ab.data(), dy.data() + i * C, x.data() + i * C, C,
                                                   mean.data() + i, rstd.data() + i, step, C);
@@ -253,7 +255,11 @@ TEST(CpuIsa, LayerNormKernelsOfEveryVariantAreBitIdenticalToBaseline) {
         std::vector<double> all(acc);
         all.insert(all.end(), aw.begin(), aw.end());
         all.insert(all.end(), ab.begin(), ab.end());
-        for (const std::vector<float>* v : {&y, &dx, &mean, &rstd})
+        // Accumulating adds exactly the assigned values: the fused form of "write, then add".
+        const std::vector<float> start = uniform(N * C, 35);
+        for (size_t k = 0; k < nc; ++k)
+          if (dx_acc[k] != start[k] + dx[k]) ADD_FAILURE() << "accumulated dx differs at " << k;
+        for (const std::vector<float>* v : {&y, &dx, &dx_acc, &mean, &rstd})
           for (float f : *v) all.push_back(f);
         return all;
       };

@@ -42,10 +42,7 @@ bool FeedForward::prepare(const FeedForwardCall& call, bool backward, bool add) 
     ws_->dout.ensure({c, D_}, MemCategory::Workspace);
     ws_->dh.ensure({c, F_}, MemCategory::Workspace);
   }
-  if (add) {
-    ws_->out.ensure({c, D_}, MemCategory::Workspace);
-    if (backward) ws_->dx.ensure({c, D_}, MemCategory::Workspace);
-  }
+  if (add) ws_->out.ensure({c, D_}, MemCategory::Workspace);
   return true;
 }
 
@@ -121,7 +118,6 @@ void FeedForward::backward_add(float* dx_add, float* y_sub, const float* dout, c
                  "FeedForward::backward_add needs gradient buffers; construct the layer with FeedForwardGrads");
   if (!prepare(call, true, true)) return;
   const int64_t c = chunk_rows(call.rows);
-  float* dx = ws_->dx.data();
   for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
     const int64_t n = std::min(c, call.rows - r0);
     // bf16: LN(x), the hidden activation and both weights rounded once for the chunk's recomputation and
@@ -136,8 +132,7 @@ void FeedForward::backward_add(float* dx_add, float* y_sub, const float* dout, c
                                /*subtract=*/true, drop_prob(call), call.seed,
                                dropout_stream(call, DropoutSite::FeedForwardOutput), r0 * D_);
     }
-    backward_rows(dx, y_sub ? nullptr : dout, x, r0, n, call);
-    add_elementwise(dx_add + r0 * D_, dx, n * D_);
+    backward_rows(dx_add + r0 * D_, y_sub ? nullptr : dout, x, r0, n, call, /*accumulate=*/true);
   }
 }
 
@@ -156,7 +151,7 @@ void FeedForward::backward(float* dx, float* out, const float* dout, const float
 }
 
 void FeedForward::backward_rows(float* dx_rows, const float* dout, const float* x, int64_t r0, int64_t n,
-                                const FeedForwardCall& call) {
+                                const FeedForwardCall& call, bool accumulate) {
   const float p = drop_prob(call);
   const uint64_t s_hidden = dropout_stream(call, DropoutSite::FeedForwardHidden);
   const uint64_t s_out = dropout_stream(call, DropoutSite::FeedForwardOutput);
@@ -172,12 +167,12 @@ void FeedForward::backward_rows(float* dx_rows, const float* dout, const float* 
   }
   linear_backward(ws_->dout.data(), g_.w1, g_.b1, ws_->dh.data(), ws_->xn.data(), w_.w1, n, D_, F_);
   layernorm_backward(dx_rows, g_.ln_w, g_.ln_b, ws_->dout.data(), x + r0 * D_, ws_->mean.data(), ws_->rstd.data(),
-                     w_.ln_w, n, D_);
+                     w_.ln_w, n, D_, accumulate);
 }
 
 int64_t FeedForward::workspace_bytes() const {
   int64_t n = 0;
-  for (const Tensor* t : {&ws_->xn, &ws_->mean, &ws_->rstd, &ws_->h, &ws_->a, &ws_->dout, &ws_->dh, &ws_->out, &ws_->dx}) n += t->capacity();
+  for (const Tensor* t : {&ws_->xn, &ws_->mean, &ws_->rstd, &ws_->h, &ws_->a, &ws_->dout, &ws_->dh, &ws_->out}) n += t->capacity();
   return n * static_cast<int64_t>(sizeof(float));
 }
 

@@ -47,7 +47,7 @@ struct FeedForwardCall {
 struct FeedForwardWorkspace {
   Tensor xn, mean, rstd, h, a;  // forward (recomputed in the backward)
   Tensor dout, dh;              // backward only
-  Tensor out, dx;               // forward_add / backward_add only: one chunk of G(x) and of dx
+  Tensor out;                   // forward_add / backward_add only: one chunk of G(x)
 };
 
 class FeedForward {
@@ -94,9 +94,11 @@ class FeedForward {
   void output(float* o_rows, int64_t r0, int64_t n, const FeedForwardCall& call);
   // The same output, added into rows [r0, r0 + n) of y (subtracted if subtract) in the dropout's pass.
   void output_add(float* y, bool subtract, int64_t r0, int64_t n, const FeedForwardCall& call);
-  // dx_rows (n x D) = rows [r0, r0 + n) of dG/dx^T dout (after hidden() for these rows). dout ==
-  // nullptr: ws_->dout already holds these rows of dout after the output dropout's backward.
-  void backward_rows(float* dx_rows, const float* dout, const float* x, int64_t r0, int64_t n, const FeedForwardCall& call);
+  // dx_rows (n x D) = rows [r0, r0 + n) of dG/dx^T dout (after hidden() for these rows), or += it
+  // with accumulate. dout == nullptr: ws_->dout already holds these rows of dout after the output
+  // dropout's backward.
+  void backward_rows(float* dx_rows, const float* dout, const float* x, int64_t r0, int64_t n, const FeedForwardCall& call,
+                     bool accumulate = false);
 
   int64_t D_, F_;
   Activation act_;

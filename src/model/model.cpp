@@ -489,9 +489,8 @@ void ModelImpl::backward_layers(const Batch& batch, const StepOptions& opt) {
     const RowWriter subtract_from_x1 = dropout_rows_into(x1_.data(), /*subtract=*/true, p, opt.seed, stream, D);
     const RowWriter input_grad_to_dx2 = [&](float* da, int64_t r0, int64_t rows) {
       // LN statistics of these rows were left by attn_input, which read them just before.
-      layernorm_backward(da, layer.ln_wg->data(), layer.ln_bg->data(), da, x2_.data() + r0 * D, ln_mean_.data() + r0,
-                         ln_rstd_.data() + r0, layer.ln_w->data(), rows, D);
-      add_into(dx2_.data() + r0 * D, da, rows * D);
+      layernorm_backward(dx2_.data() + r0 * D, layer.ln_wg->data(), layer.ln_bg->data(), da, x2_.data() + r0 * D,
+                         ln_mean_.data() + r0, ln_rstd_.data() + r0, layer.ln_w->data(), rows, D, /*accumulate=*/true);
     };
     AttentionCall call = attention_call(batch, opt, li);
     if (stored) call.kept = &saved_[l].attn;

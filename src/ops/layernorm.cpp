@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/elementwise.h"
 #include "ops/parallel.h"
+#include "reformer/error.h"
 
 namespace reformer {
 namespace {
@@ -24,7 +25,8 @@ void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const
 }
 
 void layernorm_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* mean,
-                        const float* rstd, const float* w, int64_t N, int64_t C) {
+                        const float* rstd, const float* w, int64_t N, int64_t C, bool accumulate) {
+  REFORMER_CHECK(!accumulate || dx != dy, "layernorm_backward: dx must not alias dy when accumulating into it");
   // Parameter gradients first: they read dy, which dx may overwrite. Each column sums its rows in order.
   parallel_column_blocks(C, N * C, [&](int64_t j0, int64_t j1) {
     double aw[64] = {}, ab[64] = {};
@@ -37,7 +39,7 @@ void layernorm_backward(float* dx, float* dw, float* db, const float* dy, const 
 #pragma omp parallel for schedule(static) if (N * C >= kOmpMinWork)
   for (int64_t i0 = 0; i0 < N; i0 += kRowsPerTask) {
     const int64_t n = std::min(kRowsPerTask, N - i0);
-    kernel_layernorm_backward_rows(dx + i0 * C, dy + i0 * C, x + i0 * C, mean + i0, rstd + i0, w, n, C);
+    kernel_layernorm_backward_rows(dx + i0 * C, dy + i0 * C, x + i0 * C, mean + i0, rstd + i0, w, n, C, accumulate);
   }
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // LayerNorm over the last axis: y = (x - mean) * rstd * w + b, rstd = 1 / sqrt(var + eps), with the
-// biased variance (torch). Gradients: dw, db ACCUMULATE (+=); dx is ASSIGNED.
+// biased variance (torch). Gradients: dw, db ACCUMULATE (+=); dx is ASSIGNED, or accumulated into
+// with `accumulate` (a residual stream's gradient: no separate add pass over dx).
 #include <cstdint>
 
 namespace reformer {
@@ -10,8 +11,9 @@ namespace reformer {
 void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
                        int64_t N, int64_t C, float eps);
 
-// dx: (N, C) (may alias dy); dw, db: (C); mean, rstd: as saved by layernorm_forward for this x.
+// dx: (N, C) (may alias dy, unless accumulate); dw, db: (C); mean, rstd: as saved by
+// layernorm_forward for this x.
 void layernorm_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* mean,
-                        const float* rstd, const float* w, int64_t N, int64_t C);
+                        const float* rstd, const float* w, int64_t N, int64_t C, bool accumulate = false);
 
 }  // namespace reformer
