@@ -1,6 +1,7 @@
 // Ops rung: every forward against a slow double-precision reference, every backward against
 // central finite differences (w.r.t. every input and parameter) and, where exact, a naive loop.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -626,6 +627,40 @@ TEST(CrossEntropy, RejectsTargetsOutsideVocabulary) {
 
 // ---------------------------------------------------------------------------------------------
 // Sizes above the OpenMP threshold: the column-block reductions must still equal naive loops.
+
+// The column blocks cover every column once, in multiples of 64 (but the last) no wider than
+// kMaxColumnBlock, for any width, with and without enough work to go parallel; and the column sums
+// are the same bits whatever the thread count, since each column adds its rows in order.
+TEST(ParallelPaths, ColumnBlocksCoverEachColumnOnceAndKeepBitsAcrossThreadCounts) {
+  for (int64_t cols : {int64_t{1}, int64_t{64}, int64_t{65}, int64_t{256}, int64_t{320}, int64_t{1100}, int64_t{4096}})
+    for (int64_t work : {int64_t{1}, kOmpMinWork})
+      for (int threads : {1, 2, 3}) {
+        const int saved = omp_get_max_threads();
+        omp_set_num_threads(threads);
+        std::vector<int> seen(static_cast<size_t>(cols), 0);
+        bool ok = true;
+        parallel_column_blocks(cols, work, [&](int64_t j0, int64_t j1) {
+          if (j1 <= j0 || j1 - j0 > kMaxColumnBlock || (j1 < cols && (j1 - j0) % 64 != 0)) ok = false;
+          for (int64_t j = j0; j < j1; ++j) ++seen[static_cast<size_t>(j)];
+        });
+        omp_set_num_threads(saved);
+        EXPECT_TRUE(ok) << "cols " << cols << " threads " << threads;
+        for (int64_t j = 0; j < cols; ++j) ASSERT_EQ(seen[static_cast<size_t>(j)], 1) << "column " << j << " of " << cols;
+      }
+  const int64_t N = 700, C = 1100;
+  const Vec x = random_vec(N * C, 93);
+  std::vector<Vec> sums;
+  for (int threads : {1, 2, 3}) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    Vec s(C, 0.f);
+    add_column_sums(s.data(), x.data(), N, C, C);
+    omp_set_num_threads(saved);
+    sums.push_back(s);
+  }
+  EXPECT_EQ(std::memcmp(sums[0].data(), sums[1].data(), sizeof(float) * C), 0);
+  EXPECT_EQ(std::memcmp(sums[0].data(), sums[2].data(), sizeof(float) * C), 0);
+}
 
 TEST(ParallelPaths, ColumnReductionsMatchNaiveLoopsOnLargeInputs) {
   const int64_t N = 600, C = 130, V = 17;

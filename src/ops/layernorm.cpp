@@ -29,7 +29,7 @@ void layernorm_backward(float* dx, float* dw, float* db, const float* dy, const 
   REFORMER_CHECK(!accumulate || dx != dy, "layernorm_backward: dx must not alias dy when accumulating into it");
   // Parameter gradients first: they read dy, which dx may overwrite. Each column sums its rows in order.
   parallel_column_blocks(C, N * C, [&](int64_t j0, int64_t j1) {
-    double aw[64] = {}, ab[64] = {};
+    double aw[kMaxColumnBlock] = {}, ab[kMaxColumnBlock] = {};
     kernel_accumulate_layernorm_param_grads(aw, ab, dy + j0, x + j0, C, mean, rstd, N, j1 - j0);
     for (int64_t j = j0; j < j1; ++j) {
       dw[j] += static_cast<float>(aw[j - j0]);

@@ -18,7 +18,7 @@ void add_elementwise(float* y, const float* x, int64_t n, bool subtract) {
 
 void add_column_sums(float* out, const float* x, int64_t rows, int64_t cols, int64_t ld) {
   parallel_column_blocks(cols, rows * cols, [&](int64_t j0, int64_t j1) {
-    double acc[64] = {};
+    double acc[kMaxColumnBlock] = {};
     kernel_accumulate_columns(acc, x + j0, ld, rows, j1 - j0);  // rows in order
     for (int64_t j = j0; j < j1; ++j) out[j] += static_cast<float>(acc[j - j0]);
   });

@@ -12,14 +12,26 @@ namespace reformer {
 // Work (in elements) below which a loop stays on one thread: fork/join costs more than it saves.
 inline constexpr int64_t kOmpMinWork = 1 << 15;
 
+// The widest column block parallel_column_blocks hands out (callers size their per-block
+// accumulators by it).
+inline constexpr int64_t kMaxColumnBlock = 512;
+
 // Calls fn(j0, j1) for the column blocks [j0, j1) covering [0, cols), in parallel when work (the
-// total number of elements touched) is large enough.
+// total number of elements touched) is large enough. A block is a multiple of 64 columns, one per
+// thread where that fits kMaxColumnBlock: each block sweeps all rows once, and longer runs of each
+// row are read faster (64-column blocks of a (4096, 256) matrix read 256 of every 1,024 bytes and
+// summed LayerNorm's parameter gradients at 0.68 ms a sweep on one thread; 128-column ones at 0.50,
+// 256 at 0.38). Columns are summed independently, so the blocks do not change any result.
 template <class Fn>
 void parallel_column_blocks(int64_t cols, int64_t work, Fn&& fn) {
-  constexpr int64_t kBlock = 64;
-  const int64_t nblocks = (cols + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (work >= kOmpMinWork && nblocks > 1)
-  for (int64_t b = 0; b < nblocks; ++b) fn(b * kBlock, std::min(cols, (b + 1) * kBlock));
+  constexpr int64_t kUnit = 64;
+  const bool parallel = work >= kOmpMinWork;
+  const int64_t threads = parallel ? std::max(1, omp_get_max_threads()) : 1;
+  const int64_t units = (cols + kUnit - 1) / kUnit;
+  const int64_t block = std::min(kMaxColumnBlock, (units + threads - 1) / threads * kUnit);
+  const int64_t nblocks = (cols + block - 1) / block;
+#pragma omp parallel for schedule(static) if (parallel && nblocks > 1)
+  for (int64_t b = 0; b < nblocks; ++b) fn(b * block, std::min(cols, (b + 1) * block));
 }
 
 // Calls fn(i0, i1) for contiguous ranges covering [0, n), one per thread (static split, each a
