@@ -632,6 +632,9 @@ TEST(CrossEntropy, RejectsTargetsOutsideVocabulary) {
 // kMaxColumnBlock, for any width, with and without enough work to go parallel; and the column sums
 // are the same bits whatever the thread count, since each column adds its rows in order.
 TEST(ParallelPaths, ColumnBlocksCoverEachColumnOnceAndKeepBitsAcrossThreadCounts) {
+  bool called = false;  // no columns: no block (and no division by a zero block width)
+  parallel_column_blocks(0, kOmpMinWork, [&](int64_t, int64_t) { called = true; });
+  EXPECT_FALSE(called);
   for (int64_t cols : {int64_t{1}, int64_t{64}, int64_t{65}, int64_t{256}, int64_t{320}, int64_t{1100}, int64_t{4096}})
     for (int64_t work : {int64_t{1}, kOmpMinWork})
       for (int threads : {1, 2, 3}) {

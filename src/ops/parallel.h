@@ -25,6 +25,7 @@ inline constexpr int64_t kMaxColumnBlock = 512;
 template <class Fn>
 void parallel_column_blocks(int64_t cols, int64_t work, Fn&& fn) {
   constexpr int64_t kUnit = 64;
+  if (cols <= 0) return;
   const bool parallel = work >= kOmpMinWork;
   const int64_t threads = parallel ? std::max(1, omp_get_max_threads()) : 1;
   const int64_t units = (cols + kUnit - 1) / kUnit;
