@@ -32,11 +32,12 @@ RowMax row_max(const float* row, int64_t V) {
   return m;
 }
 
-// The loss of every counted row and, with dlogits, its gradient, in one pass over the rows: each
-// row's exponentials are taken once, in double (the vectorised kernel_exp_shifted_sum: a libm
-// exp per logit was most of the LM head's time outside its products), and serve both (so the forward alone, the backward
-// alone and the two together give the same bits). Per-thread partial sums are combined in thread
-// order (an OpenMP reduction's order is unspecified).
+// The loss of every counted row and, with dlogits, its gradient, in one pass over the rows. Each
+// row's exponentials are taken once, in double, and serve both, so the forward alone, the backward
+// alone and the two together give the same bits. They come from the vectorised
+// kernel_exp_shifted_sum: a libm exp per logit was most of the LM head's time outside its
+// products. Per-thread partial sums are combined in thread order (an OpenMP reduction's order is
+// unspecified).
 CrossEntropyStats loss_pass(float* dlogits, const float* logits, const int32_t* targets, int64_t N, int64_t V,
                             float scale, int32_t ignore_index, bool loss = true) {
   check_targets(targets, N, V, ignore_index);
