@@ -6,6 +6,8 @@
 //    cross-entropy loss and gradient in one pass (dlogits over the logits, as the model does),
 //    linear backward. FLOP/s counts its three GEMMs (6 * rows * in * vocab); items/s is rows. The
 //    cross_entropy rows time the cross-entropy call alone, to show its share.
+//  - LayerNorm's parameter-gradient column sums (kernel_accumulate_layernorm_param_grads) on one
+//    thread, 4096 x 256, in column blocks of 64, 128 and 256 (ops/parallel.h: the block width).
 //  - Dropout forward (src/ops/dropout.h), p = 0.1, out of place (in place would rescale the same
 //    survivors every iteration), on 16M elements (streamed from memory), 2M (one C&P FF hidden
 //    chunk of 4096 x 512) and 256K (1 MiB, inside L2: what the mask's Philox words cost). Bytes/s:
@@ -17,12 +19,14 @@
 // layers call them.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "micro_common.h"
 
+#include "kernels/cpu/elementwise.h"
 #include "ops/cross_entropy.h"
 #include "ops/dropout.h"
 #include "ops/layernorm.h"
@@ -69,6 +73,25 @@ void bm_layernorm(benchmark::State& state, int64_t C, bool backward) {
   if (!finite(y.data(), n) || (backward && !finite(dx.data(), n))) state.SkipWithError("non-finite LayerNorm output");
   state.SetBytesProcessed(state.iterations() * n * (backward ? 3 : 2) * static_cast<int64_t>(sizeof(float)));
   state.SetItemsProcessed(state.iterations() * N);
+}
+
+// LayerNorm's parameter-gradient sums on one thread, the rows swept in column blocks of `block`
+// (parallel_column_blocks' choice: 64 columns before the sixth session, now one block per thread).
+void bm_layernorm_param_grads(benchmark::State& state, int64_t C, int64_t block) {
+  const int64_t N = kLnRows, n = N * C;
+  const float* x = normals(n, 1);
+  const float* dy = normals(n, 2);
+  const std::vector<float> w = normal_vector(C, 3, 1.f, 0.1f), b = normal_vector(C, 4, 0.f, 0.1f);
+  std::vector<float> y(n), mean(N), rstd(N);
+  std::vector<double> aw(C), ab(C);
+  layernorm_forward(y.data(), mean.data(), rstd.data(), x, w.data(), b.data(), N, C, 1e-12f);
+  for (auto _ : state) {
+    for (int64_t j0 = 0; j0 < C; j0 += block)
+      kernel_accumulate_layernorm_param_grads(aw.data() + j0, ab.data() + j0, dy + j0, x + j0, C, mean.data(),
+                                              rstd.data(), N, std::min(block, C - j0));
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * n * 2 * static_cast<int64_t>(sizeof(float)));
 }
 
 // ---- LM head ------------------------------------------------------------------------------------
@@ -154,6 +177,13 @@ void register_all() {
                                std::to_string(kLnRows) + "/width:" + std::to_string(C);
       benchmark::RegisterBenchmark(name.c_str(), bm_layernorm, C, backward)->UseRealTime()->Unit(benchmark::kMillisecond);
     }
+  for (int64_t block : {64, 128, 256}) {
+    const std::string name = "layernorm_param_grads_1thread/rows:" + std::to_string(kLnRows) + "/width:256/block:" +
+                             std::to_string(block);
+    benchmark::RegisterBenchmark(name.c_str(), bm_layernorm_param_grads, int64_t{256}, block)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
   struct HeadShape {
     const char* model;
     int64_t in, V;

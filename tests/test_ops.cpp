@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -604,6 +605,22 @@ TEST(CrossEntropy, ForwardBackwardInOnePassMatchesTheTwoPassesExactly) {
   EXPECT_EQ(got.count, want.count);
   EXPECT_EQ(got.correct, want.correct);
   EXPECT_EQ(0, std::memcmp(d.data(), want_d.data(), sizeof(float) * N * V));
+  // The three share one pass; against an independent naive softmax (libm exp in double), so the
+  // comparison above is not its own reference.
+  const CrossEntropyStats naive = cross_entropy_reference(logits, t, V);
+  EXPECT_EQ(got.count, naive.count);
+  EXPECT_EQ(got.correct, naive.correct);
+  EXPECT_NEAR(got.loss_sum, naive.loss_sum, kKernelTol.atol + kKernelTol.rtol * std::fabs(naive.loss_sum));
+  Vec naive_d(N * V, 0.f);
+  for (int64_t i = 0; i < N; ++i) {
+    if (t[i] == kIgnoreIndex) continue;
+    double mx = logits[i * V], z = 0;
+    for (int64_t j = 1; j < V; ++j) mx = std::max(mx, static_cast<double>(logits[i * V + j]));
+    for (int64_t j = 0; j < V; ++j) z += std::exp(logits[i * V + j] - mx);
+    for (int64_t j = 0; j < V; ++j)
+      naive_d[i * V + j] = static_cast<float>(scale * (std::exp(logits[i * V + j] - mx) / z - (j == t[i])));
+  }
+  EXPECT_CLOSE(d.data(), naive_d.data(), N * V, kKernelTol, "dlogits against the naive softmax");
   Vec inplace = logits;
   const CrossEntropyStats got_inplace =
       cross_entropy_forward_backward(inplace.data(), inplace.data(), t.data(), N, V, scale);

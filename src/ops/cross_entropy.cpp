@@ -39,7 +39,7 @@ RowMax row_max(const float* row, int64_t V) {
 // products. Per-thread partial sums are combined in thread order (an OpenMP reduction's order is
 // unspecified).
 CrossEntropyStats loss_pass(float* dlogits, const float* logits, const int32_t* targets, int64_t N, int64_t V,
-                            float scale, int32_t ignore_index, bool loss = true) {
+                            float scale, int32_t ignore_index) {
   check_targets(targets, N, V, ignore_index);
   std::vector<CrossEntropyStats> part(omp_get_max_threads());
 #pragma omp parallel if (N * V >= kOmpMinWork)
@@ -57,11 +57,9 @@ CrossEntropyStats loss_pass(float* dlogits, const float* logits, const int32_t* 
       }
       const RowMax m = row_max(row, V);
       const double sum = kernel_exp_shifted_sum(e.data(), row, V, m.value);
-      if (loss) {
-        mine.loss_sum += std::log(sum) - (static_cast<double>(row[t]) - m.value);
-        mine.count += 1;
-        mine.correct += m.index == t ? 1 : 0;
-      }
+      mine.loss_sum += std::log(sum) - (static_cast<double>(row[t]) - m.value);
+      mine.count += 1;
+      mine.correct += m.index == t ? 1 : 0;
       if (!dlogits) continue;
       // dlogits may alias logits: the row is read in full above, before it is written.
       float* drow = dlogits + i * V;
@@ -87,7 +85,7 @@ CrossEntropyStats cross_entropy_forward(const float* logits, const int32_t* targ
 
 void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, int64_t N, int64_t V,
                             float scale, int32_t ignore_index) {
-  loss_pass(dlogits, logits, targets, N, V, scale, ignore_index, /*loss=*/false);
+  loss_pass(dlogits, logits, targets, N, V, scale, ignore_index);  // the statistics cost a log per row
 }
 
 CrossEntropyStats cross_entropy_forward_backward(float* dlogits, const float* logits, const int32_t* targets, int64_t N,

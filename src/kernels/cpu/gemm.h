@@ -25,8 +25,9 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
 // (A^T B) with M > N, or x W^T with K >= N. Measured on an AVX-512 Xeon (docs/PERFORMANCE.md, fifth
 // session; `micro_gemm` has both paths' rows for every shape): sgemm ran E8's FF1 weight gradient
 // (2048 x 512 x 4096) at 0.6-0.7x the primitive's rate and the rule's other shapes at 0.8-1.0x;
-// the shapes outside it were even or faster on sgemm (NN products: mixed, so they stay). A fixed rule of the shape, not a timing taken
-// per process, so every process computes the same bits for the same call.
+// the shapes outside it were even or faster on sgemm (NN products: mixed, so they stay). A fixed
+// rule of the shape, not a timing taken per process, so every process computes the same bits for
+// the same call.
 bool gemm_f32_uses_matmul(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K);
 
 // The two fp32 paths, whatever the shape (for tests and micro_gemm): dnnl_sgemm, and oneDNN's f32
