@@ -66,6 +66,7 @@ struct BenchConfig {
   int64_t hashes = 0;     // 0 = model default
   int reversible = 1;
   int64_t stored = -1;  // >= 0: the per-layer plan, the lowest `stored` layers keep their activations (overrides reversible)
+  int64_t inputs = 0;   // with stored >= 0: the next `inputs` layers keep their input X2 (LayerKeep::input)
   int64_t max_memory = 0;  // > 0: the plan plan_stored_layers makes for this budget in bytes (overrides stored)
   std::string precision = "fp32";  // fp32 | bf16 (reformer/precision.h)
   int reps = 3;
@@ -77,6 +78,7 @@ struct BenchConfig {
       << ";layers=" << layers << ";d_ff=" << d_ff << ";ff_chunk=" << ff_chunk << ";hashes=" << hashes
       << ";reversible=" << reversible << ";reps=" << reps << ";warmup=" << warmup;
     if (stored >= 0) s << ";stored=" << stored;
+    if (inputs > 0) s << ";inputs=" << inputs;
     if (max_memory > 0) s << ";max_memory=" << max_memory;
     if (precision != "fp32") s << ";precision=" << precision;
     return s.str();
@@ -100,6 +102,7 @@ struct BenchConfig {
       else if (k == "hashes") c.hashes = std::stoll(v);
       else if (k == "reversible") c.reversible = std::stoi(v);
       else if (k == "stored") c.stored = std::stoll(v);
+      else if (k == "inputs") c.inputs = std::stoll(v);
       else if (k == "max_memory") c.max_memory = std::stoll(v);
       else if (k == "precision") c.precision = v;
       else if (k == "reps") c.reps = std::stoi(v);
@@ -285,12 +288,16 @@ class Trial {
     if (b.max_memory > 0) {  // what `reformer train --max-memory` would store
       const reformer::LayerPlan plan =
           reformer::plan_stored_layers(cfg_, 1, L, "adam", omp_get_max_threads(), b.max_memory);
-      model_.set_stored_layers(plan.stored);
+      model_.set_layer_plan(plan.keep);
       std::fprintf(stderr, "plan: %s\n", reformer::describe_plan(plan).c_str());
     } else if (b.stored >= 0) {
-      std::vector<bool> plan(cfg_.attn_layers.size(), false);
-      for (size_t l = 0; l < plan.size() && static_cast<int64_t>(l) < b.stored; ++l) plan[l] = true;
-      model_.set_stored_layers(plan);
+      std::vector<reformer::LayerKeep> plan(cfg_.attn_layers.size(), reformer::LayerKeep::nothing);
+      for (size_t l = 0; l < plan.size(); ++l) {
+        const auto i = static_cast<int64_t>(l);
+        if (i < b.stored) plan[l] = reformer::LayerKeep::all;
+        else if (i < b.stored + b.inputs) plan[l] = reformer::LayerKeep::input;
+      }
+      model_.set_layer_plan(plan);
     }
     for (auto& p : model_.parameters()) refs_.push_back({p.name, p.param->data(), p.grad->data(), p.param->shape()});
     if (b.mode == "train") adam_ = std::make_unique<reformer::Adam>(refs_);

@@ -133,23 +133,28 @@ TEST(MemoryEstimate, ForwardWithinToleranceOfMeasuredPeak) {
     }
 }
 
-// Stored layers (the per-layer plan): the estimate's activations grow by exactly what the allocator
-// measures (what stored_layer_bytes says each stored layer keeps), its workspace by at least the
-// measured growth, and the total stays within the tolerance of the measured peak, for plans
-// storing none, some and all layers.
+// The per-layer plan: the estimate's activations grow by exactly what the allocator measures (what
+// kept_layer_bytes says each layer keeps), its workspace by at least the measured growth, and the
+// total stays within the tolerance of the measured peak, for plans storing none, some and all
+// layers, and with layers that keep their input X2.
 TEST(MemoryEstimate, StoredLayersMatchMeasuredPeak) {
   const ReformerConfig c = small_config({"local", "lsh", "local", "lsh"}, 256, 32);
   const int64_t B = 2, L = 256;
   int64_t est_none = 0, measured_none = 0, est_ws_none = 0, measured_ws_none = 0;
-  for (int64_t stored : {0, 1, 3, 4}) {
-    SCOPED_TRACE(testing::Message() << stored << " stored layers");
-    const MemoryEstimate est = estimate_training_memory(c, B, L, "adam", omp_get_max_threads(), stored);
+  // R: reversible, X: keeps X2, S: stored.
+  for (const std::string name : {"RRRR", "SRRR", "SSSR", "SSSS", "SXXR", "XXXX"}) {
+    SCOPED_TRACE(name);
+    std::vector<LayerKeep> plan;
+    for (char ch : name) plan.push_back(ch == 'S' ? LayerKeep::all : ch == 'X' ? LayerKeep::input : LayerKeep::nothing);
+    const MemoryEstimate est = estimate_training_memory(c, B, L, "adam", omp_get_max_threads(), plan);
+    if (name.find('X') == std::string::npos) {  // the count form says the same
+      const auto stored = static_cast<int64_t>(std::count(name.begin(), name.end(), 'S'));
+      EXPECT_EQ(est.total(), estimate_training_memory(c, B, L, "adam", omp_get_max_threads(), stored).total());
+    }
     const int64_t live_before = mem_stats().live_total;
     mem_reset_peaks();
     ReformerModel model(c, 1);
-    std::vector<bool> plan(4, false);
-    for (int64_t l = 0; l < stored; ++l) plan[static_cast<size_t>(l)] = true;
-    model.set_stored_layers(plan);
+    model.set_layer_plan(plan);
     auto params = refs(model);
     auto opt = make_optimizer("adam", params);
     std::vector<int32_t> ids(static_cast<size_t>(B * L));
@@ -159,16 +164,19 @@ TEST(MemoryEstimate, StoredLayersMatchMeasuredPeak) {
     opt->step(params, 1e-3f);
     const MemStats s = mem_stats();
     const int64_t activations = s.peak_of(MemCategory::Activations), workspace = s.live_of(MemCategory::Workspace);
-    if (stored == 0) {
+    if (name == "RRRR") {
       est_none = est.activations;
       measured_none = activations;
       est_ws_none = est.workspace;
       measured_ws_none = workspace;
     }
     StoredLayerBytes kept;
-    for (int64_t l = 0; l < stored; ++l) {
-      kept.activations += stored_layer_bytes(c, B, L, l).activations;
-      kept.workspace += stored_layer_bytes(c, B, L, l).workspace;
+    int64_t largest = 0;
+    for (int64_t l = 0; l < 4; ++l) {
+      const StoredLayerBytes k = kept_layer_bytes(c, B, L, l, plan[static_cast<size_t>(l)]);
+      kept.activations += k.activations;
+      kept.workspace += k.workspace;
+      largest = std::max(largest, k.workspace);
     }
     EXPECT_EQ(est.activations - est_none, activations - measured_none);
     EXPECT_EQ(activations - measured_none, kept.activations);
@@ -177,8 +185,6 @@ TEST(MemoryEstimate, StoredLayersMatchMeasuredPeak) {
     // re-allocates only those a later layer needs; the top stored layer's may never be).
     EXPECT_EQ(est.workspace - est_ws_none, kept.workspace);
     EXPECT_LE(workspace - measured_ws_none, kept.workspace);
-    int64_t largest = 0;
-    for (int64_t l = 0; l < stored; ++l) largest = std::max(largest, stored_layer_bytes(c, B, L, l).workspace);
     EXPECT_GE(workspace - measured_ws_none, kept.workspace - largest);
     const double ratio = static_cast<double>(est.total()) / static_cast<double>(s.peak_total - live_before);
     EXPECT_NEAR(ratio, 1.0, test::kMemoryEstimateRelTol) << mem_report();
@@ -193,12 +199,15 @@ TEST(MemoryEstimate, PlanStoresAsManyLayersAsFitTheBudget) {
   const int64_t rows = B * L, D = c.hidden_size, F = c.feed_forward_size, H = c.num_attention_heads,
                 Hd = H * c.attention_head_size, f = static_cast<int64_t>(sizeof(float));
   // X2, Y1 and the feed-forward's ReLU activation of every position; local layers keep q, k, v, o
-  // and the logsumexp, LSH layers qk and v.
+  // and the logsumexp, LSH layers qk and v. A layer that keeps its input keeps X2 alone.
+  const int64_t x2 = rows * D * f;
   std::vector<int64_t> cost, cumulative = {0};
   for (int64_t l = 0; l < 4; ++l) {
     const StoredLayerBytes b = stored_layer_bytes(c, B, L, l);
     EXPECT_EQ(b.activations, (2 * D + F) * rows * f) << l;
     EXPECT_EQ(b.workspace, (l % 2 == 0 ? 4 * rows * Hd + H * rows : 2 * rows * Hd) * f) << l;
+    EXPECT_EQ(kept_layer_bytes(c, B, L, l, LayerKeep::all).total(), b.total()) << l;
+    EXPECT_EQ(kept_layer_bytes(c, B, L, l, LayerKeep::input).total(), x2) << l;
     cost.push_back(b.total());
     cumulative.push_back(cumulative.back() + b.total());
   }
@@ -206,31 +215,49 @@ TEST(MemoryEstimate, PlanStoresAsManyLayersAsFitTheBudget) {
                tokens = static_cast<double>(rows);
   auto flops = [&](int64_t l) { return tokens * 2 * D_ * (2 * F_ + (l % 2 == 0 ? 4 : 3) * Hd_); };
   for (int64_t fit : {0, 1, 2, 3, 4}) {
-    // A budget whose usable share holds the all-reversible step plus `fit` stored layers and half the next.
-    const double extra = fit < 4 ? 0.5 * static_cast<double>(cost[static_cast<size_t>(fit)]) : 0.0;
-    const auto budget = static_cast<int64_t>(
-        (static_cast<double>(none) + static_cast<double>(cumulative[static_cast<size_t>(fit)]) + extra + 1.0) / kPlanBudgetShare);
-    const LayerPlan plan = plan_stored_layers(c, B, L, "adam", threads, budget);
-    EXPECT_EQ(plan.stored_count, fit);
-    ASSERT_EQ(plan.stored.size(), 4u);
-    for (int64_t l = 0; l < 4; ++l) EXPECT_EQ(plan.stored[static_cast<size_t>(l)], l < fit) << l;  // the lowest layers
-    EXPECT_EQ(plan.budget, budget);
-    EXPECT_EQ(plan.stored_bytes, cumulative[static_cast<size_t>(fit)]);
-    EXPECT_EQ(plan.estimate.total(), none + cumulative[static_cast<size_t>(fit)]);
-    EXPECT_LE(static_cast<double>(plan.estimate.total()), kPlanBudgetShare * static_cast<double>(budget));
-    // Every product a reversible layer's backward recomputes (the feed-forward's two, the projections
-    // and the output projection); a stored layer skips all of its own.
-    double saved = 0;
-    for (int64_t l = 0; l < fit; ++l) saved += flops(l);
-    EXPECT_DOUBLE_EQ(plan.recompute_flops, flops(0) + flops(1) + flops(2) + flops(3));
-    EXPECT_DOUBLE_EQ(plan.recompute_flops_saved, saved);
-    if (fit == 1) EXPECT_EQ(describe_plan(plan), "layer 0 of 4 stored (" + format_bytes(cost[0]) + " kept), 3 reversible");
-    if (fit == 2)
-      EXPECT_EQ(describe_plan(plan), "layers 0-1 of 4 stored (" + format_bytes(cumulative[2]) + " kept), 2 reversible");
+    for (int64_t inputs = 0; fit + inputs <= 4; ++inputs) {
+      SCOPED_TRACE(testing::Message() << fit << " stored, " << inputs << " keeping X2");
+      // A budget whose usable share holds the all-reversible step plus `fit` stored layers, `inputs`
+      // kept X2 copies and, while layers are left, half an X2 more (too little for the next one).
+      const bool more = fit + inputs < 4;
+      const double room = static_cast<double>(inputs * x2) + (more ? 0.5 * static_cast<double>(x2) : 0.0);
+      if (fit < 4 && static_cast<double>(cost[static_cast<size_t>(fit)]) <= room) continue;  // it would store layer `fit`
+      const int64_t kept = cumulative[static_cast<size_t>(fit)] + inputs * x2;
+      const auto budget =
+          static_cast<int64_t>((static_cast<double>(none + cumulative[static_cast<size_t>(fit)]) + room + 1.0) / kPlanBudgetShare);
+      const LayerPlan plan = plan_stored_layers(c, B, L, "adam", threads, budget);
+      EXPECT_EQ(plan.stored_count, fit);
+      EXPECT_EQ(plan.input_count, inputs);
+      ASSERT_EQ(plan.keep.size(), 4u);
+      for (int64_t l = 0; l < 4; ++l)  // the lowest layers stored, the next ones keeping X2
+        EXPECT_EQ(plan.keep[static_cast<size_t>(l)],
+                  l < fit ? LayerKeep::all : l < fit + inputs ? LayerKeep::input : LayerKeep::nothing) << l;
+      EXPECT_EQ(plan.budget, budget);
+      EXPECT_EQ(plan.kept_bytes, kept);
+      EXPECT_EQ(plan.estimate.total(), none + kept);
+      EXPECT_LE(static_cast<double>(plan.estimate.total()), kPlanBudgetShare * static_cast<double>(budget));
+      // Every product a reversible layer's backward recomputes (the feed-forward's two, the projections
+      // and the output projection); a stored layer skips all of its own, one keeping X2 the
+      // feed-forward's output product.
+      double saved = inputs * tokens * 2 * D_ * F_;
+      for (int64_t l = 0; l < fit; ++l) saved += flops(l);
+      EXPECT_DOUBLE_EQ(plan.recompute_flops, flops(0) + flops(1) + flops(2) + flops(3));
+      EXPECT_DOUBLE_EQ(plan.recompute_flops_saved, saved);
+      if (fit == 1 && inputs == 0)
+        EXPECT_EQ(describe_plan(plan), "layer 0 of 4 stored (" + format_bytes(cost[0]) + " kept), 3 reversible");
+      if (fit == 2 && inputs == 0)
+        EXPECT_EQ(describe_plan(plan), "layers 0-1 of 4 stored (" + format_bytes(cumulative[2]) + " kept), 2 reversible");
+      if (fit == 1 && inputs == 2)
+        EXPECT_EQ(describe_plan(plan), "layer 0 of 4 stored, layers 1-2 keep X2 (" + format_bytes(kept) + " kept), 1 reversible");
+      if (fit == 3 && inputs == 1)
+        EXPECT_EQ(describe_plan(plan), "layers 0-2 of 4 stored, layer 3 keeps X2 (" + format_bytes(kept) + " kept)");
+      if (fit == 0 && inputs == 4) EXPECT_EQ(describe_plan(plan), "layers 0-3 of 4 keep X2 (" + format_bytes(kept) + " kept)");
+    }
   }
-  // A huge budget stores every layer; one below the reversible plan stores none.
+  // A huge budget stores every layer; one below the reversible plan keeps nothing.
   EXPECT_EQ(plan_stored_layers(c, B, L, "adam", threads, int64_t{1} << 50).stored_count, 4);
   EXPECT_EQ(plan_stored_layers(c, B, L, "adam", threads, none / 2).stored_count, 0);
+  EXPECT_EQ(plan_stored_layers(c, B, L, "adam", threads, none / 2).input_count, 0);
   EXPECT_EQ(describe_plan(plan_stored_layers(c, B, L, "adam", threads, none / 2)), "all 4 layers reversible");
   EXPECT_EQ(describe_plan(plan_stored_layers(c, B, L, "adam", threads, int64_t{1} << 50)),
             "all 4 layers stored (" + format_bytes(cumulative[4]) + " kept)");

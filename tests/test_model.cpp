@@ -90,9 +90,10 @@ TEST(Model, StoredLayersMatchReversibleForEveryAttentionKind) {
   }
 }
 
-// The per-layer plan (ReformerModel::set_stored_layers): storing none, some (the lowest layers, as
+// The per-layer plan (ReformerModel::set_layer_plan): storing none, some (the lowest layers, as
 // plan_stored_layers does, and scattered ones, where a stored layer must hand a reconstructed X1 to
-// the reversible layer below it) or all layers gives the stored-activation losses and gradients.
+// the reversible layer below it) or all layers, and layers that keep only their input X2 (above,
+// below and between stored ones), gives the stored-activation losses and gradients.
 TEST(Model, PerLayerStoragePlansMatchStoredActivations) {
   const ReformerConfig c = dropout_config();
   ReformerModel model(c, 7);
@@ -104,18 +105,20 @@ TEST(Model, PerLayerStoragePlansMatchStoredActivations) {
   model.zero_grad();
   const LossStats want = model.forward_backward(batch, opt);
   const auto g_want = grads_of(model);
-  const std::vector<std::vector<bool>> plans = {{false, false, false, false, false, false},
-                                                {true, true, true, false, false, false},
-                                                {true, false, false, true, false, true},
-                                                {false, true, true, false, true, false},
-                                                {true, true, true, true, true, true}};
+  // R: reversible, X: keeps X2, S: stored.
+  auto plan_of = [](const std::string& name) {
+    std::vector<LayerKeep> plan;
+    for (char ch : name) plan.push_back(ch == 'S' ? LayerKeep::all : ch == 'X' ? LayerKeep::input : LayerKeep::nothing);
+    return plan;
+  };
+  const std::vector<std::string> names = {"RRRRRR", "SSSRRR", "SRRSRS", "RSSRSR", "SSSSSS",
+                                          "XXXXXX", "SSXXXR", "XSRXSX", "RXRXRX"};
   auto& params = model.parameters();
-  for (const auto& plan : plans) {
-    std::string name;
-    for (bool b : plan) name += b ? 'S' : 'R';
+  for (const std::string& name : names) {
     SCOPED_TRACE(name);
-    model.set_stored_layers(plan);
-    EXPECT_EQ(model.reversible(), name == "RRRRRR");
+    model.set_layer_plan(plan_of(name));
+    EXPECT_EQ(model.reversible(), name.find('S') == std::string::npos);
+    for (size_t l = 0; l < name.size(); ++l) EXPECT_EQ(model.layer_keep(l), plan_of(name)[l]);
     model.zero_grad();
     const LossStats got = model.forward_backward(batch, opt);
     EXPECT_NEAR(got.mean(), want.mean(), test::kPathTol.atol + test::kPathTol.rtol * std::fabs(want.mean()));
@@ -123,17 +126,25 @@ TEST(Model, PerLayerStoragePlansMatchStoredActivations) {
     for (size_t i = 0; i < params.size(); ++i)
       EXPECT_CLOSE(g[i].data(), g_want[i].data(), static_cast<int64_t>(g[i].size()), test::kPathTol, params[i].name);
   }
-  // The plan is really applied: what the stored layers keep is the only activation memory that grows.
-  model.set_stored_layers(plans[0]);
-  model.zero_grad();
-  model.forward_backward(batch, opt);
-  const int64_t none = mem_stats().live_of(MemCategory::Activations);
-  model.set_stored_layers(plans[1]);
-  model.zero_grad();
-  model.forward_backward(batch, opt);
-  EXPECT_EQ(mem_stats().live_of(MemCategory::Activations) - none, 3 * stored_layer_bytes(c, B, L, 0).activations);
+  // The plan is really applied: what the layers keep is the only activation memory that grows, and
+  // a layer keeping less than before frees the rest.
+  auto activations_after_step = [&](const std::string& name) {
+    model.set_layer_plan(plan_of(name));
+    model.zero_grad();
+    model.forward_backward(batch, opt);
+    return mem_stats().live_of(MemCategory::Activations);
+  };
+  const int64_t none = activations_after_step("RRRRRR");
+  const int64_t x2 = B * L * c.hidden_size * static_cast<int64_t>(sizeof(float));
+  EXPECT_EQ(activations_after_step("SSSRRR") - none, 3 * stored_layer_bytes(c, B, L, 0).activations);
+  EXPECT_EQ(activations_after_step("SXXRRR") - none, stored_layer_bytes(c, B, L, 0).activations + 2 * x2);
+  EXPECT_EQ(activations_after_step("XXXXXX") - none, 6 * x2);
+  EXPECT_EQ(activations_after_step("RRRRRR"), none);
   EXPECT_EQ(stored_layer_bytes(c, B, L, 0).activations,
             (2 * c.hidden_size + c.feed_forward_size) * B * L * static_cast<int64_t>(sizeof(float)));
+  EXPECT_EQ(kept_layer_bytes(c, B, L, 0, LayerKeep::input).activations, x2);
+  EXPECT_EQ(kept_layer_bytes(c, B, L, 0, LayerKeep::input).workspace, 0);
+  EXPECT_EQ(kept_layer_bytes(c, B, L, 0, LayerKeep::nothing).total(), 0);
 }
 
 // Finite differences of the mean loss (dropout off) for every parameter that `check` selects.

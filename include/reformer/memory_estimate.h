@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "reformer/config.h"
+#include "reformer/model.h"
 #include "reformer/parameters.h"
 #include "reformer/tensor.h"
 
@@ -33,8 +34,10 @@ struct MemoryEstimate {
 
 // A training step of `batch` sequences of `length` tokens with the optimizer spec (train/make_optimizer.h)
 // on `threads` OpenMP threads (per-thread attention scratch).
-// stored_layers: how many layers run in stored-activation mode (each keeps its X2 and Y1, two
-// (batch, length, hidden) float buffers, in activations); the others are reversible.
+// plan: what each layer keeps for its backward (kept_layer_bytes; missing entries are reversible).
+MemoryEstimate estimate_training_memory(const ReformerConfig& config, int64_t batch, int64_t length,
+                                        const std::string& optimizer, int threads, const std::vector<LayerKeep>& plan);
+// The same with the lowest `stored_layers` layers stored (LayerKeep::all), the others reversible.
 MemoryEstimate estimate_training_memory(const ReformerConfig& config, int64_t batch, int64_t length,
                                         const std::string& optimizer, int threads, int64_t stored_layers = 0);
 // A forward pass over `batch` sequences of `length` tokens on `threads` threads, as `reformer eval`
@@ -54,36 +57,44 @@ struct StoredLayerBytes {
   int64_t total() const;
 };
 StoredLayerBytes stored_layer_bytes(const ReformerConfig& config, int64_t batch, int64_t length, int64_t layer);
+// What layer `layer` keeps at a level of the plan: nothing, its input X2 ((B, L, D) activations), or
+// stored_layer_bytes.
+StoredLayerBytes kept_layer_bytes(const ReformerConfig& config, int64_t batch, int64_t length, int64_t layer,
+                                  LayerKeep keep);
 
-// The per-layer memory plan of a training step: the lowest `stored_count` layers keep their
-// activations (ReformerModel::set_stored_layers), the rest are reconstructed by the reversible
-// backward. Lowest first: every stored layer then sits below all reversible ones, so none of them
-// has to hand a reconstructed X1 down, and each skips its whole reconstruction (the FF output
-// product and the attention output projection, plus their dropout and subtraction passes) and the
-// recomputation of its forward: the feed-forward's hidden layer (that product, and its mask), the
-// attention's projections and, for local/full attention, the attention itself.
+// The per-layer memory plan of a training step (LayerKeep, ReformerModel::set_layer_plan): the
+// lowest `stored_count` layers are stored, the next `input_count` keep their input X2, the rest are
+// plain reversible. Stored layers lowest first: every stored layer then sits below all reversible
+// ones, so none of them has to hand a reconstructed X1 down, and each skips its whole
+// reconstruction (the FF output product and the attention output projection, plus their dropout
+// and subtraction passes) and the recomputation of its forward: the feed-forward's hidden layer
+// (that product, and its mask), the attention's projections and, for local/full attention, the
+// attention itself. A layer that keeps X2 (one (B, L, D) copy, a quarter of a C&P layer's stored
+// bytes or less) skips the FF output product and X2's subtraction: where no stored layer fits, as
+// at 65,536 tokens in a quarter of Hugging Face's memory, it is what the room still buys.
 struct LayerPlan {
-  std::vector<bool> stored;          // per layer
-  int64_t stored_count = 0;
-  int64_t stored_bytes = 0;          // kept by the stored layers (stored_layer_bytes, summed)
+  std::vector<LayerKeep> keep;       // per layer
+  int64_t stored_count = 0;          // layers at LayerKeep::all (the lowest ones)
+  int64_t input_count = 0;           // layers at LayerKeep::input (the next ones)
+  int64_t kept_bytes = 0;            // kept by those layers (kept_layer_bytes, summed)
   int64_t budget = 0;                // the bytes the plan had to fit in
   MemoryEstimate estimate;           // the step's memory with this plan
   double recompute_flops = 0;        // matrix-product FLOPs per step that the backward recomputes, all layers reversible
-  double recompute_flops_saved = 0;  // of which the stored layers skip
+  double recompute_flops_saved = 0;  // of which the plan skips
 };
 // The share of the budget a plan may fill with stored layers (the rest is headroom for what the
 // estimate does not see: the allocator's rounding, libraries, the program itself).
 inline constexpr double kPlanBudgetShare = 0.9;
-// Stores as many layers as fit kPlanBudgetShare of the budget: `max_memory` bytes when > 0, else the
-// memory available now (available_memory()). A budget below the all-reversible plan stores nothing
-// (check_memory_plan refuses such a plan).
+// Stores as many layers as fit kPlanBudgetShare of the budget (`max_memory` bytes when > 0, else the
+// memory available now, available_memory()), then has as many of the others keep X2 as the rest
+// holds. A budget below the all-reversible plan keeps nothing (check_memory_plan refuses such a plan).
 LayerPlan plan_stored_layers(const ReformerConfig& config, int64_t batch, int64_t length, const std::string& optimizer,
                              int threads, int64_t max_memory);
 // MemAvailable from /proc/meminfo (free memory the kernel can hand out without swapping); the
 // physical memory where it cannot be read.
 int64_t available_memory();
-// "layers 0-3 of 6 stored (352.25 MiB kept), 2 reversible", "layer 0 of 6 stored (...)",
-// "all 6 layers reversible".
+// "layers 0-3 of 6 stored (352.25 MiB kept), 2 reversible", "layer 0 of 6 stored, layers 1-4 keep X2
+// (...), 1 reversible", "layers 0-5 of 6 keep X2 (...)", "all 6 layers reversible".
 std::string describe_plan(const LayerPlan& plan);
 
 // "12.3 MiB", "1.50 GiB".

@@ -74,6 +74,20 @@ struct LossStats {
 // narrowing down parity failures layer by layer.
 using DumpHook = std::function<void(const std::string&, const float*, const Shape&)>;
 
+// What a layer of a training step keeps from its forward for its backward: the levels of the
+// per-layer memory plan (ReformerModel::set_layer_plan, plan_stored_layers).
+enum class LayerKeep : uint8_t {
+  // Reversible: the backward reconstructs the layer's inputs X2 = Y2 - G(Y1) and X1 = Y1 - F(X2)
+  // and recomputes its forward.
+  nothing,
+  // Reversible, but X2 is kept (one (B, L, D) copy): the backward skips X2's reconstruction, that
+  // is the feed-forward's output product and its subtraction.
+  input,
+  // Stored: X2, Y1, the feed-forward's hidden activations and the attention's projections
+  // (stored_layer_bytes); the backward recomputes nothing but LayerNorm.
+  all,
+};
+
 class ReformerModel {
  public:
   // Random initialisation as in HF (spec 3.6), deterministic for a seed.
@@ -124,11 +138,14 @@ class ReformerModel {
   void set_reversible(bool on);
   // True when every layer is reversible.
   bool reversible() const;
-  // The per-layer plan (reformer/memory_estimate.h, plan_stored_layers): layer l keeps its X2 and Y1
-  // from the forward when stored[l] (2 (B, L, D) buffers) and skips their reconstruction; the rest
-  // are reversible. Missing entries are reversible. Results do not depend on the plan (tested).
-  void set_stored_layers(std::vector<bool> stored);
-  bool layer_stored(size_t layer) const;
+  // The per-layer plan (reformer/memory_estimate.h, plan_stored_layers): what each layer keeps from
+  // the forward for its backward (LayerKeep). Missing entries are reversible. Results do not depend
+  // on the plan (tested).
+  void set_layer_plan(std::vector<LayerKeep> plan);
+  LayerKeep layer_keep(size_t layer) const;
+  // The plan with LayerKeep::all where stored[l], LayerKeep::nothing elsewhere.
+  void set_stored_layers(const std::vector<bool>& stored);
+  bool layer_stored(size_t layer) const;  // layer_keep(layer) == LayerKeep::all
   // Overrides num_hashes of every LSH layer (the paper evaluates with more hashes than it trains with);
   // 0 goes back to the config's.
   void set_num_hashes(int64_t n);

@@ -424,10 +424,16 @@ void ModelImpl::run_layers(const Batch& batch, const StepOptions& opt, bool keep
   for (size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = *layers_[l];
     const int li = static_cast<int>(l);
-    // Only the layers the plan stores keep their inputs; a layer no longer stored frees its copies.
-    const bool keep = keep_inputs && layer_stored(l);
-    if (keep_inputs && !keep) saved_[l] = StoredLayer();
-    if (keep) {
+    // Only the layers the plan stores keep their inputs (a layer that keeps its input, X2 alone); a
+    // layer that keeps less than before frees the rest.
+    const LayerKeep what = keep_inputs ? layer_keep(l) : LayerKeep::nothing;
+    const bool keep = what == LayerKeep::all;
+    if (keep_inputs && !keep) {
+      Tensor x2 = std::move(saved_[l].x2);
+      saved_[l] = StoredLayer();
+      if (what == LayerKeep::input) saved_[l].x2 = std::move(x2);
+    }
+    if (what != LayerKeep::nothing) {
       saved_[l].x2.ensure({B, L, D}, MemCategory::Activations);
       copy(saved_[l].x2.data(), x2_.data(), n);
     }
@@ -462,7 +468,7 @@ void ModelImpl::backward_layers(const Batch& batch, const StepOptions& opt) {
   for (size_t l = layers_.size(); l-- > 0;) {
     Layer& layer = *layers_[l];
     const int li = static_cast<int>(l);
-    const bool stored = layer_stored(l);
+    const bool stored = layer_stored(l), kept_x2 = layer_keep(l) != LayerKeep::nothing;
     // A stored layer with a reversible layer below hands that layer its outputs: X2 from the copy,
     // X1 = Y1 - F from the copy of Y1 and the recomputed F (as a reversible layer would).
     // The copies trade places with the streams instead of being copied into them: the streams' Y1 and
@@ -470,11 +476,11 @@ void ModelImpl::backward_layers(const Batch& batch, const StepOptions& opt) {
     const bool reconstruct_x1 = !stored || lowest_reversible < l;
     if (stored && reconstruct_x1) std::swap(x1_, saved_[l].y1);
     // FF half: (x1_ holds Y1, x2_ holds Y2). dY1' = dY1 + dFF/dY1^T dY2; X2 = Y2 - FF(Y1), both
-    // chunk by chunk in place (FeedForward::backward_add).
+    // chunk by chunk in place (FeedForward::backward_add), unless the layer kept X2.
     const float* y1 = stored && !reconstruct_x1 ? saved_[l].y1.data() : x1_.data();
-    layer.ff->backward_add(dx1_.data(), stored ? nullptr : x2_.data(), dx2_.data(), y1,
+    layer.ff->backward_add(dx1_.data(), kept_x2 ? nullptr : x2_.data(), dx2_.data(), y1,
                            stored_ff_call(batch, opt, l, stored));
-    if (stored) std::swap(x2_, saved_[l].x2);
+    if (kept_x2) std::swap(x2_, saved_[l].x2);
     // Attention half, row chunk by row chunk (row_stream.h): the attention reads LN_a(X2) (which
     // leaves LN's statistics for the backward) and dropout^T dY1'; it hands back the recomputed F,
     // subtracted from Y1 (X1 = Y1 - F), and dA, taken through LN_a's backward into dX2

@@ -49,16 +49,18 @@ class ModelImpl {
 
   void set_reversible(bool on) {
     reversible_ = on;
-    stored_layers_.clear();
+    layer_plan_.clear();
   }
   bool reversible() const;
-  void set_stored_layers(std::vector<bool> stored) {
+  void set_layer_plan(std::vector<LayerKeep> plan) {
     reversible_ = true;
-    stored_layers_ = std::move(stored);
+    layer_plan_ = std::move(plan);
   }
-  bool layer_stored(size_t layer) const {
-    return !reversible_ || (layer < stored_layers_.size() && stored_layers_[layer]);
+  LayerKeep layer_keep(size_t layer) const {
+    if (!reversible_) return LayerKeep::all;
+    return layer < layer_plan_.size() ? layer_plan_[layer] : LayerKeep::nothing;
   }
+  bool layer_stored(size_t layer) const { return layer_keep(layer) == LayerKeep::all; }
   void set_num_hashes(int64_t n);
   int64_t num_hashes() const { return num_hashes_override_ ? num_hashes_override_ : config_.num_hashes; }
   void set_rotations(int layer, const float* rotations);
@@ -103,7 +105,7 @@ class ModelImpl {
 
   ReformerConfig config_;
   bool reversible_ = true;
-  std::vector<bool> stored_layers_;       // per-layer stored-activation plan (with reversible_)
+  std::vector<LayerKeep> layer_plan_;     // per-layer memory plan (with reversible_)
   int64_t num_hashes_override_ = 0;       // 0 = config num_hashes
   int64_t attention_row_chunk_ = 0;       // 0 = the layers' default
   std::vector<int64_t> built_buckets_;    // num_buckets the layers were built with
@@ -128,7 +130,8 @@ class ModelImpl {
   Tensor x1_, x2_, dx1_, dx2_, ln_mean_, ln_rstd_;
   // What a stored layer keeps from its forward for its backward (reformer/memory_estimate.h,
   // stored_layer_bytes): X2 and Y1 (B, L, D), the feed-forward's hidden activations (B, L, d_ff):
-  // a, and h unless the activation is ReLU; and the attention's projections (AttentionKept).
+  // a, and h unless the activation is ReLU; and the attention's projections (AttentionKept). A layer
+  // that keeps its input (LayerKeep::input) holds x2 alone.
   struct StoredLayer {
     Tensor x2, y1, ff_a, ff_h;
     AttentionKept attn;

@@ -42,7 +42,13 @@ void ReformerModel::decode_step(DecodeState& state, const int64_t* seqs, const i
 
 void ReformerModel::set_reversible(bool on) { impl_->set_reversible(on); }
 bool ReformerModel::reversible() const { return impl_->reversible(); }
-void ReformerModel::set_stored_layers(std::vector<bool> stored) { impl_->set_stored_layers(std::move(stored)); }
+void ReformerModel::set_layer_plan(std::vector<LayerKeep> plan) { impl_->set_layer_plan(std::move(plan)); }
+LayerKeep ReformerModel::layer_keep(size_t layer) const { return impl_->layer_keep(layer); }
+void ReformerModel::set_stored_layers(const std::vector<bool>& stored) {
+  std::vector<LayerKeep> plan;
+  for (bool s : stored) plan.push_back(s ? LayerKeep::all : LayerKeep::nothing);
+  impl_->set_layer_plan(std::move(plan));
+}
 bool ReformerModel::layer_stored(size_t layer) const { return impl_->layer_stored(layer); }
 void ReformerModel::set_num_hashes(int64_t n) { impl_->set_num_hashes(n); }
 int64_t ReformerModel::num_hashes() const { return impl_->num_hashes(); }

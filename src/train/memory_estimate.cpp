@@ -142,10 +142,10 @@ namespace {
 // The memory of one pass over `batch` sequences of `length` tokens: a training step (backward,
 // with an optimizer) or a forward (no backward: the loss of an evaluation, or logits).
 MemoryEstimate estimate_pass_memory(const ReformerConfig& c, int64_t B, int64_t L, const std::string* optimizer,
-                                    int threads, int64_t stored_layers) {
+                                    int threads, const std::vector<LayerKeep>& plan) {
   const bool backward = optimizer != nullptr;
-  REFORMER_CHECK(stored_layers >= 0 && stored_layers <= c.num_layers(), "stored layers ", stored_layers,
-                 " must be between 0 and the model's ", c.num_layers(), " layers");
+  REFORMER_CHECK(static_cast<int64_t>(plan.size()) <= c.num_layers(), "a layer plan of ", plan.size(),
+                 " layers for a model of ", c.num_layers());
   REFORMER_CHECK(B >= 1 && B <= limits::kMaxBatch, "batch ", B, " must be between 1 and ", limits::kMaxBatch);
   REFORMER_CHECK(threads >= 1 && threads <= limits::kMaxThreads, "threads ", threads, " must be between 1 and ",
                  limits::kMaxThreads);
@@ -163,12 +163,12 @@ MemoryEstimate estimate_pass_memory(const ReformerConfig& c, int64_t B, int64_t 
   m.gradients = allreduce_plan(c).bytes;
   if (backward) m.optimizer_state = mul({optimizer_floats(shapes, *optimizer), kFloat});
   const int64_t D = c.hidden_size, rows = mul({B, L});
-  // What the stored layers keep: their activations, and their projections on top of the shared set
-  // (workspace; an upper bound, since the shared set re-allocates a buffer only when a later layer
-  // needs it, and above the top stored layer none may).
+  // What the layers keep (the plan): activations, and the stored layers' projections on top of the
+  // shared set (workspace; an upper bound, since the shared set re-allocates a buffer only when a
+  // later layer needs it, and above the top stored layer none may).
   StoredLayerBytes kept;
-  for (int64_t l = 0; l < stored_layers; ++l) {
-    const StoredLayerBytes b = stored_layer_bytes(c, B, L, l);
+  for (size_t l = 0; l < plan.size(); ++l) {
+    const StoredLayerBytes b = kept_layer_bytes(c, B, L, static_cast<int64_t>(l), plan[l]);
     kept.activations = sum({kept.activations, b.activations});
     kept.workspace = sum({kept.workspace, b.workspace});
   }
@@ -199,12 +199,20 @@ MemoryEstimate estimate_pass_memory(const ReformerConfig& c, int64_t B, int64_t 
 }  // namespace
 
 MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer,
+                                        int threads, const std::vector<LayerKeep>& plan) {
+  return estimate_pass_memory(c, B, L, &optimizer, threads, plan);
+}
+
+MemoryEstimate estimate_training_memory(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer,
                                         int threads, int64_t stored_layers) {
-  return estimate_pass_memory(c, B, L, &optimizer, threads, stored_layers);
+  REFORMER_CHECK(stored_layers >= 0 && stored_layers <= c.num_layers(), "stored layers ", stored_layers,
+                 " must be between 0 and the model's ", c.num_layers(), " layers");
+  return estimate_pass_memory(c, B, L, &optimizer, threads,
+                              std::vector<LayerKeep>(static_cast<size_t>(stored_layers), LayerKeep::all));
 }
 
 MemoryEstimate estimate_forward_memory(const ReformerConfig& c, int64_t B, int64_t L, int threads, bool logits) {
-  MemoryEstimate m = estimate_pass_memory(c, B, L, nullptr, threads, 0);
+  MemoryEstimate m = estimate_pass_memory(c, B, L, nullptr, threads, {});
   if (logits) m.outputs = mul({B, L, c.vocab_size, kFloat});
   return m;
 }
@@ -232,45 +240,75 @@ StoredLayerBytes stored_layer_bytes(const ReformerConfig& c, int64_t B, int64_t 
   return b;
 }
 
+StoredLayerBytes kept_layer_bytes(const ReformerConfig& c, int64_t B, int64_t L, int64_t layer, LayerKeep keep) {
+  if (keep == LayerKeep::all) return stored_layer_bytes(c, B, L, layer);
+  REFORMER_CHECK(layer >= 0 && layer < c.num_layers(), "layer ", layer, " is not one of the model's ", c.num_layers());
+  StoredLayerBytes b;
+  if (keep == LayerKeep::input) b.activations = mul({B, L, c.hidden_size, kFloat});
+  return b;
+}
+
 LayerPlan plan_stored_layers(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer, int threads,
                              int64_t max_memory) {
   LayerPlan plan;
   const int64_t layers = c.num_layers();
   plan.budget = max_memory > 0 ? max_memory : available_memory();
-  plan.estimate = estimate_training_memory(c, B, L, optimizer, threads, 0);
-  // The lowest layers, as many as the room holds.
+  plan.keep.assign(static_cast<size_t>(layers), LayerKeep::nothing);
+  plan.estimate = estimate_training_memory(c, B, L, optimizer, threads, plan.keep);
+  // The lowest layers stored, as many as the room holds; then, above them, as many as the rest of
+  // the room holds keep their input X2.
   double room = kPlanBudgetShare * static_cast<double>(plan.budget) - static_cast<double>(plan.estimate.total());
-  while (plan.stored_count < layers) {
-    const int64_t bytes = stored_layer_bytes(c, B, L, plan.stored_count).total();
-    if (static_cast<double>(bytes) > room) break;
-    room -= static_cast<double>(bytes);
-    plan.stored_bytes = sum({plan.stored_bytes, bytes});
-    ++plan.stored_count;
+  for (const LayerKeep level : {LayerKeep::all, LayerKeep::input}) {
+    for (int64_t l = plan.stored_count + plan.input_count; l < layers; ++l) {
+      const int64_t bytes = kept_layer_bytes(c, B, L, l, level).total();
+      if (static_cast<double>(bytes) > room) break;
+      room -= static_cast<double>(bytes);
+      plan.kept_bytes = sum({plan.kept_bytes, bytes});
+      plan.keep[static_cast<size_t>(l)] = level;
+      int64_t& count = level == LayerKeep::all ? plan.stored_count : plan.input_count;
+      ++count;
+    }
   }
-  plan.estimate = estimate_training_memory(c, B, L, optimizer, threads, plan.stored_count);
-  plan.stored.assign(static_cast<size_t>(layers), false);
-  for (int64_t l = 0; l < plan.stored_count; ++l) plan.stored[static_cast<size_t>(l)] = true;
+  plan.estimate = estimate_training_memory(c, B, L, optimizer, threads, plan.keep);
   // The backward of a reversible layer recomputes its forward's products: the feed-forward's two
   // (D x d_ff each), the attention's projections (q, k, v; LSH: qk, v) and its output projection
-  // (all D x H*d). A stored layer skips them all. 2 FLOPs per multiply-add, per token.
+  // (all D x H*d). A stored layer skips them all, one that keeps its input the feed-forward's
+  // output product. 2 FLOPs per multiply-add, per token.
   const double tokens = static_cast<double>(B) * static_cast<double>(L), D = static_cast<double>(c.hidden_size);
   const double F = static_cast<double>(c.feed_forward_size),
                Hd = static_cast<double>(c.num_attention_heads * c.attention_head_size);
   for (int64_t l = 0; l < layers; ++l) {
     const double projections = attention_kind(c.attn_layers[static_cast<size_t>(l)]).hashed ? 2 : 3;
-    plan.recompute_flops += tokens * 2.0 * D * (2.0 * F + (projections + 1.0) * Hd);
-    if (l < plan.stored_count) plan.recompute_flops_saved += tokens * 2.0 * D * (2.0 * F + (projections + 1.0) * Hd);
+    const double all = tokens * 2.0 * D * (2.0 * F + (projections + 1.0) * Hd);
+    plan.recompute_flops += all;
+    const LayerKeep keep = plan.keep[static_cast<size_t>(l)];
+    if (keep == LayerKeep::all) plan.recompute_flops_saved += all;
+    if (keep == LayerKeep::input) plan.recompute_flops_saved += tokens * 2.0 * D * F;
   }
   return plan;
 }
 
+namespace {
+
+// "layer 3", "layers 2-5".
+std::string layer_range(int64_t first, int64_t count) {
+  if (count == 1) return "layer " + std::to_string(first);
+  return "layers " + std::to_string(first) + "-" + std::to_string(first + count - 1);
+}
+
+}  // namespace
+
 std::string describe_plan(const LayerPlan& plan) {
-  const int64_t n = static_cast<int64_t>(plan.stored.size()), k = plan.stored_count;
-  if (k == 0) return "all " + std::to_string(n) + " layers reversible";
-  std::string s = (k == n ? "all " + std::to_string(n) + " layers stored"
-                          : (k == 1 ? "layer 0" : "layers 0-" + std::to_string(k - 1)) + " of " + std::to_string(n) + " stored");
-  s += " (" + format_bytes(plan.stored_bytes) + " kept)";
-  if (k < n) s += ", " + std::to_string(n - k) + " reversible";
+  const int64_t n = static_cast<int64_t>(plan.keep.size()), k = plan.stored_count, x = plan.input_count;
+  const int64_t reversible = n - k - x;
+  if (k == 0 && x == 0) return "all " + std::to_string(n) + " layers reversible";
+  std::string s;
+  if (k == n) s = "all " + std::to_string(n) + " layers stored";
+  if (k > 0 && k < n) s = layer_range(0, k) + " of " + std::to_string(n) + " stored";
+  if (x > 0)
+    s += (k > 0 ? ", " + layer_range(k, x) : layer_range(0, x) + " of " + std::to_string(n)) + (x == 1 ? " keeps X2" : " keep X2");
+  s += " (" + format_bytes(plan.kept_bytes) + " kept)";
+  if (reversible > 0) s += ", " + std::to_string(reversible) + " reversible";
   return s;
 }
 

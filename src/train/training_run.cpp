@@ -315,7 +315,8 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
                 static_cast<long long>(config.attention_head_size), static_cast<long long>(L), padding.c_str(),
                 copy ? "copy-task" : tokenizer->kind().c_str(), format_bytes(mem.total()).c_str());
   progress.message(line);
-  // Spend what the budget leaves on stored layers (no reconstruction in their backward).
+  // Spend what the budget leaves on stored layers (no reconstruction in their backward), then on
+  // kept inputs.
   const LayerPlan plan = plan_stored_layers(config, args.batch, P, args.optimizer, max_threads(), r.max_memory);
   progress.message("layer plan: " + describe_plan(plan) + "; predicted peak " + format_bytes(plan.estimate.total()) + " of a " +
                    format_bytes(plan.budget) + " budget");
@@ -329,7 +330,7 @@ TrainSummary run(const TrainRequest& r, const TrainCallbacks& callbacks, bool& c
     progress.message("initialised from " + args.init_from + " (a " + model_class_name(init_config.model_class()) + ")" +
                      (fresh.empty() ? std::string("") : "; new head, initialised from --seed: " + heads));
   }
-  model.set_stored_layers(plan.stored);
+  model.set_layer_plan(plan.keep);
   TrainerOptions options;
   options.steps = args.steps;
   options.grad_accum = args.grad_accum;

@@ -61,8 +61,11 @@ void run_info(const CLI::App& cmd, const InfoCommand& c) {
   const LayerPlan plan = plan_stored_layers(config, c.batch, L, c.optimizer, max_threads(), max_memory);
   std::printf("\nlayer plan (budget %s, %s): %s\n", format_bytes(plan.budget).c_str(),
               max_memory > 0 ? "--max-memory" : "memory available now", describe_plan(plan).c_str());
-  for (size_t l = 0; l < plan.stored.size(); ++l)
-    std::printf("  layer %-3zu %-6s %s\n", l, config.attn_layers[l].c_str(), plan.stored[l] ? "stored" : "reversible");
+  for (size_t l = 0; l < plan.keep.size(); ++l)
+    std::printf("  layer %-3zu %-6s %s\n", l, config.attn_layers[l].c_str(),
+                plan.keep[l] == LayerKeep::all     ? "stored"
+                : plan.keep[l] == LayerKeep::input ? "reversible, keeps X2"
+                                                   : "reversible");
   std::printf("  predicted peak     %12s  (%lld bytes)\n", format_bytes(plan.estimate.total()).c_str(),
               static_cast<long long>(plan.estimate.total()));
   std::printf("  recomputation skipped: %.3g of %.3g GFLOP per step (the forward's matrix products the backward redoes)\n",
