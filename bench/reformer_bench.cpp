@@ -34,12 +34,14 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "bench_models.h"
 #include "core/cpu_isa.h"
+#include "kernels/cpu/gemm.h"
 #include "reformer/attention_kinds.h"
 #include "reformer/memory.h"
 #include "reformer/memory_estimate.h"
@@ -69,6 +71,7 @@ struct BenchConfig {
   int64_t inputs = 0;   // with stored >= 0: the next `inputs` layers keep their input X2 (LayerKeep::input)
   int64_t max_memory = 0;  // > 0: the plan plan_stored_layers makes for this budget in bytes (overrides stored)
   std::string precision = "fp32";  // fp32 | bf16 (reformer/precision.h)
+  int operand_copies = 1;  // bf16, 0: the products round every operand themselves (GemmOperandSlotsOff), for A/B
   int reps = 3;
   int warmup = 1;
 
@@ -81,6 +84,7 @@ struct BenchConfig {
     if (inputs > 0) s << ";inputs=" << inputs;
     if (max_memory > 0) s << ";max_memory=" << max_memory;
     if (precision != "fp32") s << ";precision=" << precision;
+    if (operand_copies != 1) s << ";operand_copies=" << operand_copies;
     return s.str();
   }
   static BenchConfig decode(const std::string& text) {
@@ -103,6 +107,7 @@ struct BenchConfig {
       else if (k == "reversible") c.reversible = std::stoi(v);
       else if (k == "stored") c.stored = std::stoll(v);
       else if (k == "inputs") c.inputs = std::stoll(v);
+      else if (k == "operand_copies") c.operand_copies = std::stoi(v);
       else if (k == "max_memory") c.max_memory = std::stoll(v);
       else if (k == "precision") c.precision = v;
       else if (k == "reps") c.reps = std::stoi(v);
@@ -313,6 +318,7 @@ class Trial {
   // Step r (its dropout masks depend on r); returns its wall time and leaves its loss in loss().
   double step(int r) {
     const reformer::ScopedPrecision scope(precision_);
+    std::unique_ptr<reformer::GemmOperandSlotsOff> slots_off(b_.operand_copies ? nullptr : new reformer::GemmOperandSlotsOff);
     const reformer::Batch batch{ids_.data(), 1, b_.length, nullptr, nullptr};
     reformer::StepOptions opt;
     opt.step = static_cast<uint64_t>(r);

@@ -9,12 +9,16 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/cpu_isa.h"
 #include "kernels/cpu/bf16.h"
 #include "kernels/cpu/gemm.h"
+#include "layers/feed_forward.h"
+#include "ops/dropout.h"
+#include "ops/layernorm.h"
 #include "reformer/config.h"
 #include "reformer/error.h"
 #include "reformer/model.h"
@@ -319,6 +323,143 @@ TEST(Bf16, OperandReuseScopeGivesTheSameBitsAndEndsWithTheScope) {
     gemm_bf16(false, true, M, N, K, 1.f, A.data(), K, B1.data(), K, 0.f, after.data(), N);
   }
   for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(bits_of(after[i]), bits_of(-before[i])) << i;
+}
+
+// The ops that write a bf16 copy of their output in their own pass (the `*16` outputs): the copy is
+// f32_to_bf16 of the fp32 output, element for element, and the fp32 output is the same as without
+// it, with dropout on and off and in place. No bf16 product runs, so this needs no bf16 CPU.
+TEST(Bf16, OpsWriteTheBf16CopyOfTheirOutputInTheSamePass) {
+  const int64_t n = 70001;  // several parallel pieces and a ragged tail
+  const auto x = uniform(n, 21), y0 = uniform(n, 22);
+  auto expect_copy = [](const std::vector<float>& f, const std::vector<uint16_t>& h, const char* what) {
+    for (size_t i = 0; i < f.size(); ++i) ASSERT_EQ(h[i], f32_to_bf16(f[i])) << what << " at " << i;
+  };
+  auto expect_same = [](const std::vector<float>& a, const std::vector<float>& b, const char* what) {
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << what;
+  };
+  for (const float p : {0.f, 0.1f}) {
+    SCOPED_TRACE(testing::Message() << "p = " << p);
+    std::vector<uint16_t> h16(n, 0xFFFF);
+    {  // dropout_backward, out of place and in place
+      std::vector<float> plain(n), with(n);
+      dropout_backward(plain.data(), x.data(), n, p, 3, 4, 5);
+      dropout_backward(with.data(), x.data(), n, p, 3, 4, 5, h16.data());
+      expect_same(plain, with, "dropout_backward");
+      expect_copy(with, h16, "dropout_backward");
+      std::vector<float> in_place(x);
+      dropout_backward(in_place.data(), in_place.data(), n, p, 3, 4, 5, h16.data());
+      expect_same(plain, in_place, "dropout_backward in place");
+      expect_copy(in_place, h16, "dropout_backward in place");
+    }
+    {  // dropout_relu_forward: h in place, a = relu(h)
+      std::vector<float> h_plain(x), a_plain(n), h_with(x), a_with(n);
+      dropout_relu_forward(h_plain.data(), a_plain.data(), n, p, 3, 4, 5);
+      dropout_relu_forward(h_with.data(), a_with.data(), n, p, 3, 4, 5, h16.data());
+      expect_same(h_plain, h_with, "dropout_relu_forward h");
+      expect_same(a_plain, a_with, "dropout_relu_forward a");
+      expect_copy(a_with, h16, "dropout_relu_forward");
+      std::vector<float> dh_plain(y0), dh_with(y0);
+      relu_dropout_backward_from_output(dh_plain.data(), h_plain.data(), n, p);
+      relu_dropout_backward_from_output(dh_with.data(), h_plain.data(), n, p, h16.data());
+      expect_same(dh_plain, dh_with, "relu_dropout_backward_from_output");
+      expect_copy(dh_with, h16, "relu_dropout_backward_from_output");
+    }
+    {  // dropout_add_and_backward: y -= dropout(x), dz = dropout(dw)
+      std::vector<float> y_plain(y0), y_with(y0), dz_plain(n), dz_with(n);
+      dropout_add_and_backward(y_plain.data(), x.data(), dz_plain.data(), y0.data(), n, true, p, 3, 4, 5);
+      dropout_add_and_backward(y_with.data(), x.data(), dz_with.data(), y0.data(), n, true, p, 3, 4, 5, h16.data());
+      expect_same(y_plain, y_with, "dropout_add_and_backward y");
+      expect_same(dz_plain, dz_with, "dropout_add_and_backward dz");
+      expect_copy(dz_with, h16, "dropout_add_and_backward");
+    }
+  }
+  const int64_t N = 301, C = 96;
+  const auto w = uniform(C, 23, 0.5f, 1.5f), b = uniform(C, 24);
+  std::vector<float> plain(N * C), with(N * C), mean(N), rstd(N);
+  std::vector<uint16_t> y16(N * C, 0xFFFF);
+  layernorm_forward(plain.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, 1e-12f);
+  layernorm_forward(with.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, 1e-12f, y16.data());
+  expect_same(plain, with, "layernorm_forward");
+  expect_copy(with, y16, "layernorm_forward");
+}
+
+// An operand slot (gemm_operand_bf16_slot) is what the scope's products read: filled with the
+// operand's rounding it gives the bits of a product that rounds the operand itself, filled with
+// another matrix's it gives that matrix's product. There is no slot in fp32, outside a scope, or
+// under GemmOperandSlotsOff.
+TEST(Bf16, OperandSlotIsWhatTheScopesProductsRead) {
+  SKIP_WITHOUT_BF16();
+  const int64_t M = 96, N = 40, K = 72;
+  const auto A = uniform(M * K, 31), B = uniform(N * K, 32);
+  std::vector<float> negated(A);
+  for (float& a : negated) a = -a;
+  EXPECT_EQ(gemm_operand_bf16_slot(A.data(), M, K), nullptr);  // fp32
+  const ScopedPrecision bf16(Precision::bf16);
+  EXPECT_EQ(gemm_operand_bf16_slot(A.data(), M, K), nullptr);  // no scope
+  std::vector<float> plain(M * N), through_slot(M * N), other(M * N);
+  gemm(false, true, M, N, K, 1.f, A.data(), K, B.data(), K, 0.f, plain.data(), N);
+  {
+    const GemmOperandReuse reuse;
+    uint16_t* slot = gemm_operand_bf16_slot(A.data(), M, K);
+    ASSERT_NE(slot, nullptr);
+    f32_to_bf16(slot, A.data(), M * K);
+    gemm(false, true, M, N, K, 1.f, A.data(), K, B.data(), K, 0.f, through_slot.data(), N);
+    {
+      const GemmOperandSlotsOff off;
+      EXPECT_EQ(gemm_operand_bf16_slot(A.data(), M, K), nullptr);
+    }
+  }
+  EXPECT_EQ(std::memcmp(plain.data(), through_slot.data(), plain.size() * sizeof(float)), 0);
+  {
+    const GemmOperandReuse reuse;
+    f32_to_bf16(gemm_operand_bf16_slot(A.data(), M, K), negated.data(), M * K);
+    gemm(false, true, M, N, K, 1.f, A.data(), K, B.data(), K, 0.f, other.data(), N);
+  }
+  for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(bits_of(other[i]), bits_of(-plain[i])) << i;
+}
+
+// The feed-forward layer writes its operands' bf16 copies in the passes that make them (LN, the
+// hidden dropout and ReLU, the output dropout's backward, the ReLU backward): its outputs and
+// gradients in bf16 are bit for bit those of the layer whose products round every operand
+// themselves, reversible (recomputing the hidden rows) and stored, with dropout on and off, over a
+// ragged last chunk.
+TEST(Bf16, FeedForwardOperandCopiesChangeNoBit) {
+  SKIP_WITHOUT_BF16();
+  const int64_t D = 64, F = 128, rows = 300, chunk = 128;
+  const auto ln_w = uniform(D, 41, 0.5f, 1.5f), ln_b = uniform(D, 42), w1 = uniform(F * D, 43), b1 = uniform(F, 44),
+             w2 = uniform(D * F, 45), b2 = uniform(D, 46), x = uniform(rows * D, 47), y0 = uniform(rows * D, 48),
+             dy = uniform(rows * D, 49);
+  const ScopedPrecision bf16(Precision::bf16);
+  for (const float p : {0.f, 0.1f})
+    for (const bool stored : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "p = " << p << (stored ? ", stored" : ", reversible"));
+      auto run = [&](bool slots) {
+        std::vector<float> g(2 * D + F * D + F + D * F + D, 0.f);
+        float* gp = g.data();
+        const FeedForwardGrads grads{gp, gp + D, gp + 2 * D, gp + 2 * D + F * D, gp + 2 * D + F * D + F,
+                                     gp + 2 * D + F * D + F + D * F};
+        FeedForward ff(D, F, Activation::Relu, 1e-12f, chunk,
+                       {ln_w.data(), ln_b.data(), w1.data(), b1.data(), w2.data(), b2.data()}, grads);
+        FeedForwardCall call;
+        call.rows = rows;
+        call.training = true;
+        call.dropout = p;
+        call.seed = 9;
+        std::vector<float> kept_a(stored ? rows * F : 0);
+        if (stored) call.kept_a = kept_a.data();
+        std::vector<float> y(y0), dx(rows * D, 0.f);
+        std::unique_ptr<GemmOperandSlotsOff> off(slots ? nullptr : new GemmOperandSlotsOff);
+        ff.forward_add(y.data(), x.data(), call);
+        std::vector<float> after_forward(y);
+        ff.backward_add(dx.data(), stored ? nullptr : y.data(), dy.data(), x.data(), call);
+        std::vector<float> all(after_forward);
+        for (const auto* v : {&y, &dx, &g}) all.insert(all.end(), v->begin(), v->end());
+        return all;
+      };
+      const std::vector<float> with = run(true), without = run(false);
+      ASSERT_EQ(with.size(), without.size());
+      for (size_t i = 0; i < with.size(); ++i) ASSERT_EQ(bits_of(with[i]), bits_of(without[i])) << i;
+    }
 }
 
 // The recomputation in the reversible backward runs the forward's bf16 products again on the same

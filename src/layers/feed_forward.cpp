@@ -46,8 +46,12 @@ bool FeedForward::prepare(const FeedForwardCall& call, bool backward, bool add) 
   return true;
 }
 
+// In bf16, xn, a, dout and dh are written with their bf16 copies (gemm_operand_bf16_slot) for the
+// chunk's products, which then round nothing but the weights.
 void FeedForward::normalize(const float* x, int64_t r0, int64_t n) {
-  layernorm_forward(ws_->xn.data(), ws_->mean.data(), ws_->rstd.data(), x + r0 * D_, w_.ln_w, w_.ln_b, n, D_, eps_);
+  float* xn = ws_->xn.data();
+  layernorm_forward(xn, ws_->mean.data(), ws_->rstd.data(), x + r0 * D_, w_.ln_w, w_.ln_b, n, D_, eps_,
+                    gemm_operand_bf16_slot(xn, n, D_));
 }
 
 void FeedForward::hidden(const float* x, int64_t r0, int64_t n, const FeedForwardCall& call) {
@@ -57,7 +61,7 @@ void FeedForward::hidden(const float* x, int64_t r0, int64_t n, const FeedForwar
   linear_forward(h, ws_->xn.data(), w_.w1, w_.b1, n, D_, F_);
   const uint64_t stream = dropout_stream(call, DropoutSite::FeedForwardHidden);
   if (act_ == Activation::Relu) {  // one pass: h = dropout(h), a = relu(h)
-    dropout_relu_forward(h, a, n * F_, drop_prob(call), call.seed, stream, r0 * F_);
+    dropout_relu_forward(h, a, n * F_, drop_prob(call), call.seed, stream, r0 * F_, gemm_operand_bf16_slot(a, n, F_));
     return;
   }
   dropout_forward(h, h, n * F_, drop_prob(call), call.seed, stream, r0 * F_);
@@ -97,6 +101,7 @@ void FeedForward::forward(float* out, const float* x, const FeedForwardCall& cal
   const int64_t c = chunk_rows(call.rows);
   for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
     const int64_t n = std::min(c, call.rows - r0);
+    const GemmOperandReuse reuse;  // bf16: the copies hidden() writes
     hidden(x, r0, n, call);
     output(out + r0 * D_, r0, n, call);
   }
@@ -107,6 +112,7 @@ void FeedForward::forward_add(float* y, const float* x, const FeedForwardCall& c
   const int64_t c = chunk_rows(call.rows);
   for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
     const int64_t n = std::min(c, call.rows - r0);
+    const GemmOperandReuse reuse;  // bf16: the copies hidden() writes
     hidden(x, r0, n, call);
     output_add(y, /*subtract=*/false, r0, n, call);  // y += dropout(FF), one pass
   }
@@ -130,7 +136,8 @@ void FeedForward::backward_add(float* dx_add, float* y_sub, const float* dout, c
       linear_forward(ws_->out.data(), hidden_a(r0, call), w_.w2, w_.b2, n, F_, D_);
       dropout_add_and_backward(y_sub + r0 * D_, ws_->out.data(), ws_->dout.data(), dout + r0 * D_, n * D_,
                                /*subtract=*/true, drop_prob(call), call.seed,
-                               dropout_stream(call, DropoutSite::FeedForwardOutput), r0 * D_);
+                               dropout_stream(call, DropoutSite::FeedForwardOutput), r0 * D_,
+                               gemm_operand_bf16_slot(ws_->dout.data(), n, D_));
     }
     backward_rows(dx_add + r0 * D_, y_sub ? nullptr : dout, x, r0, n, call, /*accumulate=*/true);
   }
@@ -156,11 +163,14 @@ void FeedForward::backward_rows(float* dx_rows, const float* dout, const float* 
   const uint64_t s_hidden = dropout_stream(call, DropoutSite::FeedForwardHidden);
   const uint64_t s_out = dropout_stream(call, DropoutSite::FeedForwardOutput);
   // Output dropout (unless done: dout == nullptr), then Dense(F -> D).
-  if (dout) dropout_backward(ws_->dout.data(), dout + r0 * D_, n * D_, p, call.seed, s_out, r0 * D_);
+  if (dout)
+    dropout_backward(ws_->dout.data(), dout + r0 * D_, n * D_, p, call.seed, s_out, r0 * D_,
+                     gemm_operand_bf16_slot(ws_->dout.data(), n, D_));
   linear_backward(ws_->dh.data(), g_.w2, g_.b2, ws_->dout.data(), hidden_a(r0, call), w_.w2, n, F_, D_);
   // Activation, hidden dropout (both in place), then Dense(D -> F); ws_->dout is free to take dxn.
   if (act_ == Activation::Relu) {
-    relu_dropout_backward_from_output(ws_->dh.data(), hidden_h(r0, call), n * F_, p);  // h holds the mask: no draw
+    // h holds the mask: no draw
+    relu_dropout_backward_from_output(ws_->dh.data(), hidden_h(r0, call), n * F_, p, gemm_operand_bf16_slot(ws_->dh.data(), n, F_));
   } else {
     activation_backward(ws_->dh.data(), ws_->dh.data(), hidden_h(r0, call), n * F_, act_);
     dropout_backward(ws_->dh.data(), ws_->dh.data(), n * F_, p, call.seed, s_hidden, r0 * F_);

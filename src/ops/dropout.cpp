@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/bf16.h"
 #include "kernels/cpu/elementwise.h"
 #include "ops/parallel.h"
 #include "reformer/error.h"
@@ -42,6 +43,11 @@ void for_each_draws(int64_t n, uint64_t seed, uint64_t stream, uint64_t index_ba
   }
 }
 
+// The optional bf16 copy of an op's output range [i0, i0 + m).
+void write_bf16(uint16_t* dst16, const float* src, int64_t i0, int64_t m) {
+  if (dst16) f32_to_bf16(dst16 + i0, src + i0, m);
+}
+
 }  // namespace
 
 void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed, uint64_t stream,
@@ -57,9 +63,21 @@ void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed
 }
 
 void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed, uint64_t stream,
-                      uint64_t index_base) {
+                      uint64_t index_base, uint16_t* dx16) {
   // Linear and diagonal: the backward is the forward applied to the gradient.
-  dropout_forward(dx, dy, n, p, seed, stream, index_base);
+  if (!dx16) return dropout_forward(dx, dy, n, p, seed, stream, index_base);
+  const Keep k = keep_rule(p);
+  if (p == 0.f) {
+    parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+      if (dx != dy) std::copy(dy + i0, dy + i1, dx + i0);
+      write_bf16(dx16, dx, i0, i1 - i0);
+    });
+    return;
+  }
+  for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint16_t* w) {
+    kernel_dropout_apply(dx + i0, dy + i0, w, m, k.threshold, k.scale);
+    write_bf16(dx16, dx, i0, m);
+  });
 }
 
 void dropout_add(float* y, const float* x, int64_t n, bool subtract, float p, uint64_t seed, uint64_t stream,
@@ -75,18 +93,22 @@ void dropout_add(float* y, const float* x, int64_t n, bool subtract, float p, ui
 }
 
 void dropout_relu_forward(float* h, float* a, int64_t n, float p, uint64_t seed, uint64_t stream,
-                          uint64_t index_base) {
+                          uint64_t index_base, uint16_t* a16) {
   const Keep k = keep_rule(p);
   if (p == 0.f) {
-    parallel_ranges(n, [&](int64_t i0, int64_t i1) { kernel_relu_forward(a + i0, h + i0, i1 - i0); });
+    parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+      kernel_relu_forward(a + i0, h + i0, i1 - i0);
+      write_bf16(a16, a, i0, i1 - i0);
+    });
     return;
   }
   for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint16_t* w) {
     kernel_dropout_relu(h + i0, a + i0, w, m, k.threshold, k.scale);
+    write_bf16(a16, a, i0, m);
   });
 }
 
-void relu_dropout_backward_from_output(float* dh, const float* h, int64_t n, float p) {
+void relu_dropout_backward_from_output(float* dh, const float* h, int64_t n, float p, uint16_t* dh16) {
   const Keep k = keep_rule(p);
   parallel_ranges(n, [&](int64_t i0, int64_t i1) {
     if (p == 0.f) {
@@ -94,20 +116,25 @@ void relu_dropout_backward_from_output(float* dh, const float* h, int64_t n, flo
     } else {
       kernel_relu_backward_scaled(dh + i0, h + i0, i1 - i0, k.scale);
     }
+    write_bf16(dh16, dh, i0, i1 - i0);
   });
 }
 
 void dropout_add_and_backward(float* y, const float* x, float* dz, const float* dw, int64_t n, bool subtract,
-                              float p, uint64_t seed, uint64_t stream, uint64_t index_base) {
+                              float p, uint64_t seed, uint64_t stream, uint64_t index_base, uint16_t* dz16) {
   const Keep k = keep_rule(p);
   if (p == 0.f) {
-    parallel_ranges(n, [&](int64_t i0, int64_t i1) { kernel_add(y + i0, x + i0, i1 - i0, subtract); });
-    if (dz != dw) std::copy(dw, dw + n, dz);
+    parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+      kernel_add(y + i0, x + i0, i1 - i0, subtract);
+      if (dz != dw) std::copy(dw + i0, dw + i1, dz + i0);
+      write_bf16(dz16, dz, i0, i1 - i0);
+    });
     return;
   }
   for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint16_t* w) {
     kernel_dropout_add(y + i0, x + i0, w, m, k.threshold, k.scale, subtract);
     kernel_dropout_apply(dz + i0, dw + i0, w, m, k.threshold, k.scale);
+    write_bf16(dz16, dz, i0, m);
   });
 }
 

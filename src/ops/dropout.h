@@ -12,6 +12,10 @@
 // mask does not depend on how the rows are chunked. Dropout after the final LayerNorm uses
 // layer = number of layers.
 // Gradients: dx is ASSIGNED.
+//
+// The ops that take a `*16` output also write f32_to_bf16 (kernels/cpu/bf16.h) of their fp32 output
+// there, in the same parallel pass, while each range is in cache (nullptr: not written): the bf16
+// copy a GEMM operand slot asks for (gemm_operand_bf16_slot, kernels/cpu/gemm.h).
 #include <cstdint>
 
 namespace reformer {
@@ -32,7 +36,7 @@ void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed
                      uint64_t index_base);
 // dx = the forward's mask applied to dy (same key, same index_base); dx may equal dy.
 void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed, uint64_t stream,
-                      uint64_t index_base);
+                      uint64_t index_base, uint16_t* dx16 = nullptr);
 
 // Fused passes (one read of each operand instead of two or three). Each is bit-identical to the
 // composition of the unfused ops it names, which tests/test_ops.cpp checks against:
@@ -42,17 +46,17 @@ void dropout_add(float* y, const float* x, int64_t n, bool subtract, float p, ui
                  uint64_t index_base);
 // h = dropout(h) in place, then a = relu(h). = dropout_forward(h, h, ...), activation_forward(a, h, Relu).
 void dropout_relu_forward(float* h, float* a, int64_t n, float p, uint64_t seed, uint64_t stream,
-                          uint64_t index_base);
+                          uint64_t index_base, uint16_t* a16 = nullptr);
 // dh = dropout^T(relu'(h) * dh) in place, h the dropped-out pre-activation the forward kept, without
 // drawing the mask again: h > 0 only where the mask kept the element, so dh = h > 0 ? dh / (1 - p) : 0.
 // = activation_backward(dh, dh, h, Relu), then dropout_backward(dh, dh, ...), except for the sign
 // of zeros (+0 here where that gives -0 for a negative dh).
-void relu_dropout_backward_from_output(float* dh, const float* h, int64_t n, float p);
+void relu_dropout_backward_from_output(float* dh, const float* h, int64_t n, float p, uint16_t* dh16 = nullptr);
 
 // Two passes under one mask, drawn once: y += dropout(x) (y -= ... if subtract) and dz = dropout(dw)
 // (the reversible backward's X2 = Y2 - dropout(G) and dropout's backward of the gradient of the
 // same rows). = dropout_add, then dropout_backward, with the same key; dz may equal dw.
 void dropout_add_and_backward(float* y, const float* x, float* dz, const float* dw, int64_t n, bool subtract,
-                              float p, uint64_t seed, uint64_t stream, uint64_t index_base);
+                              float p, uint64_t seed, uint64_t stream, uint64_t index_base, uint16_t* dz16 = nullptr);
 
 }  // namespace reformer

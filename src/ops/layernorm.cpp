@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/bf16.h"
 #include "kernels/cpu/elementwise.h"
 #include "ops/parallel.h"
 #include "reformer/error.h"
@@ -15,12 +16,13 @@ constexpr int64_t kRowsPerTask = 16;  // rows per parallel-for iteration (the ke
 // double, two passes (eps can be 1e-12, HF, so the variance must not lose digits), each sum in 8
 // fixed partial sums, the same bits in every ISA variant.
 void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
-                       int64_t N, int64_t C, float eps) {
+                       int64_t N, int64_t C, float eps, uint16_t* y16) {
 #pragma omp parallel for schedule(static) if (N * C >= kOmpMinWork)
   for (int64_t i0 = 0; i0 < N; i0 += kRowsPerTask) {
     const int64_t n = std::min(kRowsPerTask, N - i0);
     kernel_layernorm_rows(y + i0 * C, mean ? mean + i0 : nullptr, rstd ? rstd + i0 : nullptr, x + i0 * C, w, b, n, C,
                           eps);
+    if (y16) f32_to_bf16(y16 + i0 * C, y + i0 * C, n * C);
   }
 }
 

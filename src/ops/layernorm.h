@@ -7,9 +7,10 @@
 namespace reformer {
 
 // y, x: (N, C); w, b: (C). mean, rstd: (N) saved for the backward, or nullptr when none follows.
-// y may alias x.
+// y may alias x. y16 (N, C), when given, receives f32_to_bf16(y) in the same pass (a GEMM operand
+// slot, gemm_operand_bf16_slot in kernels/cpu/gemm.h).
 void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
-                       int64_t N, int64_t C, float eps);
+                       int64_t N, int64_t C, float eps, uint16_t* y16 = nullptr);
 
 // dx: (N, C) (may alias dy, unless accumulate); dw, db: (C); mean, rstd: as saved by
 // layernorm_forward for this x.

@@ -99,6 +99,7 @@ struct ThreadState {
   std::vector<std::unique_ptr<Bf16Copy>> copies;  // the first `copies_live` are valid in the scope
   size_t copies_live = 0;
   int reuse_depth = 0;
+  int slots_off = 0;  // GemmOperandSlotsOff scopes
   ~ThreadState() {
     cache.clear();
     if (stream) dnnl_stream_destroy(stream);
@@ -291,6 +292,17 @@ void gemm_bias(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, con
   for (int64_t i = 0; i < M; ++i) std::copy(bias, bias + N, y + i * ldy);
   gemm_f32_sgemm(false, true, M, N, K, 1.f, x, ldx, w, ldw, 1.f, y, ldy);
 }
+
+uint16_t* gemm_operand_bf16_slot(const float* src, int64_t rows, int64_t cols) {
+  if (precision_active() != Precision::bf16 || rows <= 0 || cols <= 0) return nullptr;
+  ThreadState& ts = thread_state();
+  if (ts.reuse_depth == 0 || ts.slots_off > 0) return nullptr;
+  Bf16Rows unused;  // the caller converts
+  return operand_copy(ts, src, cols, rows, cols, &unused);
+}
+
+GemmOperandSlotsOff::GemmOperandSlotsOff() { ++thread_state().slots_off; }
+GemmOperandSlotsOff::~GemmOperandSlotsOff() { --thread_state().slots_off; }
 
 GemmOperandReuse::GemmOperandReuse() { ++thread_state().reuse_depth; }
 

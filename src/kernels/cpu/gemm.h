@@ -63,6 +63,23 @@ class GemmOperandReuse {
   GemmOperandReuse& operator=(const GemmOperandReuse&) = delete;
 };
 
+// Inside a GemmOperandReuse scope, with bf16 products active: the calling thread's bf16 copy of the
+// dense operand src (rows x cols, row stride cols), for the caller to fill with f32_to_bf16 of every
+// element (kernels/cpu/bf16.h) before the scope's first product that reads src. The scope's products
+// then read it instead of rounding src in a pass of their own: the pass that writes src fills it
+// while src's rows are still in cache (the ops with a `*16` output). The same bits either way.
+// nullptr in fp32, outside a scope, or for an empty operand: the products round src as usual.
+uint16_t* gemm_operand_bf16_slot(const float* src, int64_t rows, int64_t cols);
+// For tests: while one lives, gemm_operand_bf16_slot returns nullptr on the calling thread, so that
+// the products round every operand themselves (the bits must not change).
+class GemmOperandSlotsOff {
+ public:
+  GemmOperandSlotsOff();
+  ~GemmOperandSlotsOff();
+  GemmOperandSlotsOff(const GemmOperandSlotsOff&) = delete;
+  GemmOperandSlotsOff& operator=(const GemmOperandSlotsOff&) = delete;
+};
+
 // Plain triple loop with double accumulation: the reference the fast path is tested against.
 void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                     const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
