@@ -27,8 +27,8 @@ void project_rows(const RowReader& x, int64_t rows, int64_t D, int64_t Hd, std::
   s.ensure(rows, D, Hd);
   for (int64_t r0 = 0; r0 < rows; r0 += s.chunk) {
     const int64_t n = std::min(s.chunk, rows - r0);
+    const GemmOperandReuse reuse;  // bf16: the chunk is rounded once for every projection (or by the reader)
     x(s.in.data(), r0, n);
-    const GemmOperandReuse reuse;  // bf16: the chunk is rounded once for every projection
     for (const Projection& p : ps)
       gemm(false, true, n, Hd, D, p.scale, s.in.data(), D, p.w, D, 0.f, p.y + r0 * Hd, Hd);
   }
@@ -52,8 +52,8 @@ void output_backward_rows(float* dO, const float* o, float* row_dlse, const RowR
   for (int64_t r0 = 0; r0 < rows; r0 += s.chunk) {
     const int64_t n = std::min(s.chunk, rows - r0);
     const float* oc = o ? o + r0 * Hd : nullptr;
+    const GemmOperandReuse reuse;  // bf16: dout and o rounded once for dWo, out and dO (none changes below)
     dout(s.in.data(), r0, n);
-    GemmOperandReuse reuse;  // bf16: dout and o rounded once for dWo, out and dO (none changes below)
     if (oc) {
       gemm(true, false, D, Hd, n, 1.f, s.in.data(), D, oc, Hd, 1.f, dwo, Hd);  // dWo += dout^T o
       if (out) {
@@ -84,8 +84,8 @@ void project_backward_rows(const RowReader& x, const RowWriter& dx, int64_t rows
   s.ensure(rows, D, Hd);
   for (int64_t r0 = 0; r0 < rows; r0 += s.chunk) {
     const int64_t n = std::min(s.chunk, rows - r0);
-    x(s.in.data(), r0, n);
     const GemmOperandReuse reuse;  // bf16: x and each dy rounded once for dW and dx
+    x(s.in.data(), r0, n);
     float beta = 0.f;
     for (const ProjectionGrad& g : gs) {
       const float* dy = g.dy + r0 * Hd;

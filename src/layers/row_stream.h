@@ -16,7 +16,9 @@
 
 namespace reformer {
 
-// Fills rows [r0, r0 + n) into dst (n x width, contiguous).
+// Fills rows [r0, r0 + n) into dst (n x width, contiguous). The functions below call their readers
+// inside the chunk's GemmOperandReuse scope, so a reader may also fill the bf16 operand slot of dst
+// (gemm_operand_bf16_slot(dst, n, width), kernels/cpu/gemm.h) in its own pass.
 using RowReader = std::function<void(float* dst, int64_t r0, int64_t n)>;
 // Consumes rows [r0, r0 + n); src is scratch the writer may modify in place.
 using RowWriter = std::function<void(float* src, int64_t r0, int64_t n)>;

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <map>
 
+#include "kernels/cpu/gemm.h"
 #include "layers/full_attention.h"
 #include "layers/local_attention.h"
 #include "model/heads.h"
@@ -41,8 +42,8 @@ void copy(float* y, const float* x, int64_t n) { copy_elementwise(y, x, n); }
 // reads it; the statistics of the rows read land in mean/rstd (for LN's backward).
 RowReader layernorm_rows(const float* x, const float* w, const float* b, float* mean, float* rstd, int64_t D,
                          float eps) {
-  return [=](float* dst, int64_t r0, int64_t rows) {
-    layernorm_forward(dst, mean + r0, rstd + r0, x + r0 * D, w, b, rows, D, eps);
+  return [=](float* dst, int64_t r0, int64_t rows) {  // bf16: with the rows' operand copy (row_stream.h)
+    layernorm_forward(dst, mean + r0, rstd + r0, x + r0 * D, w, b, rows, D, eps, gemm_operand_bf16_slot(dst, rows, D));
   };
 }
 
@@ -490,7 +491,8 @@ void ModelImpl::backward_layers(const Batch& batch, const StepOptions& opt) {
     const RowReader attn_input =
         layernorm_rows(x2_.data(), layer.ln_w->data(), layer.ln_b->data(), ln_mean_.data(), ln_rstd_.data(), D, eps);
     const RowReader attn_output_grad = [&](float* dst, int64_t r0, int64_t rows) {
-      dropout_backward(dst, dx1_.data() + r0 * D, rows * D, p, opt.seed, stream, static_cast<uint64_t>(r0 * D));
+      dropout_backward(dst, dx1_.data() + r0 * D, rows * D, p, opt.seed, stream, static_cast<uint64_t>(r0 * D),
+                       gemm_operand_bf16_slot(dst, rows, D));  // bf16: with the rows' operand copy
     };
     const RowWriter subtract_from_x1 = dropout_rows_into(x1_.data(), /*subtract=*/true, p, opt.seed, stream, D);
     const RowWriter input_grad_to_dx2 = [&](float* da, int64_t r0, int64_t rows) {
