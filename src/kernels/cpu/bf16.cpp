@@ -39,13 +39,40 @@ __attribute__((target(REFORMER_TARGET_AVX512))) void convert_avx512(uint16_t* ds
     _mm512_mask_cvtepi32_storeu_epi16(dst + i, m, round16(u));
   }
 }
+
+// AVX512-BF16's conversion instruction, 32 at a time: it rounds to nearest even and quiets NaNs as
+// the definition does, but flushes subnormal inputs to zero, so a block holding a nonzero
+// subnormal goes the integer way (as does the tail). Several times the integer lanes' rate on data
+// in cache, which is where the ops that write their GEMM operand copies call it.
+__attribute__((target(REFORMER_TARGET_AVX512 ",avx512bf16"))) void convert_avx512_bf16(uint16_t* dst, const float* src,
+                                                                                     int64_t n) {
+  const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), one = _mm512_set1_epi32(1),
+                largest_subnormal = _mm512_set1_epi32(0x007FFFFF);
+  // Lanes with 0 < |u| <= the largest subnormal: (|u| - 1) < 0x7FFFFF unsigned.
+  auto subnormals = [&](__m512i u) __attribute__((target(REFORMER_TARGET_AVX512))) {
+    return _mm512_cmplt_epu32_mask(_mm512_sub_epi32(_mm512_and_si512(u, abs_mask), one), largest_subnormal);
+  };
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 lo = _mm512_loadu_ps(src + i), hi = _mm512_loadu_ps(src + i + 16);
+    if (subnormals(_mm512_castps_si512(lo)) | subnormals(_mm512_castps_si512(hi))) {
+      convert_avx512(dst + i, src + i, 32);
+      continue;
+    }
+    _mm512_storeu_si512(reinterpret_cast<void*>(dst + i), reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
+  }
+  if (i < n) convert_avx512(dst + i, src + i, n - i);
+}
 #endif
 
 }  // namespace
 
 void f32_to_bf16(uint16_t* dst, const float* src, int64_t n) {
 #if REFORMER_ISA_VARIANTS
-  if (isa_active() == Isa::Avx512) return convert_avx512(dst, src, n);
+  if (isa_active() == Isa::Avx512) {
+    static const bool instruction = cpu_has_avx512_bf16();
+    return instruction ? convert_avx512_bf16(dst, src, n) : convert_avx512(dst, src, n);
+  }
 #endif
   convert_baseline(dst, src, n);
 }

@@ -3,8 +3,9 @@
 // Round to nearest, ties to even, on the bit pattern: bf16 = (u + 0x7FFF + ((u >> 16) & 1)) >> 16,
 // which also rounds the largest finite values up to infinity and keeps infinities; a NaN keeps its
 // sign and upper payload bits and is made quiet (| 0x0040), so it never becomes an infinity.
-// Subnormals are rounded like any other value (no flush to zero). The AVX-512 variant gives the
-// same bits as the scalar definition (tests/test_bf16.cpp).
+// Subnormals are rounded like any other value (no flush to zero). The AVX-512 variant (integer lanes,
+// or AVX512-BF16's conversion instruction where the CPU has it, with subnormal blocks done in integer
+// lanes) gives the same bits as the scalar definition (tests/test_bf16.cpp).
 #include <cstdint>
 #include <cstring>
 
