@@ -8,8 +8,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -418,6 +418,19 @@ TEST(Bf16, OperandSlotIsWhatTheScopesProductsRead) {
   for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(bits_of(other[i]), bits_of(-plain[i])) << i;
 }
 
+// Runs `step` (which returns every output it wants compared) with the operand slots and again
+// under GemmOperandSlotsOff, where every product rounds its own operands: the bits must agree.
+static void expect_slots_change_no_bit(const std::function<std::vector<float>()>& step) {
+  const std::vector<float> with = step();
+  std::vector<float> without;
+  {
+    const GemmOperandSlotsOff off;
+    without = step();
+  }
+  ASSERT_EQ(with.size(), without.size());
+  for (size_t i = 0; i < with.size(); ++i) ASSERT_EQ(bits_of(with[i]), bits_of(without[i])) << i;
+}
+
 // The feed-forward layer writes its operands' bf16 copies in the passes that make them (LN, the
 // hidden dropout and ReLU, the output dropout's backward, the ReLU backward): its outputs and
 // gradients in bf16 are bit for bit those of the layer whose products round every operand
@@ -433,7 +446,7 @@ TEST(Bf16, FeedForwardOperandCopiesChangeNoBit) {
   for (const float p : {0.f, 0.1f})
     for (const bool stored : {false, true}) {
       SCOPED_TRACE(testing::Message() << "p = " << p << (stored ? ", stored" : ", reversible"));
-      auto run = [&](bool slots) {
+      expect_slots_change_no_bit([&] {
         std::vector<float> g(2 * D + F * D + F + D * F + D, 0.f);
         float* gp = g.data();
         const FeedForwardGrads grads{gp, gp + D, gp + 2 * D, gp + 2 * D + F * D, gp + 2 * D + F * D + F,
@@ -448,17 +461,13 @@ TEST(Bf16, FeedForwardOperandCopiesChangeNoBit) {
         std::vector<float> kept_a(stored ? rows * F : 0);
         if (stored) call.kept_a = kept_a.data();
         std::vector<float> y(y0), dx(rows * D, 0.f);
-        std::unique_ptr<GemmOperandSlotsOff> off(slots ? nullptr : new GemmOperandSlotsOff);
         ff.forward_add(y.data(), x.data(), call);
         std::vector<float> after_forward(y);
         ff.backward_add(dx.data(), stored ? nullptr : y.data(), dy.data(), x.data(), call);
         std::vector<float> all(after_forward);
         for (const auto* v : {&y, &dx, &g}) all.insert(all.end(), v->begin(), v->end());
         return all;
-      };
-      const std::vector<float> with = run(true), without = run(false);
-      ASSERT_EQ(with.size(), without.size());
-      for (size_t i = 0; i < with.size(); ++i) ASSERT_EQ(bits_of(with[i]), bits_of(without[i])) << i;
+      });
     }
 }
 
@@ -477,19 +486,15 @@ TEST(Bf16, ModelOperandCopiesChangeNoBit) {
   const ScopedPrecision bf16(Precision::bf16);
   for (const bool reversible : {true, false}) {
     SCOPED_TRACE(reversible ? "reversible" : "stored");
-    auto run = [&](bool slots) {
+    expect_slots_change_no_bit([&] {
       ReformerModel model(c, 7);
       model.set_reversible(reversible);
       model.set_attention_row_chunk(24);  // several row chunks, a ragged last one
-      std::unique_ptr<GemmOperandSlotsOff> off(slots ? nullptr : new GemmOperandSlotsOff);
       model.zero_grad();
       std::vector<float> all{static_cast<float>(model.forward_backward(batch, opt).mean())};
       for (const auto& g : grads_of(model)) all.insert(all.end(), g.begin(), g.end());
       return all;
-    };
-    const std::vector<float> with = run(true), without = run(false);
-    ASSERT_EQ(with.size(), without.size());
-    for (size_t i = 0; i < with.size(); ++i) ASSERT_EQ(bits_of(with[i]), bits_of(without[i])) << i;
+    });
   }
 }
 

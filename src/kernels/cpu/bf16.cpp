@@ -44,7 +44,7 @@ __attribute__((target(REFORMER_TARGET_AVX512))) void convert_avx512(uint16_t* ds
 // the definition does, but flushes subnormal inputs to zero, so a block holding a nonzero
 // subnormal goes the integer way (as does the tail). Several times the integer lanes' rate on data
 // in cache, which is where the ops that write their GEMM operand copies call it.
-__attribute__((target(REFORMER_TARGET_AVX512 ",avx512bf16"))) void convert_avx512_bf16(uint16_t* dst, const float* src,
+__attribute__((target(REFORMER_TARGET_AVX512 ",avx512bf16"))) void convert_bf16_avx512(uint16_t* dst, const float* src,
                                                                                      int64_t n) {
   const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), one = _mm512_set1_epi32(1),
                 largest_subnormal = _mm512_set1_epi32(0x007FFFFF);
@@ -71,7 +71,7 @@ void f32_to_bf16(uint16_t* dst, const float* src, int64_t n) {
 #if REFORMER_ISA_VARIANTS
   if (isa_active() == Isa::Avx512) {
     static const bool instruction = cpu_has_avx512_bf16();
-    return instruction ? convert_avx512_bf16(dst, src, n) : convert_avx512(dst, src, n);
+    return instruction ? convert_bf16_avx512(dst, src, n) : convert_avx512(dst, src, n);
   }
 #endif
   convert_baseline(dst, src, n);
