@@ -12,6 +12,10 @@
 //    survivors every iteration), on 16M elements (streamed from memory), 2M (one C&P FF hidden
 //    chunk of 4096 x 512) and 256K (1 MiB, inside L2: what the mask's Philox words cost). Bytes/s:
 //    read x, write y.
+//  - bf16 rounding (f32_to_bf16, kernels/cpu/bf16.h) on one thread, 512 values (in L1, the size of
+//    a dropout piece, where the ops that write GEMM operand copies round) and 1M (from L3): normal
+//    values (AVX512-BF16's instruction where the CPU has it) and subnormal ones (which that path
+//    hands to the integer lanes, so the two rows compare the two ways on one machine).
 //
 //   OMP_NUM_THREADS=2 build/micro_ops --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
@@ -26,6 +30,7 @@
 
 #include "micro_common.h"
 
+#include "kernels/cpu/bf16.h"
 #include "kernels/cpu/elementwise.h"
 #include "ops/cross_entropy.h"
 #include "ops/dropout.h"
@@ -170,6 +175,22 @@ void bm_dropout(benchmark::State& state, int64_t n) {
   state.SetItemsProcessed(state.iterations() * n);
 }
 
+// ---- bf16 rounding -------------------------------------------------------------------------------
+
+void bm_bf16_round(benchmark::State& state, int64_t n, bool subnormal) {
+  std::vector<float> x(normals(n, 21), normals(n, 21) + n);
+  if (subnormal)
+    for (float& v : x) v *= 1e-39f;  // below FLT_MIN (1.18e-38): every value subnormal or zero
+  std::vector<uint16_t> y(n);
+  for (auto _ : state) {
+    f32_to_bf16(y.data(), x.data(), n);
+    benchmark::ClobberMemory();
+  }
+  for (int64_t i = 0; i < n; ++i)
+    if (y[i] != f32_to_bf16(x[i])) state.SkipWithError("bf16 rounding differs from its definition");
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
 void register_all() {
   for (bool backward : {false, true})
     for (int64_t C : {256, 512}) {
@@ -203,6 +224,11 @@ void register_all() {
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
   }
+  for (int64_t n : {int64_t{512}, int64_t{1} << 20})
+    for (bool subnormal : {false, true}) {
+      const std::string name = "bf16_round/n:" + std::to_string(n) + (subnormal ? "/subnormal" : "/normal");
+      benchmark::RegisterBenchmark(name.c_str(), bm_bf16_round, n, subnormal)->UseRealTime();
+    }
 }
 
 }  // namespace

@@ -35,6 +35,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -318,7 +319,8 @@ class Trial {
   // Step r (its dropout masks depend on r); returns its wall time and leaves its loss in loss().
   double step(int r) {
     const reformer::ScopedPrecision scope(precision_);
-    std::unique_ptr<reformer::GemmOperandSlotsOff> slots_off(b_.operand_copies ? nullptr : new reformer::GemmOperandSlotsOff);
+    std::optional<reformer::GemmOperandSlotsOff> slots_off;
+    if (!b_.operand_copies) slots_off.emplace();
     const reformer::Batch batch{ids_.data(), 1, b_.length, nullptr, nullptr};
     reformer::StepOptions opt;
     opt.step = static_cast<uint64_t>(r);

@@ -170,7 +170,8 @@ void FeedForward::backward_rows(float* dx_rows, const float* dout, const float* 
   // Activation, hidden dropout (both in place), then Dense(D -> F); ws_->dout is free to take dxn.
   if (act_ == Activation::Relu) {
     // h holds the mask: no draw
-    relu_dropout_backward_from_output(ws_->dh.data(), hidden_h(r0, call), n * F_, p, gemm_operand_bf16_slot(ws_->dh.data(), n, F_));
+    relu_dropout_backward_from_output(ws_->dh.data(), hidden_h(r0, call), n * F_, p,
+                                      gemm_operand_bf16_slot(ws_->dh.data(), n, F_));
   } else {
     activation_backward(ws_->dh.data(), ws_->dh.data(), hidden_h(r0, call), n * F_, act_);
     dropout_backward(ws_->dh.data(), ws_->dh.data(), n * F_, p, call.seed, s_hidden, r0 * F_);

@@ -24,8 +24,7 @@ void rows_dropout(float* y, int64_t n, int64_t width, const DropoutKey& k, int64
   if (k.p == 0.f) return;
   auto apply = [&](float* p, int64_t count, int64_t row) {
     const uint64_t base = static_cast<uint64_t>(row * width);
-    if (backward) return dropout_backward(p, p, count * width, k.p, k.seed, k.stream, base);
-    dropout_forward(p, p, count * width, k.p, k.seed, k.stream, base);
+    (backward ? dropout_backward : dropout_forward)(p, p, count * width, k.p, k.seed, k.stream, base, nullptr);
   };
   if (stride == 1) return apply(y, n, first);
   for (int64_t i = 0; i < n; ++i) apply(y + i * width, 1, first + i * stride);

@@ -425,8 +425,8 @@ void ModelImpl::run_layers(const Batch& batch, const StepOptions& opt, bool keep
   for (size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = *layers_[l];
     const int li = static_cast<int>(l);
-    // Only the layers the plan stores keep their inputs (a layer that keeps its input, X2 alone); a
-    // layer that keeps less than before frees the rest.
+    // Each layer keeps what the plan says (LayerKeep: everything, X2 alone, or nothing) and frees
+    // whatever more it kept under an earlier plan.
     const LayerKeep what = keep_inputs ? layer_keep(l) : LayerKeep::nothing;
     const bool keep = what == LayerKeep::all;
     if (keep_inputs && !keep) {

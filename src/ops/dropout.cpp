@@ -51,33 +51,29 @@ void write_bf16(uint16_t* dst16, const float* src, int64_t i0, int64_t m) {
 }  // namespace
 
 void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed, uint64_t stream,
-                     uint64_t index_base) {
+                     uint64_t index_base, uint16_t* y16) {
   const Keep k = keep_rule(p);
   if (p == 0.f) {
-    if (y != x) std::copy(x, x + n, y);
+    if (!y16) {
+      if (y != x) std::copy(x, x + n, y);
+      return;
+    }
+    parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+      if (y != x) std::copy(x + i0, x + i1, y + i0);
+      write_bf16(y16, y, i0, i1 - i0);
+    });
     return;
   }
   for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint16_t* w) {
     kernel_dropout_apply(y + i0, x + i0, w, m, k.threshold, k.scale);
+    write_bf16(y16, y, i0, m);
   });
 }
 
 void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed, uint64_t stream,
                       uint64_t index_base, uint16_t* dx16) {
   // Linear and diagonal: the backward is the forward applied to the gradient.
-  if (!dx16) return dropout_forward(dx, dy, n, p, seed, stream, index_base);
-  const Keep k = keep_rule(p);
-  if (p == 0.f) {
-    parallel_ranges(n, [&](int64_t i0, int64_t i1) {
-      if (dx != dy) std::copy(dy + i0, dy + i1, dx + i0);
-      write_bf16(dx16, dx, i0, i1 - i0);
-    });
-    return;
-  }
-  for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint16_t* w) {
-    kernel_dropout_apply(dx + i0, dy + i0, w, m, k.threshold, k.scale);
-    write_bf16(dx16, dx, i0, m);
-  });
+  dropout_forward(dx, dy, n, p, seed, stream, index_base, dx16);
 }
 
 void dropout_add(float* y, const float* x, int64_t n, bool subtract, float p, uint64_t seed, uint64_t stream,

@@ -33,7 +33,7 @@ uint64_t hidden_dropout_stream(uint64_t step, int layer, DropoutSite site);
 
 // y = dropout(x), n elements; y may equal x (in place). p in [0, 1) else reformer::Error.
 void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed, uint64_t stream,
-                     uint64_t index_base);
+                     uint64_t index_base, uint16_t* y16 = nullptr);
 // dx = the forward's mask applied to dy (same key, same index_base); dx may equal dy.
 void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed, uint64_t stream,
                       uint64_t index_base, uint16_t* dx16 = nullptr);

@@ -305,8 +305,10 @@ std::string describe_plan(const LayerPlan& plan) {
   std::string s;
   if (k == n) s = "all " + std::to_string(n) + " layers stored";
   if (k > 0 && k < n) s = layer_range(0, k) + " of " + std::to_string(n) + " stored";
-  if (x > 0)
-    s += (k > 0 ? ", " + layer_range(k, x) : layer_range(0, x) + " of " + std::to_string(n)) + (x == 1 ? " keeps X2" : " keep X2");
+  if (x > 0) {
+    s += k > 0 ? ", " + layer_range(k, x) : layer_range(0, x) + " of " + std::to_string(n);
+    s += x == 1 ? " keeps X2" : " keep X2";
+  }
   s += " (" + format_bytes(plan.kept_bytes) + " kept)";
   if (reversible > 0) s += ", " + std::to_string(reversible) + " reversible";
   return s;

@@ -69,10 +69,8 @@ __attribute__((target(REFORMER_TARGET_AVX512 ",avx512bf16"))) void convert_bf16_
 
 void f32_to_bf16(uint16_t* dst, const float* src, int64_t n) {
 #if REFORMER_ISA_VARIANTS
-  if (isa_active() == Isa::Avx512) {
-    static const bool instruction = cpu_has_avx512_bf16();
-    return instruction ? convert_bf16_avx512(dst, src, n) : convert_avx512(dst, src, n);
-  }
+  if (isa_active() == Isa::Avx512)
+    return cpu_has_avx512_bf16() ? convert_bf16_avx512(dst, src, n) : convert_avx512(dst, src, n);
 #endif
   convert_baseline(dst, src, n);
 }
