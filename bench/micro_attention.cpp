@@ -7,7 +7,8 @@
 // Shapes: C&P local and LSH chunks 64 (window 128); E8 local chunk 128 (window 256) and LSH chunk
 // 256 (window 512). The lsh rows also apply the self mask (always on in LSH) and use scattered key
 // positions, as after the bucket sort; the local rows use the contiguous positions of local
-// attention. No attention dropout (its cost is the RNG, measured by micro_ops' dropout).
+// attention. The C&P rows also run with the models' attention dropout (0.1), whose mask draws and
+// masking are part of every training chunk.
 // FLOPs, counted as the matrix products: forward 4*nq*nk*d (q k^T and p v), backward 8*nq*nk*d
 // (dO v^T, p^T dO, ds k, ds^T q); the masked part of a causal window is computed all the same, so
 // causal rows count the full window too.
@@ -94,11 +95,14 @@ bool finite(const std::vector<float>& x) {
   return true;
 }
 
-void bm_chunk(benchmark::State& state, Case cs, bool causal, bool backward) {
+void bm_chunk(benchmark::State& state, Case cs, bool causal, bool backward, float dropout) {
   const int threads = omp_get_max_threads();
   ChunkAttentionOptions opt;
   opt.causal = causal;
   opt.self_mask = cs.lsh;
+  opt.dropout = dropout;
+  opt.seed = micro::kSeed;
+  opt.stream = 77;
   std::vector<Chunk> chunks;
   for (int t = 0; t < threads; ++t) chunks.emplace_back(cs, t);
   // Check once before timing that the kernel gives finite results on this data (and give the
@@ -139,14 +143,16 @@ void register_all() {
   };
   for (const Case& cs : cases)
     for (bool backward : {false, true})
-      for (bool causal : {false, true}) {
-        const std::string name = std::string("chunk_attention_") + (backward ? "bwd" : "fwd") + "/" + cs.name +
-                                 "/c:" + std::to_string(cs.c) + "/window:" + std::to_string(2 * cs.c) +
-                                 (causal ? "/causal" : "/bidirectional");
-        benchmark::RegisterBenchmark(name.c_str(), bm_chunk, cs, causal, backward)
-            ->UseRealTime()
-            ->Unit(benchmark::kMillisecond);
-      }
+      for (bool causal : {false, true})
+        for (float dropout : {0.f, 0.1f}) {
+          if (dropout > 0.f && cs.name.rfind("cp_", 0) != 0) continue;
+          const std::string name = std::string("chunk_attention_") + (backward ? "bwd" : "fwd") + "/" + cs.name +
+                                   "/c:" + std::to_string(cs.c) + "/window:" + std::to_string(2 * cs.c) +
+                                   (causal ? "/causal" : "/bidirectional") + (dropout > 0.f ? "/dropout:0.1" : "");
+          benchmark::RegisterBenchmark(name.c_str(), bm_chunk, cs, causal, backward, dropout)
+              ->UseRealTime()
+              ->Unit(benchmark::kMillisecond);
+        }
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "kernels/cpu/lsh_hash.h"
 #include "kernels/cpu/lsh_sort.h"
 #include "layers/lsh_attention.h"
+#include "layers/lsh_key.h"
 #include "reformer/memory.h"
 #include "reformer/rng.h"
 #include "support/gradcheck.h"
@@ -200,6 +201,35 @@ TEST(LshSort, WindowSourceWrapsCircularly) {
   // 3 chunks of 2, one before, one after: padded chunks are (2, 0, 1, 2, 0).
   const std::vector<int64_t> want = {4, 5, 0, 1, 2, 3, 4, 5, 0, 1};
   for (int64_t p = 0; p < 10; ++p) EXPECT_EQ(lsh_window_source(p, 3, 2, 1), want[p]) << p;
+}
+
+TEST(LshKey, ManyRowFormsGiveTheOneRowBits) {
+  // The gather and the un-sort normalise a window's keys a block of rows at a time; each row must
+  // be bit for bit what normalize_key / normalize_key_backward give it (decoding caches keys made
+  // by the one-row form). Row counts around the block size, repeated positions, a row stride.
+  const int64_t d = 24, ld = 40, L = 50;
+  std::vector<float> qk(L * ld), dk(3 * kKeyRows * d);
+  fill_uniform(qk.data(), qk.size(), 21);
+  fill_uniform(dk.data(), dk.size(), 22);
+  for (int64_t t = 0; t < L; t += 7) qk[t * ld] *= 1e4f;  // uneven magnitudes
+  for (int64_t n : {int64_t{1}, kKeyRows - 1, kKeyRows, 2 * kKeyRows + 5}) {
+    SCOPED_TRACE(n);
+    std::vector<int32_t> pos(n);
+    for (int64_t r = 0; r < n; ++r) pos[r] = static_cast<int32_t>((r * 13 + 5) % L);
+    if (n > 3) pos[3] = pos[1];  // a position twice
+    std::vector<float> keys(n * d), want(n * d);
+    normalize_keys(keys.data(), qk.data(), ld, pos.data(), n, d);
+    for (int64_t r = 0; r < n; ++r) normalize_key(want.data() + r * d, qk.data() + pos[r] * ld, d);
+    EXPECT_EQ(std::memcmp(keys.data(), want.data(), keys.size() * sizeof(float)), 0);
+
+    std::vector<float> dqk(L * ld), dqk_want(L * ld);
+    fill_uniform(dqk.data(), dqk.size(), 23);
+    dqk_want = dqk;
+    normalize_keys_backward(dqk.data(), dk.data(), qk.data(), ld, pos.data(), n, d);
+    for (int64_t r = 0; r < n; ++r)
+      normalize_key_backward(dqk_want.data() + pos[r] * ld, dk.data() + r * d, qk.data() + pos[r] * ld, d);
+    EXPECT_EQ(std::memcmp(dqk.data(), dqk_want.data(), dqk.size() * sizeof(float)), 0);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -211,19 +211,30 @@ void LshSelfAttention::check_saved(const Plan& p) const {
 }
 
 // Loads chunk q0 / c of the sorted sequence into s: its queries, and its window's normalised keys,
-// values, positions and validity (window row `row` is padded row q0 + row, lsh_sort.h).
+// values, positions and validity (window row `row` is padded row q0 + row, lsh_sort.h). With
+// `slide`, s holds the previous chunk's window, whose rows from c on are this window's first rows
+// (padded row q0 + row is the previous window's row row + c): they move down, and only the last c
+// rows are gathered, so each key is normalised once per pass instead of once per window it is in.
 void LshSelfAttention::gather_chunk(const Plan& p, const float* qk, const float* v, const uint8_t* valid, int64_t q0,
-                                    LshHeadScratch& s) const {
+                                    bool slide, LshHeadScratch& s) const {
   const int64_t d = cfg_.head_size, Hd = cfg_.heads * d;
-  for (int64_t r = 0; r < p.c; ++r)
-    std::memcpy(s.cq.data() + r * d, qk + s.spos[q0 + r] * Hd, static_cast<size_t>(d) * sizeof(float));
-  for (int64_t row = 0; row < p.window; ++row) {
+  int64_t first = 0;
+  if (slide) {
+    first = p.window - p.c;
+    std::memmove(s.ck.data(), s.ck.data() + p.c * d, static_cast<size_t>(first * d) * sizeof(float));
+    std::memmove(s.cv.data(), s.cv.data() + p.c * d, static_cast<size_t>(first * d) * sizeof(float));
+    std::memmove(s.ckpos.data(), s.ckpos.data() + p.c, static_cast<size_t>(first) * sizeof(int32_t));
+    std::memmove(s.ckvalid.data(), s.ckvalid.data() + p.c, static_cast<size_t>(first));
+  }
+  for (int64_t row = first; row < p.window; ++row) {
     const int32_t pos = s.spos[lsh_window_source(q0 + row, p.n_chunks, p.c, p.before)];
     s.ckpos[row] = pos;
     s.ckvalid[row] = valid ? valid[pos] : 1;
-    normalize_key(s.ck.data() + row * d, qk + pos * Hd, d);
     std::memcpy(s.cv.data() + row * d, v + pos * Hd, static_cast<size_t>(d) * sizeof(float));
   }
+  normalize_keys(s.ck.data() + first * d, qk, Hd, s.ckpos.data() + first, p.window - first, d);
+  for (int64_t r = 0; r < p.c; ++r)
+    std::memcpy(s.cq.data() + r * d, qk + s.spos[q0 + r] * Hd, static_cast<size_t>(d) * sizeof(float));
 }
 
 // Hash (optionally) and sort head h of batch b: s.spos / s.undo (identity when not hashed).
@@ -262,7 +273,7 @@ void LshSelfAttention::head_forward(const Plan& p, const AttentionCall& call, in
   for (int64_t i = 0; i < p.n_chunks; ++i) {
     opt.dropout_base = static_cast<uint64_t>(i * p.c * p.window);
     const int64_t q0 = i * p.c;  // first query slot = first padded key row of the window
-    gather_chunk(p, qk, v, valid, q0, s);
+    gather_chunk(p, qk, v, valid, q0, /*slide=*/i > 0, s);
     float* out = single ? s.co.data() : s.o_slot.data() + q0 * d;
     chunk_attention_forward(out, d, s.lse.data() + q0, s.cq.data(), d, s.ck.data(), d, s.cv.data(), d,
                             s.spos.data() + q0, s.ckpos.data(), valid ? s.ckvalid.data() : nullptr, p.c, p.window, d,
@@ -322,7 +333,7 @@ void LshSelfAttention::head_backward(const Plan& p, const AttentionCall& call, i
   for (int64_t i = 0; i < p.n_chunks; ++i) {
     opt.dropout_base = static_cast<uint64_t>(i * p.c * p.window);
     const int64_t q0 = i * p.c;
-    gather_chunk(p, qk, v, valid, q0, s);
+    gather_chunk(p, qk, v, valid, q0, /*slide=*/i > 0, s);
     if (single) {  // the chunk's forward, as head_forward computes it: its outputs are o's rows
       chunk_attention_forward(s.co.data(), d, s.lse.data() + q0, s.cq.data(), d, s.ck.data(), d, s.cv.data(), d,
                               s.spos.data() + q0, s.ckpos.data(), valid ? s.ckvalid.data() : nullptr, p.c, p.window,
@@ -352,11 +363,8 @@ void LshSelfAttention::head_backward(const Plan& p, const AttentionCall& call, i
                              p.c, p.window, d, opt, s.chunk.data());
     // Un-sort: the chunk's queries and its window's keys/values go back to their positions.
     for (int64_t r = 0; r < p.c; ++r) add_row(dqk + s.spos[q0 + r] * Hd, s.cdq.data() + r * d, d);
-    for (int64_t row = 0; row < p.window; ++row) {
-      const int64_t pos = s.ckpos[row];
-      add_row(dv + pos * Hd, s.cdv.data() + row * d, d);
-      normalize_key_backward(dqk + pos * Hd, s.cdk.data() + row * d, qk + pos * Hd, d);
-    }
+    for (int64_t row = 0; row < p.window; ++row) add_row(dv + s.ckpos[row] * Hd, s.cdv.data() + row * d, d);
+    normalize_keys_backward(dqk, s.cdk.data(), qk, Hd, s.ckpos.data(), p.window, d);
   }
 }
 

@@ -113,7 +113,7 @@ class LshSelfAttention : public AttentionLayer {
   void draw_rotations(float* dst, const AttentionCall& call) const;
   void project(const RowReader& x, const Plan& plan);
   void attend_all(const Plan& plan, const AttentionCall& call, Pass pass);
-  void gather_chunk(const Plan& plan, const float* qk, const float* v, const uint8_t* valid, int64_t q0,
+  void gather_chunk(const Plan& plan, const float* qk, const float* v, const uint8_t* valid, int64_t q0, bool slide,
                     LshHeadScratch& s) const;
   void sort_head(const Plan& plan, int64_t b, int64_t h, bool rehash, const uint8_t* valid, LshHeadScratch& s);
   void head_forward(const Plan& plan, const AttentionCall& call, int64_t b, int64_t h, bool rehash, LshHeadScratch& s);
