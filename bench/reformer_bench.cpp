@@ -73,6 +73,7 @@ struct BenchConfig {
   int64_t max_memory = 0;  // > 0: the plan plan_stored_layers makes for this budget in bytes (overrides stored)
   std::string precision = "fp32";  // fp32 | bf16 (reformer/precision.h)
   int operand_copies = 1;  // bf16, 0: the products round every operand themselves (GemmOperandSlotsOff), for A/B
+  int64_t row_chunk = 0;   // > 0: the attention layers' row chunk (ReformerModel::set_attention_row_chunk)
   int reps = 3;
   int warmup = 1;
 
@@ -86,6 +87,7 @@ struct BenchConfig {
     if (max_memory > 0) s << ";max_memory=" << max_memory;
     if (precision != "fp32") s << ";precision=" << precision;
     if (operand_copies != 1) s << ";operand_copies=" << operand_copies;
+    if (row_chunk > 0) s << ";row_chunk=" << row_chunk;
     return s.str();
   }
   static BenchConfig decode(const std::string& text) {
@@ -109,6 +111,7 @@ struct BenchConfig {
       else if (k == "stored") c.stored = std::stoll(v);
       else if (k == "inputs") c.inputs = std::stoll(v);
       else if (k == "operand_copies") c.operand_copies = std::stoi(v);
+      else if (k == "row_chunk") c.row_chunk = std::stoll(v);
       else if (k == "max_memory") c.max_memory = std::stoll(v);
       else if (k == "precision") c.precision = v;
       else if (k == "reps") c.reps = std::stoi(v);
@@ -291,6 +294,7 @@ class Trial {
     const reformer::ScopedPrecision scope(precision_);
     const int64_t L = b.length;
     model_.set_reversible(b.reversible != 0);
+    if (b.row_chunk > 0) model_.set_attention_row_chunk(b.row_chunk);
     if (b.max_memory > 0) {  // what `reformer train --max-memory` would store
       const reformer::LayerPlan plan =
           reformer::plan_stored_layers(cfg_, 1, L, "adam", omp_get_max_threads(), b.max_memory);

@@ -27,21 +27,27 @@ Plan make_plan(const LocalAttentionConfig& cfg, int64_t L) {
   return Plan{c, L / c, cfg.chunks_before, w, w * c, d};
 }
 
-// One thread's scratch, loaded with one chunk: its window's key/value rows (contiguous, stride d)
-// with their positions and padding flags, the chunk's query positions, and where the chunk's
-// rows start in the (B, L, H*d) and (B, H, L) tensors.
+// One thread's scratch, loaded with one chunk: its window's key/value rows with their positions
+// and padding flags, the chunk's query positions, and where the chunk's rows start in the
+// (B, L, H*d) and (B, H, L) tensors. A window that does not wrap around the sequence is a run of
+// consecutive positions: its keys and values are read (and their gradients added) in place, with
+// the tensors' row stride; only a wrapping window is copied into the scratch (stride d).
 struct ChunkWork {
-  float *k, *v, *dk, *dv, *scores, *dq;  // dk, dv adjacent; scores: 2 * c * nk; dq: c * d
+  float *k_buf, *v_buf, *dk_buf, *dv_buf, *scores, *dq;  // dk_buf, dv_buf adjacent; scores: 2 * c * nk; dq: c * d
   int32_t *qpos, *kpos;
   uint8_t* flags;
-  const uint8_t* valid = nullptr;  // flags, or nullptr without a padding mask
+  const float *k = nullptr, *v = nullptr;  // the window's rows: in place or the buffers
+  int64_t ld = 0;                          // their row stride
+  bool in_place = false;
+  const uint8_t* valid = nullptr;  // padding flags of the window, or nullptr without a padding mask
   int64_t head_row0 = 0;           // offset of (b, position 0, head h)
+  int64_t window_off = 0;          // in place: offset of the window's first row
   int64_t q_off = 0;               // offset of the chunk's first query row
   int64_t lse_off = 0;
 
   ChunkWork(const Plan& p, float* f, int32_t* ints, uint8_t* fl)
-      : k(f), v(f + p.nk * p.d), dk(f + 2 * p.nk * p.d), dv(f + 3 * p.nk * p.d), scores(f + 4 * p.nk * p.d),
-        dq(f + 4 * p.nk * p.d + 2 * p.c * p.nk), qpos(ints), kpos(ints + p.c), flags(fl) {}
+      : k_buf(f), v_buf(f + p.nk * p.d), dk_buf(f + 2 * p.nk * p.d), dv_buf(f + 3 * p.nk * p.d),
+        scores(f + 4 * p.nk * p.d), dq(f + 4 * p.nk * p.d + 2 * p.c * p.nk), qpos(ints), kpos(ints + p.c), flags(fl) {}
 
   void load(const Plan& p, const float* kall, const float* vall, const uint8_t* pad_mask, int64_t L, int64_t H,
             int64_t b, int64_t h, int64_t i) {
@@ -50,17 +56,32 @@ struct ChunkWork {
     q_off = head_row0 + i * p.c * hd;
     lse_off = (b * H + h) * L + i * p.c;
     const uint8_t* pad = pad_mask ? pad_mask + b * L : nullptr;
-    for (int64_t slot = 0; slot < p.w; ++slot) {
-      const int64_t kc = ((i - p.before + slot) % p.n + p.n) % p.n;  // circular neighbour chunk
-      for (int64_t r = 0; r < p.c; ++r) {
-        const int64_t pos = kc * p.c + r, row = slot * p.c + r;
-        std::copy_n(kall + head_row0 + pos * hd, p.d, k + row * p.d);
-        std::copy_n(vall + head_row0 + pos * hd, p.d, v + row * p.d);
-        kpos[row] = static_cast<int32_t>(pos);
-        if (pad) flags[row] = pad[pos];
+    const int64_t first_chunk = i - p.before;
+    in_place = first_chunk >= 0 && first_chunk + p.w <= p.n;
+    if (in_place) {
+      const int64_t pos0 = first_chunk * p.c;
+      window_off = head_row0 + pos0 * hd;
+      k = kall + window_off;
+      v = vall + window_off;
+      ld = hd;
+      for (int64_t row = 0; row < p.nk; ++row) kpos[row] = static_cast<int32_t>(pos0 + row);
+      valid = pad ? pad + pos0 : nullptr;
+    } else {
+      for (int64_t slot = 0; slot < p.w; ++slot) {
+        const int64_t kc = ((i - p.before + slot) % p.n + p.n) % p.n;  // circular neighbour chunk
+        for (int64_t r = 0; r < p.c; ++r) {
+          const int64_t pos = kc * p.c + r, row = slot * p.c + r;
+          std::copy_n(kall + head_row0 + pos * hd, p.d, k_buf + row * p.d);
+          std::copy_n(vall + head_row0 + pos * hd, p.d, v_buf + row * p.d);
+          kpos[row] = static_cast<int32_t>(pos);
+          if (pad) flags[row] = pad[pos];
+        }
       }
+      k = k_buf;
+      v = v_buf;
+      ld = p.d;
+      valid = pad ? flags : nullptr;
     }
-    valid = pad ? flags : nullptr;
     for (int64_t r = 0; r < p.c; ++r) qpos[r] = static_cast<int32_t>(i * p.c + r);
   }
 };
@@ -107,8 +128,8 @@ void LocalSelfAttention::attend(float* o, float* lse, const float* q, const floa
           cw.load(p, k, v, call.pad_mask, call.length, H, b, h, i);
           ChunkAttentionOptions opt = chunk_options(call, b, h);
           opt.dropout_base = static_cast<uint64_t>(i * p.c * p.nk);
-          chunk_attention_forward(o + cw.q_off, hd, lse + cw.lse_off, q + cw.q_off, hd, cw.k, p.d, cw.v, p.d, cw.qpos,
-                                  cw.kpos, cw.valid, p.c, p.nk, p.d, opt, cw.scores);
+          chunk_attention_forward(o + cw.q_off, hd, lse + cw.lse_off, q + cw.q_off, hd, cw.k, cw.ld, cw.v, cw.ld,
+                                  cw.qpos, cw.kpos, cw.valid, p.c, p.nk, p.d, opt, cw.scores);
         }
   }
 }
@@ -146,18 +167,23 @@ void LocalSelfAttention::attend_backward(float* q_to_dq, float* dk, float* dv, c
             cw.load(p, k, v, call.pad_mask, call.length, H, b, h, i);
             ChunkAttentionOptions opt = chunk_options(call, b, h);
             opt.dropout_base = static_cast<uint64_t>(i * p.c * p.nk);
-            std::fill_n(cw.dk, 2 * p.nk * p.d, 0.f);  // the window's dk and dv
+            // An in-place window adds into dk and dv directly (its colour's windows are disjoint);
+            // a wrapping one into the zeroed buffers, added to its rows after.
+            float* wdk = cw.in_place ? dk + cw.window_off : cw.dk_buf;
+            float* wdv = cw.in_place ? dv + cw.window_off : cw.dv_buf;
+            if (!cw.in_place) std::fill_n(cw.dk_buf, 2 * p.nk * p.d, 0.f);  // the window's dk and dv
             std::fill_n(cw.dq, p.c * p.d, 0.f);
-            chunk_attention_backward(cw.dq, p.d, cw.dk, p.d, cw.dv, p.d, dO + cw.q_off, hd, row_dlse + cw.lse_off,
-                                     nullptr, 0, lse + cw.lse_off, q + cw.q_off, hd, cw.k, p.d, cw.v, p.d, cw.qpos,
-                                     cw.kpos, cw.valid, p.c, p.nk, p.d, opt, cw.scores);
+            chunk_attention_backward(cw.dq, p.d, wdk, cw.ld, wdv, cw.ld, dO + cw.q_off, hd, row_dlse + cw.lse_off,
+                                     nullptr, 0, lse + cw.lse_off, q + cw.q_off, hd, cw.k, cw.ld, cw.v, cw.ld,
+                                     cw.qpos, cw.kpos, cw.valid, p.c, p.nk, p.d, opt, cw.scores);
             for (int64_t r = 0; r < p.c; ++r) std::copy_n(cw.dq + r * p.d, p.d, q + cw.q_off + r * hd);
+            if (cw.in_place) continue;
             for (int64_t row = 0; row < p.nk; ++row) {
               float* dk_row = dk + cw.head_row0 + cw.kpos[row] * hd;
               float* dv_row = dv + cw.head_row0 + cw.kpos[row] * hd;
               for (int64_t e = 0; e < p.d; ++e) {
-                dk_row[e] += cw.dk[row * p.d + e];
-                dv_row[e] += cw.dv[row * p.d + e];
+                dk_row[e] += cw.dk_buf[row * p.d + e];
+                dv_row[e] += cw.dv_buf[row * p.d + e];
               }
             }
           }
