@@ -434,12 +434,14 @@ TEST(Dropout, FusedPassesMatchTheirElementwiseReferences) {
           for (int64_t i = 0; i < n; ++i)
             ASSERT_EQ(y[i], subtract ? y0[i] - drop(i, x[i]) : y0[i] + drop(i, x[i])) << i;
         }
-        Vec h = x, a(n);
+        Vec h = x, a(n), in_place = x;
         dropout_relu_forward(h.data(), a.data(), n, p, seed, stream, base);
+        dropout_relu_forward(in_place.data(), in_place.data(), n, p, seed, stream, base);  // a = h
         for (int64_t i = 0; i < n; ++i) {
           const float v = p == 0.f ? x[i] : drop(i, x[i]);
           ASSERT_EQ(h[i], v) << i;
           ASSERT_EQ(a[i], v > 0.f ? v : 0.f) << i;
+          ASSERT_EQ(in_place[i], a[i]) << i;
         }
         Vec dh = g0;
         relu_dropout_backward_from_output(dh.data(), h.data(), n, p);

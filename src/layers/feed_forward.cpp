@@ -36,7 +36,7 @@ bool FeedForward::prepare(const FeedForwardCall& call, bool backward, bool add) 
   ws_->xn.ensure({c, D_}, MemCategory::Workspace);
   ws_->mean.ensure({c}, MemCategory::Workspace);
   ws_->rstd.ensure({c}, MemCategory::Workspace);
-  ws_->h.ensure({c, F_}, MemCategory::Workspace);
+  if (needs_h()) ws_->h.ensure({c, F_}, MemCategory::Workspace);  // ReLU keeps only a (hidden())
   ws_->a.ensure({c, F_}, MemCategory::Workspace);
   if (backward) {
     ws_->dout.ensure({c, D_}, MemCategory::Workspace);
@@ -56,14 +56,15 @@ void FeedForward::normalize(const float* x, int64_t r0, int64_t n) {
 
 void FeedForward::hidden(const float* x, int64_t r0, int64_t n, const FeedForwardCall& call) {
   normalize(x, r0, n);
-  float* h = needs_h() && call.kept_h ? call.kept_h + r0 * F_ : ws_->h.data();
   float* a = call.kept_a ? call.kept_a + r0 * F_ : ws_->a.data();
-  linear_forward(h, ws_->xn.data(), w_.w1, w_.b1, n, D_, F_);
   const uint64_t stream = dropout_stream(call, DropoutSite::FeedForwardHidden);
-  if (act_ == Activation::Relu) {  // one pass: h = dropout(h), a = relu(h)
-    dropout_relu_forward(h, a, n * F_, drop_prob(call), call.seed, stream, r0 * F_, gemm_operand_bf16_slot(a, n, F_));
+  if (act_ == Activation::Relu) {  // a = relu(dropout(x W1^T + b1)) in a, in one pass after the product
+    linear_forward(a, ws_->xn.data(), w_.w1, w_.b1, n, D_, F_);
+    dropout_relu_forward(a, a, n * F_, drop_prob(call), call.seed, stream, r0 * F_, gemm_operand_bf16_slot(a, n, F_));
     return;
   }
+  float* h = call.kept_h ? call.kept_h + r0 * F_ : ws_->h.data();
+  linear_forward(h, ws_->xn.data(), w_.w1, w_.b1, n, D_, F_);
   dropout_forward(h, h, n * F_, drop_prob(call), call.seed, stream, r0 * F_);
   activation_forward(a, h, n * F_, act_);
 }

@@ -45,6 +45,7 @@ void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t s
 void dropout_add(float* y, const float* x, int64_t n, bool subtract, float p, uint64_t seed, uint64_t stream,
                  uint64_t index_base);
 // h = dropout(h) in place, then a = relu(h). = dropout_forward(h, h, ...), activation_forward(a, h, Relu).
+// a may be h (then h ends as relu(dropout(h)): a ReLU layer that keeps only a).
 void dropout_relu_forward(float* h, float* a, int64_t n, float p, uint64_t seed, uint64_t stream,
                           uint64_t index_base, uint16_t* a16 = nullptr);
 // dh = dropout^T(relu'(h) * dh) in place, h the dropped-out pre-activation the forward kept, without

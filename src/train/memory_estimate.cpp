@@ -95,7 +95,10 @@ int64_t attention_projection_bytes(const ReformerConfig& c, int64_t B, int64_t L
 int64_t feed_forward_bytes(const ReformerConfig& c, int64_t B, int64_t L, bool backward) {
   const int64_t rows = c.chunk_size_feed_forward > 0 ? std::min(c.chunk_size_feed_forward, mul({B, L})) : mul({B, L});
   const int64_t F = c.feed_forward_size, D = c.hidden_size;
-  return mul({rows, backward ? 3 * F + 2 * D + 2 : 2 * F + D + 2, kFloat});
+  // FeedForward::prepare, per row: LN(x) and its two statistics, the activation a (and, unless
+  // ReLU, the pre-activation h), the output rows; with a backward, dout and dh.
+  const int64_t hidden = parse_activation(c.hidden_act) == Activation::Relu ? 1 : 2;
+  return mul({rows, sum({2 * D + 2, hidden * F, backward ? D + F : 0}), kFloat});
 }
 
 int64_t optimizer_floats(const std::vector<ParameterShape>& shapes, const std::string& spec) {

@@ -19,7 +19,7 @@ void kernel_dropout_apply(float* y, const float* x, const uint16_t* draws, int64
 // y[i] += keep ? x[i] * scale : 0 (y[i] -= ... if subtract).
 void kernel_dropout_add(float* y, const float* x, const uint16_t* draws, int64_t n, int32_t threshold, float scale,
                         bool subtract);
-// h[i] = keep ? h[i] * scale : 0, then a[i] = relu(h[i]) = h[i] > 0 ? h[i] : 0.
+// h[i] = keep ? h[i] * scale : 0, then a[i] = relu(h[i]) = h[i] > 0 ? h[i] : 0 (a may be h).
 void kernel_dropout_relu(float* h, float* a, const uint16_t* draws, int64_t n, int32_t threshold, float scale);
 // dh[i] = h[i] > 0 ? dh[i] * scale : 0 (relu's and dropout's backward read off dropout's output h).
 void kernel_relu_backward_scaled(float* dh, const float* h, int64_t n, float scale);
