@@ -470,11 +470,14 @@ void ModelImpl::backward_layers(const Batch& batch, const StepOptions& opt) {
     Layer& layer = *layers_[l];
     const int li = static_cast<int>(l);
     const bool stored = layer_stored(l), kept_x2 = layer_keep(l) != LayerKeep::nothing;
-    // A stored layer with a reversible layer below hands that layer its outputs: X2 from the copy,
-    // X1 = Y1 - F from the copy of Y1 and the recomputed F (as a reversible layer would).
-    // The copies trade places with the streams instead of being copied into them: the streams' Y1 and
-    // Y2 are not read again, and the next forward writes every copy before it reads one.
-    const bool reconstruct_x1 = !stored || lowest_reversible < l;
+    // A layer hands the layer below its inputs only if that one is reversible: X1 = Y1 - F needs F
+    // recomputed (the output projection) and a pass over X1, which the lowest reversible layer skips
+    // (the stored layers below keep their own Y1; the embeddings' backward reads no stream).
+    // A stored layer with a reversible layer below hands it X2 from the copy and X1 = Y1 - F from
+    // the copy of Y1 and the recomputed F (as a reversible layer would). The copies trade places
+    // with the streams instead of being copied into them: the streams' Y1 and Y2 are not read
+    // again, and the next forward writes every copy before it reads one.
+    const bool reconstruct_x1 = lowest_reversible < l;
     if (stored && reconstruct_x1) std::swap(x1_, saved_[l].y1);
     // FF half: (x1_ holds Y1, x2_ holds Y2). dY1' = dY1 + dFF/dY1^T dY2; X2 = Y2 - FF(Y1), both
     // chunk by chunk in place (FeedForward::backward_add), unless the layer kept X2.
