@@ -239,7 +239,8 @@ TEST(CpuIsa, LayerNormKernelsOfEveryVariantAreBitIdenticalToBaseline) {
         const size_t nc = static_cast<size_t>(N * C), n = static_cast<size_t>(N);
         std::vector<float> y(nc), dx(nc), mean(n), rstd(n), dx_acc = uniform(N * C, 35);
         std::vector<double> acc(static_cast<size_t>(C), 0.5), aw(static_cast<size_t>(C), 0.25),
-            ab(static_cast<size_t>(C), 0.125);
+            ab(static_cast<size_t>(C), 0.125), fused_aw(aw), fused_ab(ab);
+        std::vector<float> fused_dx(nc);
         const int64_t step = row_by_row ? 1 : N;
         for (int64_t i = 0; i < N; i += step) {
           kernel_layernorm_rows(y.data() + i * C, mean.data() + i, rstd.data() + i, x.data() + i * C, w.data(),
@@ -251,7 +252,12 @@ TEST(CpuIsa, LayerNormKernelsOfEveryVariantAreBitIdenticalToBaseline) {
           kernel_accumulate_columns(acc.data(), x.data() + i * C, C, step, C);
           kernel_accumulate_layernorm_param_grads(aw.data(), ab.data(), dy.data() + i * C, x.data() + i * C, C,
                                                   mean.data() + i, rstd.data() + i, step, C);
+          kernel_layernorm_backward_rows(fused_dx.data() + i * C, dy.data() + i * C, x.data() + i * C,
+                                         mean.data() + i, rstd.data() + i, w.data(), step, C, false, fused_aw.data(),
+                                         fused_ab.data());
         }
+        // The backward with the parameter gradients added in the same pass: the separate passes' bits.
+        if (fused_dx != dx || fused_aw != aw || fused_ab != ab) ADD_FAILURE() << "fused LayerNorm backward differs";
         std::vector<double> all(acc);
         all.insert(all.end(), aw.begin(), aw.end());
         all.insert(all.end(), ab.begin(), ab.end());

@@ -1,6 +1,7 @@
 #include "ops/layernorm.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "kernels/cpu/bf16.h"
 #include "kernels/cpu/elementwise.h"
@@ -10,6 +11,10 @@
 namespace reformer {
 namespace {
 constexpr int64_t kRowsPerTask = 16;  // rows per parallel-for iteration (the kernels take 4 at a time)
+// The backward's parameter-gradient groups: at least kRowsPerGroup rows each, at most
+// kMaxParamGroups of them (2 * kMaxParamGroups * C doubles of partial sums).
+constexpr int64_t kRowsPerGroup = 256;
+constexpr int64_t kMaxParamGroups = 64;
 }  // namespace
 
 // The rows run through the dispatched kernels (kernels/cpu/elementwise.h): mean and variance in
@@ -29,19 +34,29 @@ void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const
 void layernorm_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* mean,
                         const float* rstd, const float* w, int64_t N, int64_t C, bool accumulate) {
   REFORMER_CHECK(!accumulate || dx != dy, "layernorm_backward: dx must not alias dy when accumulating into it");
-  // Parameter gradients first: they read dy, which dx may overwrite. Each column sums its rows in order.
-  parallel_column_blocks(C, N * C, [&](int64_t j0, int64_t j1) {
-    double aw[kMaxColumnBlock] = {}, ab[kMaxColumnBlock] = {};
-    kernel_accumulate_layernorm_param_grads(aw, ab, dy + j0, x + j0, C, mean, rstd, N, j1 - j0);
-    for (int64_t j = j0; j < j1; ++j) {
-      dw[j] += static_cast<float>(aw[j - j0]);
-      db[j] += static_cast<float>(ab[j - j0]);
-    }
-  });
+  // One pass over the rows for dx and the parameter gradients (the kernel reads each row's dy
+  // before it writes dx, which may overwrite it). The rows fall into groups fixed by N alone, each
+  // summing its rows in order into double partials of its own, added in group order after: the
+  // sums do not depend on the thread count.
+  const int64_t groups = std::clamp<int64_t>(N / kRowsPerGroup, 1, kMaxParamGroups);
+  const int64_t group_rows = (N + groups - 1) / groups;
+  std::vector<double> partial(static_cast<size_t>(2 * groups * C), 0.0);
 #pragma omp parallel for schedule(static) if (N * C >= kOmpMinWork)
-  for (int64_t i0 = 0; i0 < N; i0 += kRowsPerTask) {
-    const int64_t n = std::min(kRowsPerTask, N - i0);
-    kernel_layernorm_backward_rows(dx + i0 * C, dy + i0 * C, x + i0 * C, mean + i0, rstd + i0, w, n, C, accumulate);
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t r0 = g * group_rows, n = std::min(group_rows, N - r0);
+    if (n <= 0) continue;
+    double* aw = partial.data() + 2 * g * C;
+    kernel_layernorm_backward_rows(dx + r0 * C, dy + r0 * C, x + r0 * C, mean + r0, rstd + r0, w, n, C, accumulate, aw,
+                                   aw + C);
+  }
+  for (int64_t j = 0; j < C; ++j) {
+    double sw = 0, sb = 0;
+    for (int64_t g = 0; g < groups; ++g) {
+      sw += partial[static_cast<size_t>(2 * g * C + j)];
+      sb += partial[static_cast<size_t>((2 * g + 1) * C + j)];
+    }
+    dw[j] += static_cast<float>(sw);
+    db[j] += static_cast<float>(sb);
   }
 }
 

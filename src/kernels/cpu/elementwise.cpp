@@ -38,8 +38,8 @@ void kernel_layernorm_rows(float* y, float* mean, float* rstd, const float* x, c
 }
 
 void kernel_layernorm_backward_rows(float* dx, const float* dy, const float* x, const float* mean, const float* rstd,
-                                    const float* w, int64_t rows, int64_t C, bool accumulate) {
-  REFORMER_DISPATCH(layernorm_backward_rows, dx, dy, x, mean, rstd, w, rows, C, accumulate);
+                                    const float* w, int64_t rows, int64_t C, bool accumulate, double* aw, double* ab) {
+  REFORMER_DISPATCH(layernorm_backward_rows, dx, dy, x, mean, rstd, w, rows, C, accumulate, aw, ab);
 }
 
 void kernel_accumulate_columns(double* acc, const float* x, int64_t ld, int64_t rows, int64_t n) {

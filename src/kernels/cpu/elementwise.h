@@ -37,9 +37,12 @@ void kernel_layernorm_rows(float* y, float* mean, float* rstd, const float* x, c
                            int64_t rows, int64_t C, float eps);
 // dx = r * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w, for each row (dx may be dy); the two
 // sums as in kernel_layernorm_rows. With accumulate, dx += that value instead (dx must not be dy):
-// the same bits as writing it and adding it to dx in a second pass.
+// the same bits as writing it and adding it to dx in a second pass. With aw and ab (C each), the
+// rows' parameter-gradient terms are added into them too, with the bits of
+// kernel_accumulate_layernorm_param_grads over the same rows (read before dx is written).
 void kernel_layernorm_backward_rows(float* dx, const float* dy, const float* x, const float* mean, const float* rstd,
-                                    const float* w, int64_t rows, int64_t C, bool accumulate = false);
+                                    const float* w, int64_t rows, int64_t C, bool accumulate = false,
+                                    double* aw = nullptr, double* ab = nullptr);
 // For j < n, row after row (stride ld) in order: acc[j] += x[j]; and aw[j] += dy[j] * ((x[j] -
 // mean[i]) * rstd[i]), ab[j] += dy[j] (LayerNorm's parameter gradients). Columns are independent
 // and each adds its rows in row order: nothing is reordered.
