@@ -684,6 +684,28 @@ TEST(ParallelPaths, ColumnBlocksCoverEachColumnOnceAndKeepBitsAcrossThreadCounts
   EXPECT_EQ(std::memcmp(sums[0].data(), sums[2].data(), sizeof(float) * C), 0);
 }
 
+// The LayerNorm backward sums its parameter gradients per group of rows fixed by N: dx, dw and db
+// are the same bits whatever the thread count (N spans several groups and a ragged last one).
+TEST(ParallelPaths, LayerNormBackwardKeepsBitsAcrossThreadCounts) {
+  const int64_t N = 1100, C = 130;
+  const Vec dy = random_vec(N * C, 94), x = random_vec(N * C, 95, -2.f, 2.f), w = random_vec(C, 96), b(C, 0.f);
+  Vec y(N * C), mean(N), rstd(N);
+  layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, 1e-12f);
+  std::vector<Vec> runs;
+  for (int threads : {1, 2, 3}) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    Vec dx(N * C), dw(C, 0.5f), db(C, -0.5f);
+    layernorm_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), mean.data(), rstd.data(), w.data(), N, C);
+    omp_set_num_threads(saved);
+    dx.insert(dx.end(), dw.begin(), dw.end());
+    dx.insert(dx.end(), db.begin(), db.end());
+    runs.push_back(dx);
+  }
+  EXPECT_EQ(runs[0], runs[1]);
+  EXPECT_EQ(runs[0], runs[2]);
+}
+
 TEST(ParallelPaths, ColumnReductionsMatchNaiveLoopsOnLargeInputs) {
   const int64_t N = 600, C = 130, V = 17;
   const Vec dy = random_vec(N * C, 90), x = random_vec(N * C, 91, -2.f, 2.f), w = random_vec(C, 92);
