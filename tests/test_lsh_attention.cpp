@@ -205,8 +205,8 @@ TEST(LshSort, WindowSourceWrapsCircularly) {
 
 TEST(LshKey, ManyRowFormsGiveTheOneRowBits) {
   // The gather and the un-sort normalise a window's keys a block of rows at a time; each row must
-  // be bit for bit what normalize_key / normalize_key_backward give it (decoding caches keys made
-  // by the one-row form). Row counts around the block size, repeated positions, a row stride.
+  // be bit for bit what it is on its own (decoding caches keys made one at a time, normalize_key).
+  // Row counts around the block size, repeated positions, a row stride.
   const int64_t d = 24, ld = 40, L = 50;
   std::vector<float> qk(L * ld), dk(3 * kKeyRows * d);
   fill_uniform(qk.data(), qk.size(), 21);
@@ -227,7 +227,7 @@ TEST(LshKey, ManyRowFormsGiveTheOneRowBits) {
     dqk_want = dqk;
     normalize_keys_backward(dqk.data(), dk.data(), qk.data(), ld, pos.data(), n, d);
     for (int64_t r = 0; r < n; ++r)
-      normalize_key_backward(dqk_want.data() + pos[r] * ld, dk.data() + r * d, qk.data() + pos[r] * ld, d);
+      normalize_keys_backward(dqk_want.data(), dk.data() + r * d, qk.data(), ld, pos.data() + r, 1, d);
     EXPECT_EQ(std::memcmp(dqk.data(), dqk_want.data(), dqk.size() * sizeof(float)), 0);
   }
 }

@@ -8,21 +8,13 @@ namespace reformer {
 
 inline constexpr float kNormEps = 1e-6f;  // HF _len_norm epsilon
 
-// Shared-QK key (spec 1.5): k = q * rsqrt(mean(q^2) + 1e-6) / sqrt(d), two roundings as in HF.
-inline void normalize_key(float* k, const float* q, int64_t d) {
-  double ss = 0;
-  for (int64_t j = 0; j < d; ++j) ss += static_cast<double>(q[j]) * q[j];
-  const float inv = 1.f / std::sqrt(static_cast<float>(ss / d) + kNormEps);
-  const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(d));
-  for (int64_t j = 0; j < d; ++j) k[j] = (q[j] * inv) * inv_sqrt_d;
-}
-
-// Rows per block of the many-row forms below. One row's sum is a serial chain of d double adds
-// (no reassociation: the build keeps IEEE order); a block runs kKeyRows such chains side by side.
+// Rows per block of the functions below. One row's sum is a serial chain of d double adds (no
+// reassociation: the build keeps IEEE order); a block runs kKeyRows such chains side by side, and
+// each row's result is the same whichever rows share its block.
 inline constexpr int64_t kKeyRows = 16;
 
-// normalize_key for n rows: key row r (k + r * d) from q row qk + pos[r] * ldq, bit for bit the
-// one-row function's result (each row's sum runs over j in the same order).
+// Shared-QK keys (spec 1.5): k = q * rsqrt(mean(q^2) + 1e-6) / sqrt(d), two roundings as in HF.
+// Key row r (k + r * d) from q row qk + pos[r] * ldq.
 inline void normalize_keys(float* k, const float* qk, int64_t ldq, const int32_t* pos, int64_t n, int64_t d) {
   const float inv_sqrt_d = 1.f / std::sqrt(static_cast<float>(d));
   for (int64_t r0 = 0; r0 < n; r0 += kKeyRows) {
@@ -43,24 +35,15 @@ inline void normalize_keys(float* k, const float* qk, int64_t ldq, const int32_t
   }
 }
 
-// dq += dk^T dk/dq for k = q * s(q), s = rsqrt(m)/sqrt(d), m = mean(q^2) + eps:
-// dq = s dk - s q (dk . q) / (d m).
-inline void normalize_key_backward(float* dq, const float* dk, const float* q, int64_t d) {
-  double ss = 0, dot = 0;
-  for (int64_t j = 0; j < d; ++j) {
-    ss += static_cast<double>(q[j]) * q[j];
-    dot += static_cast<double>(dk[j]) * q[j];
-  }
-  const double m = ss / d + kNormEps;
-  const double s = 1.0 / std::sqrt(m) / std::sqrt(static_cast<double>(d));
-  const float a = static_cast<float>(s);
-  const float b = static_cast<float>(s * dot / (d * m));
-  for (int64_t j = 0; j < d; ++j) dq[j] += a * dk[j] - b * q[j];
+// One key (decoding caches keys one at a time; the same bits as the forward's gather).
+inline void normalize_key(float* k, const float* q, int64_t d) {
+  const int32_t first = 0;
+  normalize_keys(k, q, 0, &first, 1, d);
 }
 
-// normalize_key_backward for n rows: row r adds key gradient dk + r * d into dqk + pos[r] * ld,
-// with q row qk + pos[r] * ld; rows in order (a position may repeat), each bit for bit the
-// one-row function's result.
+// dq += dk^T dk/dq for k = q * s(q), s = rsqrt(m)/sqrt(d), m = mean(q^2) + eps:
+// dq = s dk - s q (dk . q) / (d m). Row r adds key gradient dk + r * d into dqk + pos[r] * ld, with
+// q row qk + pos[r] * ld; rows in order (a position may repeat).
 inline void normalize_keys_backward(float* dqk, const float* dk, const float* qk, int64_t ld, const int32_t* pos,
                                     int64_t n, int64_t d) {
   for (int64_t r0 = 0; r0 < n; r0 += kKeyRows) {

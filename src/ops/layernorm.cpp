@@ -40,20 +40,24 @@ void layernorm_backward(float* dx, float* dw, float* db, const float* dy, const 
   // sums do not depend on the thread count.
   const int64_t groups = std::clamp<int64_t>(N / kRowsPerGroup, 1, kMaxParamGroups);
   const int64_t group_rows = (N + groups - 1) / groups;
-  std::vector<double> partial(static_cast<size_t>(2 * groups * C), 0.0);
+  // At most 2 * kMaxParamGroups * C doubles (256 KiB at C = 256); the caller's thread keeps the
+  // buffer, so steps after the first allocate nothing here.
+  thread_local std::vector<double> partial;
+  partial.assign(static_cast<size_t>(2 * groups * C), 0.0);
+  double* const partials = partial.data();  // the caller's buffer (inside the region, `partial` is each thread's own)
 #pragma omp parallel for schedule(static) if (N * C >= kOmpMinWork)
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t r0 = g * group_rows, n = std::min(group_rows, N - r0);
     if (n <= 0) continue;
-    double* aw = partial.data() + 2 * g * C;
+    double* aw = partials + 2 * g * C;
     kernel_layernorm_backward_rows(dx + r0 * C, dy + r0 * C, x + r0 * C, mean + r0, rstd + r0, w, n, C, accumulate, aw,
                                    aw + C);
   }
   for (int64_t j = 0; j < C; ++j) {
     double sw = 0, sb = 0;
     for (int64_t g = 0; g < groups; ++g) {
-      sw += partial[static_cast<size_t>(2 * g * C + j)];
-      sb += partial[static_cast<size_t>((2 * g + 1) * C + j)];
+      sw += partials[2 * g * C + j];
+      sb += partials[(2 * g + 1) * C + j];
     }
     dw[j] += static_cast<float>(sw);
     db[j] += static_cast<float>(sb);

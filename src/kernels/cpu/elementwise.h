@@ -47,6 +47,8 @@ void kernel_layernorm_backward_rows(float* dx, const float* dy, const float* x, 
 // mean[i]) * rstd[i]), ab[j] += dy[j] (LayerNorm's parameter gradients). Columns are independent
 // and each adds its rows in row order: nothing is reordered.
 void kernel_accumulate_columns(double* acc, const float* x, int64_t ld, int64_t rows, int64_t n);
+// (The model's LayerNorm backward adds these terms in kernel_layernorm_backward_rows; this separate
+// pass is the reference its ISA test checks it against, and micro_ops' param_grads rows time.)
 void kernel_accumulate_layernorm_param_grads(double* aw, double* ab, const float* dy, const float* x, int64_t ld,
                                              const float* mean, const float* rstd, int64_t rows, int64_t n);
 
