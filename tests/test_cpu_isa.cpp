@@ -183,7 +183,10 @@ TEST(CpuIsa, ElementwiseKernelsOfEveryVariantAreBitIdenticalToBaseline) {
     r.push_back(a);
     for (bool sub : {false, true}) {
       a = y0;
-      kernel_dropout_add(a.data(), x.data(), words.data(), n, threshold, scale, sub);
+      kernel_dropout_add(a.data(), a.data(), x.data(), words.data(), n, threshold, scale, sub);
+      r.push_back(a);
+      a.assign(y0.size(), 0.f);  // out of place: the same bits from y0
+      kernel_dropout_add(a.data(), y0.data(), x.data(), words.data(), n, threshold, scale, sub);
       r.push_back(a);
       a = y0;
       kernel_add(a.data(), x.data(), n, sub);

@@ -433,6 +433,9 @@ TEST(Dropout, FusedPassesMatchTheirElementwiseReferences) {
           dropout_add(y.data(), x.data(), n, subtract, p, seed, stream, base);
           for (int64_t i = 0; i < n; ++i)
             ASSERT_EQ(y[i], subtract ? y0[i] - drop(i, x[i]) : y0[i] + drop(i, x[i])) << i;
+          Vec out(n, 7.f);  // out of place: y0 is read, not written
+          dropout_add(out.data(), x.data(), n, subtract, p, seed, stream, base, y0.data());
+          ASSERT_EQ(out, y);
         }
         Vec h = x, a(n), in_place = x;
         dropout_relu_forward(h.data(), a.data(), n, p, seed, stream, base);

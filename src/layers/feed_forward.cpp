@@ -90,11 +90,11 @@ void FeedForward::output(float* o, int64_t r0, int64_t n, const FeedForwardCall&
                   r0 * D_);
 }
 
-void FeedForward::output_add(float* y, bool subtract, int64_t r0, int64_t n, const FeedForwardCall& call) {
+void FeedForward::output_add(float* y, bool subtract, int64_t r0, int64_t n, const FeedForwardCall& call, float* sum) {
   float* o = ws_->out.data();
   linear_forward(o, hidden_a(r0, call), w_.w2, w_.b2, n, F_, D_);
-  dropout_add(y + r0 * D_, o, n * D_, subtract, drop_prob(call), call.seed,
-              dropout_stream(call, DropoutSite::FeedForwardOutput), r0 * D_);
+  dropout_add((sum ? sum : y) + r0 * D_, o, n * D_, subtract, drop_prob(call), call.seed,
+              dropout_stream(call, DropoutSite::FeedForwardOutput), r0 * D_, y + r0 * D_);
 }
 
 void FeedForward::forward(float* out, const float* x, const FeedForwardCall& call) {
@@ -108,14 +108,14 @@ void FeedForward::forward(float* out, const float* x, const FeedForwardCall& cal
   }
 }
 
-void FeedForward::forward_add(float* y, const float* x, const FeedForwardCall& call) {
+void FeedForward::forward_add(float* y, const float* x, const FeedForwardCall& call, float* sum) {
   if (!prepare(call, false, true)) return;
   const int64_t c = chunk_rows(call.rows);
   for (int64_t r0 = 0; r0 < call.rows; r0 += c) {
     const int64_t n = std::min(c, call.rows - r0);
     const GemmOperandReuse reuse;  // bf16: the copies hidden() writes
     hidden(x, r0, n, call);
-    output_add(y, /*subtract=*/false, r0, n, call);  // y += dropout(FF), one pass
+    output_add(y, /*subtract=*/false, r0, n, call, sum);  // y += dropout(FF) (or into sum), one pass
   }
 }
 

@@ -3,10 +3,10 @@
 //   LN_f -> Dense(D -> F, bias) -> Dropout -> Activation -> Dense(F -> D, bias) -> Dropout
 // (dropout BEFORE the activation, as HF ReformerFeedForwardDense and trax do).
 //
-// Rows (the flattened B * L positions) are processed in chunks of `chunk` rows (0 = all at once;
-// the last chunk may be shorter), so the F-wide activations never exceed chunk x F. Rows are
-// independent, and dropout masks are keyed by the ABSOLUTE row index, so chunking does not change
-// the result. Dropout is elementwise (HF), keyed by hidden_dropout_stream(step, layer, site).
+// Rows (the flattened B * L positions) are processed in chunks of feed_forward_block_rows(chunk,
+// rows) rows (the last chunk may be shorter), so the F-wide activations never exceed that x F. Rows
+// are independent, and dropout masks are keyed by the ABSOLUTE row index, so chunking changes only
+// the order in which the weight gradients sum their rows. Dropout is elementwise (HF), keyed by hidden_dropout_stream(step, layer, site).
 //
 // Gradients: weight gradients ACCUMULATE (+=) into the buffers given at construction; dx is
 // ASSIGNED. backward() recomputes each chunk's forward from x, unless the call keeps the hidden
@@ -18,6 +18,17 @@
 #include "reformer/tensor.h"
 
 namespace reformer {
+
+// The rows one chunk holds: at most `chunk` (HF chunk_size_feed_forward; 0 = no limit), which bounds
+// the memory as in HF, and at most kFeedForwardBlockRows whatever the config says, so that a
+// chunk's hidden rows stay in the cache between the first product, the dropout pass and the second
+// product (1024 x d_ff 512 floats = 2 MiB for the C&P model; 4096-row chunks ran 1.3% slower per
+// step, docs/PERFORMANCE.md "Ninth session").
+inline constexpr int64_t kFeedForwardBlockRows = 1024;
+inline int64_t feed_forward_block_rows(int64_t chunk, int64_t rows) {
+  const int64_t cap = chunk > 0 && chunk < kFeedForwardBlockRows ? chunk : kFeedForwardBlockRows;
+  return cap < rows ? cap : rows;
+}
 
 // w1 (F, D), w2 (D, F): torch layout; b1 (F), b2 (D), ln_w / ln_b (D).
 struct FeedForwardWeights {
@@ -62,10 +73,11 @@ class FeedForward {
   void backward(float* dx, float* out, const float* dout, const float* x, const FeedForwardCall& call);
 
   // The reversible block's forms, which need no (rows, D) buffer of their own (the model's memory
-  // plan relies on it): forward_add does y += G(x) chunk by chunk; backward_add recomputes G(x)
+  // plan relies on it): forward_add does y += G(x) chunk by chunk (or, with `sum`, writes y + G(x)
+  // there and leaves y as it was: a layer that keeps its input X2 needs no copy); backward_add recomputes G(x)
   // chunk by chunk, does y_sub -= G(x) when y_sub is given (X2 = Y2 - G(Y1)) and dx_add += dG/dx^T dout.
   // Element for element the same arithmetic as forward()/backward() followed by the add/subtract.
-  void forward_add(float* y, const float* x, const FeedForwardCall& call);
+  void forward_add(float* y, const float* x, const FeedForwardCall& call, float* sum = nullptr);
   void backward_add(float* dx_add, float* y_sub, const float* dout, const float* x, const FeedForwardCall& call);
 
   // Whether the activation's backward needs h itself (every activation but ReLU): a stored layer
@@ -75,7 +87,7 @@ class FeedForward {
   int64_t workspace_bytes() const;
 
  private:
-  int64_t chunk_rows(int64_t rows) const { return chunk_ > 0 && chunk_ < rows ? chunk_ : rows; }
+  int64_t chunk_rows(int64_t rows) const { return feed_forward_block_rows(chunk_, rows); }
   float drop_prob(const FeedForwardCall& call) const { return call.training ? call.dropout : 0.f; }
   // Validates the call and sizes the workspace for one chunk; false when there are no rows.
   bool prepare(const FeedForwardCall& call, bool backward, bool add = false);
@@ -92,8 +104,9 @@ class FeedForward {
 
   // o_rows (n x D) = rows [r0, r0 + n) of dropout(a W2^T + b2).
   void output(float* o_rows, int64_t r0, int64_t n, const FeedForwardCall& call);
-  // The same output, added into rows [r0, r0 + n) of y (subtracted if subtract) in the dropout's pass.
-  void output_add(float* y, bool subtract, int64_t r0, int64_t n, const FeedForwardCall& call);
+  // The same output, added into rows [r0, r0 + n) of y (subtracted if subtract) in the dropout's
+  // pass; with `sum`, y's rows plus the output go there instead.
+  void output_add(float* y, bool subtract, int64_t r0, int64_t n, const FeedForwardCall& call, float* sum = nullptr);
   // dx_rows (n x D) = rows [r0, r0 + n) of dG/dx^T dout (after hidden() for these rows), or += it
   // with accumulate. dout == nullptr: ws_->dout already holds these rows of dout after the output
   // dropout's backward.

@@ -49,9 +49,12 @@ RowReader layernorm_rows(const float* x, const float* w, const float* b, float* 
 
 // The branch output's writer: y += dropout(F) (Y1 = X1 + F), or y -= dropout(F) in the reversible
 // backward (X1 = Y1 - F); the mask is keyed by absolute element index, so chunking cannot change it.
-RowWriter dropout_rows_into(float* y, bool subtract, float p, uint64_t seed, uint64_t stream, int64_t D) {
+// With y_in, y = y_in + dropout(F) instead (y_in is not modified).
+RowWriter dropout_rows_into(float* y, bool subtract, float p, uint64_t seed, uint64_t stream, int64_t D,
+                            const float* y_in = nullptr) {
   return [=](float* f, int64_t r0, int64_t rows) {
-    dropout_add(y + r0 * D, f, rows * D, subtract, p, seed, stream, static_cast<uint64_t>(r0 * D));  // one pass
+    dropout_add(y + r0 * D, f, rows * D, subtract, p, seed, stream, static_cast<uint64_t>(r0 * D),
+                y_in ? y_in + r0 * D : nullptr);  // one pass
   };
 }
 
@@ -422,6 +425,9 @@ void ModelImpl::run_layers(const Batch& batch, const StepOptions& opt, bool keep
   const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, n = B * L * D;
   const float eps = static_cast<float>(config_.layer_norm_eps);
   if (keep_inputs) saved_.resize(layers_.size());
+  // Where the layer's input X1 is: the stream, or the stored layer below's Y1 (which its attention
+  // wrote into its own copy; the stream's X1 is then free and the next layer writes its Y1 there).
+  const float* x1_in = x1_.data();
   for (size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = *layers_[l];
     const int li = static_cast<int>(l);
@@ -434,29 +440,36 @@ void ModelImpl::run_layers(const Batch& batch, const StepOptions& opt, bool keep
       saved_[l] = StoredLayer();
       if (what == LayerKeep::input) saved_[l].x2 = std::move(x2);
     }
-    if (what != LayerKeep::nothing) {
-      saved_[l].x2.ensure({B, L, D}, MemCategory::Activations);
-      copy(saved_[l].x2.data(), x2_.data(), n);
-    }
+    if (what != LayerKeep::nothing) saved_[l].x2.ensure({B, L, D}, MemCategory::Activations);
     // Y1 = X1 + dropout(Attn(LN_a(X2))), row chunk by row chunk: LN_a(X2) is computed as the
-    // attention reads it, and its output is added into X1 as it is written (row_stream.h).
+    // attention reads it, and its output is added to X1 as it is written (row_stream.h), into the
+    // stream or, for a stored layer, into its copy of Y1 (no copy pass).
+    float* y1 = x1_.data();
+    if (keep) {
+      saved_[l].y1.ensure({B, L, D}, MemCategory::Activations);
+      y1 = saved_[l].y1.data();
+    }
     const uint64_t stream = hidden_dropout_stream(opt.step, li, DropoutSite::AttentionOutput);
     AttentionCall call = attention_call(batch, opt, li);
     if (keep) call.kept = &saved_[l].attn;  // its projections, for its backward
     layer.attn->forward(
         layernorm_rows(x2_.data(), layer.ln_w->data(), layer.ln_b->data(), ln_mean_.data(), ln_rstd_.data(), D, eps),
-        dropout_rows_into(x1_.data(), /*subtract=*/false, hidden_dropout(opt), opt.seed, stream, D), call);
+        dropout_rows_into(y1, /*subtract=*/false, hidden_dropout(opt), opt.seed, stream, D, x1_in), call);
+    x1_in = y1;
     if (after_attention) after_attention(li);
-    if (keep) {
-      saved_[l].y1.ensure({B, L, D}, MemCategory::Activations);
-      copy(saved_[l].y1.data(), x1_.data(), n);
-    }
     // Y2 = X2 + FF(Y1), chunk by chunk into X2 (no full-size FF output); a stored layer keeps FF's
-    // hidden activations for its backward.
-    layer.ff->forward_add(x2_.data(), x1_.data(), stored_ff_call(batch, opt, l, keep));
-    dump("layer." + std::to_string(l) + ".y1", x1_.data(), {B, L, D});
+    // hidden activations for its backward. A layer that keeps X2 writes Y2 into its copy's buffer
+    // instead, and the two trade places: X2 is kept without a copy pass.
+    if (what != LayerKeep::nothing) {
+      layer.ff->forward_add(x2_.data(), y1, stored_ff_call(batch, opt, l, keep), saved_[l].x2.data());
+      std::swap(x2_, saved_[l].x2);
+    } else {
+      layer.ff->forward_add(x2_.data(), y1, stored_ff_call(batch, opt, l, keep));
+    }
+    dump("layer." + std::to_string(l) + ".y1", y1, {B, L, D});
     dump("layer." + std::to_string(l) + ".y2", x2_.data(), {B, L, D});
   }
+  if (x1_in != x1_.data()) copy(x1_.data(), x1_in, n);  // the top layer is stored: the stream gets its Y1
 }
 
 void ModelImpl::backward_layers(const Batch& batch, const StepOptions& opt) {

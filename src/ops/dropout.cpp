@@ -77,14 +77,18 @@ void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t s
 }
 
 void dropout_add(float* y, const float* x, int64_t n, bool subtract, float p, uint64_t seed, uint64_t stream,
-                 uint64_t index_base) {
+                 uint64_t index_base, const float* y_in) {
   const Keep k = keep_rule(p);
+  if (!y_in) y_in = y;
   if (p == 0.f) {
-    parallel_ranges(n, [&](int64_t i0, int64_t i1) { kernel_add(y + i0, x + i0, i1 - i0, subtract); });
+    parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+      if (y != y_in) std::copy(y_in + i0, y_in + i1, y + i0);
+      kernel_add(y + i0, x + i0, i1 - i0, subtract);
+    });
     return;
   }
   for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint16_t* w) {
-    kernel_dropout_add(y + i0, x + i0, w, m, k.threshold, k.scale, subtract);
+    kernel_dropout_add(y + i0, y_in + i0, x + i0, w, m, k.threshold, k.scale, subtract);
   });
 }
 
@@ -128,7 +132,7 @@ void dropout_add_and_backward(float* y, const float* x, float* dz, const float* 
     return;
   }
   for_each_draws(n, seed, stream, index_base, [&](int64_t i0, int64_t m, const uint16_t* w) {
-    kernel_dropout_add(y + i0, x + i0, w, m, k.threshold, k.scale, subtract);
+    kernel_dropout_add(y + i0, y + i0, x + i0, w, m, k.threshold, k.scale, subtract);
     kernel_dropout_apply(dz + i0, dw + i0, w, m, k.threshold, k.scale);
     write_bf16(dz16, dz, i0, m);
   });

@@ -41,9 +41,10 @@ void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t s
 // Fused passes (one read of each operand instead of two or three). Each is bit-identical to the
 // composition of the unfused ops it names, which tests/test_ops.cpp checks against:
 // y += dropout(x) (y -= dropout(x) if subtract); x is not modified. = dropout_forward into a
-// temporary, then an add.
+// temporary, then an add. With y_in, y = y_in + dropout(x) instead (y_in is not modified): the same
+// bits, written elsewhere.
 void dropout_add(float* y, const float* x, int64_t n, bool subtract, float p, uint64_t seed, uint64_t stream,
-                 uint64_t index_base);
+                 uint64_t index_base, const float* y_in = nullptr);
 // h = dropout(h) in place, then a = relu(h). = dropout_forward(h, h, ...), activation_forward(a, h, Relu).
 // a may be h (then h ends as relu(dropout(h)): a ReLU layer that keeps only a).
 void dropout_relu_forward(float* h, float* a, int64_t n, float p, uint64_t seed, uint64_t stream,

@@ -9,6 +9,7 @@
 #include "core/checked_math.h"
 #include "reformer/attention_kinds.h"
 #include "reformer/limits.h"
+#include "layers/feed_forward.h"
 #include "layers/row_stream.h"
 #include "ops/activation.h"
 #include "reformer/error.h"
@@ -93,7 +94,7 @@ int64_t attention_projection_bytes(const ReformerConfig& c, int64_t B, int64_t L
 // The chunk's LN(x), its statistics, the hidden layer before and after the activation; with a
 // backward, the gradients of the output and of the hidden layer.
 int64_t feed_forward_bytes(const ReformerConfig& c, int64_t B, int64_t L, bool backward) {
-  const int64_t rows = c.chunk_size_feed_forward > 0 ? std::min(c.chunk_size_feed_forward, mul({B, L})) : mul({B, L});
+  const int64_t rows = feed_forward_block_rows(c.chunk_size_feed_forward, mul({B, L}));
   const int64_t F = c.feed_forward_size, D = c.hidden_size;
   // FeedForward::prepare, per row: LN(x) and its two statistics, the activation a (and, unless
   // ReLU, the pre-activation h), the output rows; with a backward, dout and dh.

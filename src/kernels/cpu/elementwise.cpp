@@ -11,9 +11,9 @@ void kernel_dropout_apply(float* y, const float* x, const uint16_t* draws, int64
   REFORMER_DISPATCH(dropout_apply, y, x, draws, n, threshold, scale);
 }
 
-void kernel_dropout_add(float* y, const float* x, const uint16_t* draws, int64_t n, int32_t threshold, float scale,
-                        bool subtract) {
-  REFORMER_DISPATCH(dropout_add, y, x, draws, n, threshold, scale, subtract);
+void kernel_dropout_add(float* y, const float* y_in, const float* x, const uint16_t* draws, int64_t n,
+                        int32_t threshold, float scale, bool subtract) {
+  REFORMER_DISPATCH(dropout_add, y, y_in, x, draws, n, threshold, scale, subtract);
 }
 
 void kernel_dropout_relu(float* h, float* a, const uint16_t* draws, int64_t n, int32_t threshold, float scale) {

@@ -16,9 +16,9 @@ namespace reformer {
 
 // y[i] = keep ? x[i] * scale : 0. y may be x.
 void kernel_dropout_apply(float* y, const float* x, const uint16_t* draws, int64_t n, int32_t threshold, float scale);
-// y[i] += keep ? x[i] * scale : 0 (y[i] -= ... if subtract).
-void kernel_dropout_add(float* y, const float* x, const uint16_t* draws, int64_t n, int32_t threshold, float scale,
-                        bool subtract);
+// y[i] = y_in[i] + (keep ? x[i] * scale : 0) (y_in[i] - ... if subtract); y may be y_in (y += ...).
+void kernel_dropout_add(float* y, const float* y_in, const float* x, const uint16_t* draws, int64_t n,
+                        int32_t threshold, float scale, bool subtract);
 // h[i] = keep ? h[i] * scale : 0, then a[i] = relu(h[i]) = h[i] > 0 ? h[i] : 0 (a may be h).
 void kernel_dropout_relu(float* h, float* a, const uint16_t* draws, int64_t n, int32_t threshold, float scale);
 // dh[i] = h[i] > 0 ? dh[i] * scale : 0 (relu's and dropout's backward read off dropout's output h).
