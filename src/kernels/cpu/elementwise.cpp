@@ -2,6 +2,12 @@
 
 #include "core/cpu_isa.h"
 
+#if REFORMER_ISA_VARIANTS
+// GCC 12's avx512fintrin.h trips -Wmaybe-uninitialized on its own undefined-vector temporaries.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>  // the AVX-512 body's float -> double conversion (to_lanes)
+#endif
+
 // One source, compiled per instruction set (core/cpu_isa.h); isa_active() picks one per call.
 namespace reformer {
 #define REFORMER_ISA_BODY "kernels/cpu/elementwise_body.inc"
