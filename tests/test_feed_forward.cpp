@@ -202,6 +202,35 @@ TEST(FeedForward, WorkspaceIsPerChunkAndReused) {
   EXPECT_EQ(mem_stats().allocations, allocs) << "steady-state calls must not allocate";
 }
 
+// Whatever chunk_size_feed_forward allows (0 = no limit, or more rows than the block), a chunk holds
+// at most kFeedForwardBlockRows rows: the workspace is that many rows, and the forward's output and
+// input gradient are the unchunked ones bit for bit (rows are independent).
+TEST(FeedForward, ChunksStopAtTheBlockRowsWhateverTheConfigAllows) {
+  const int64_t rows = kFeedForwardBlockRows + 37;  // a ragged second block
+  const Vec x = random_vec(rows * D, 21), dout = random_vec(rows * D, 22);
+  FeedForwardCall call = make_call(true, 0.1f);
+  call.rows = rows;
+  std::vector<Vec> outs, dxs;
+  for (int64_t chunk : {int64_t{0}, int64_t{4096}, kFeedForwardBlockRows}) {
+    SCOPED_TRACE(chunk);
+    Params P;
+    FeedForward ff(D, F, Activation::Silu, kEps, chunk, P.weights(), P.grads());
+    Vec out(rows * D), dx(rows * D);
+    ff.forward(out.data(), x.data(), call);
+    ff.backward(dx.data(), out.data(), dout.data(), x.data(), call);
+    EXPECT_EQ(ff.workspace_bytes(), static_cast<int64_t>(sizeof(float)) * kFeedForwardBlockRows * (2 * D + 2 + 3 * F));
+    outs.push_back(out);
+    dxs.push_back(dx);
+  }
+  EXPECT_EQ(outs[0], outs[1]);
+  EXPECT_EQ(outs[0], outs[2]);
+  EXPECT_EQ(dxs[0], dxs[1]);
+  EXPECT_EQ(dxs[0], dxs[2]);
+  EXPECT_EQ(feed_forward_block_rows(0, 100), 100);
+  EXPECT_EQ(feed_forward_block_rows(64, 100), 64);
+  EXPECT_EQ(feed_forward_block_rows(0, 5000), kFeedForwardBlockRows);
+}
+
 TEST(FeedForward, RejectsBadConfiguration) {
   Params P;
   EXPECT_THROW(FeedForward(D, F, Activation::Relu, kEps, -1, P.weights(), P.grads()), Error);

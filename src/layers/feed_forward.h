@@ -6,7 +6,8 @@
 // Rows (the flattened B * L positions) are processed in chunks of feed_forward_block_rows(chunk,
 // rows) rows (the last chunk may be shorter), so the F-wide activations never exceed that x F. Rows
 // are independent, and dropout masks are keyed by the ABSOLUTE row index, so chunking changes only
-// the order in which the weight gradients sum their rows. Dropout is elementwise (HF), keyed by hidden_dropout_stream(step, layer, site).
+// the order in which the weight gradients sum their rows. Dropout is elementwise (HF), keyed by
+// hidden_dropout_stream(step, layer, site).
 //
 // Gradients: weight gradients ACCUMULATE (+=) into the buffers given at construction; dx is
 // ASSIGNED. backward() recomputes each chunk's forward from x, unless the call keeps the hidden
@@ -22,8 +23,8 @@ namespace reformer {
 // The rows one chunk holds: at most `chunk` (HF chunk_size_feed_forward; 0 = no limit), which bounds
 // the memory as in HF, and at most kFeedForwardBlockRows whatever the config says, so that a
 // chunk's hidden rows stay in the cache between the first product, the dropout pass and the second
-// product (1024 x d_ff 512 floats = 2 MiB for the C&P model; 4096-row chunks ran 1.3% slower per
-// step, docs/PERFORMANCE.md "Ninth session").
+// product (1024 x d_ff 512 floats = 2 MiB for the C&P model; its 16K step ran 1.2-1.6% slower with
+// 4096-row chunks, docs/PERFORMANCE.md "Ninth session").
 inline constexpr int64_t kFeedForwardBlockRows = 1024;
 inline int64_t feed_forward_block_rows(int64_t chunk, int64_t rows) {
   const int64_t cap = chunk > 0 && chunk < kFeedForwardBlockRows ? chunk : kFeedForwardBlockRows;
@@ -74,8 +75,9 @@ class FeedForward {
 
   // The reversible block's forms, which need no (rows, D) buffer of their own (the model's memory
   // plan relies on it): forward_add does y += G(x) chunk by chunk (or, with `sum`, writes y + G(x)
-  // there and leaves y as it was: a layer that keeps its input X2 needs no copy); backward_add recomputes G(x)
-  // chunk by chunk, does y_sub -= G(x) when y_sub is given (X2 = Y2 - G(Y1)) and dx_add += dG/dx^T dout.
+  // there and leaves y as it was: a layer that keeps its input X2 needs no copy); backward_add
+  // recomputes G(x) chunk by chunk, does y_sub -= G(x) when y_sub is given (X2 = Y2 - G(Y1)) and
+  // dx_add += dG/dx^T dout.
   // Element for element the same arithmetic as forward()/backward() followed by the add/subtract.
   void forward_add(float* y, const float* x, const FeedForwardCall& call, float* sum = nullptr);
   void backward_add(float* dx_add, float* y_sub, const float* dout, const float* x, const FeedForwardCall& call);
