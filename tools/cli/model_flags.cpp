@@ -51,7 +51,9 @@ void ModelFlags::add_to(CLI::App& app) {
   app.add_option("--buckets", buckets, "LSH buckets, e.g. 32 or 16,16 (factorized; default: Hugging Face's rule for --seq-len)");
   app.add_option("--lsh-chunk", lsh_chunk, "LSH chunk length (default 64)");
   app.add_option("--local-chunk", local_chunk, "local attention chunk length (default 64)");
-  app.add_option("--ff-chunk", ff_chunk, "feed-forward rows per chunk, 0 = all at once (default 0)");
+  app.add_option("--ff-chunk", ff_chunk,
+                 "most feed-forward rows per chunk, HF chunk_size_feed_forward (0 = no limit; default 0); the "
+                 "engine may take fewer at a time for the cache");
   app.add_option("--dropout", dropout, "hidden and local-attention dropout probability (default 0.05)");
 }
 
