@@ -23,6 +23,8 @@
 #include "micro_common.h"
 
 #include "kernels/cpu/gemm.h"
+#include "layers/feed_forward.h"
+#include "layers/row_stream.h"
 #include "reformer/precision.h"
 #include "reformer/rng.h"
 
@@ -124,13 +126,14 @@ struct Model {
   int64_t local_c, lsh_c;      // chunk lengths; each chunk also sees one chunk before
 };
 
-constexpr int64_t kRows = 4096;      // row chunk of the projections and the feed-forward
-constexpr int64_t kHeadRows = 2048;  // row chunk of the LM head
+constexpr int64_t kRows = reformer::kRowChunk;                     // row chunk of the attention projections
+constexpr int64_t kFeedForwardRows = reformer::kFeedForwardBlockRows;  // the feed-forward's row block
+constexpr int64_t kHeadRows = 2048;                                  // row chunk of the LM head
 
 // The GEMMs of one model, as src/layers/row_stream.cpp, src/ops/linear.cpp (feed-forward, LM head)
 // call them. Weights are torch (out, in); y = x W^T, dx = dy W, dW += dy^T x.
 std::vector<Shape> row_chunk_shapes(const Model& m) {
-  const int64_t n = kRows, D = m.D, Hd = m.Hd, F = m.F, V = m.V, D2 = 2 * m.D;
+  const int64_t n = kRows, f = kFeedForwardRows, D = m.D, Hd = m.Hd, F = m.F, V = m.V, D2 = 2 * m.D;
   return {
       {"qkv_proj", false, true, n, Hd, D, 0.f},       // q, k, v = x W^T
       {"out_proj", false, true, n, D, Hd, 0.f},       // o Wo^T
@@ -138,12 +141,12 @@ std::vector<Shape> row_chunk_shapes(const Model& m) {
       {"out_proj_dWo", true, false, D, Hd, n, 1.f},   // dWo += dout^T o
       {"qkv_proj_dx", false, false, n, D, Hd, 1.f},   // dx += dq W (summed over q, k, v)
       {"qkv_proj_dW", true, false, Hd, D, n, 1.f},    // dW += dq^T x
-      {"ff1", false, true, n, F, D, 1.f},             // h = x W1^T + b1 (bias preloaded, beta 1)
-      {"ff2", false, true, n, D, F, 1.f},             // y = a W2^T + b2
-      {"ff2_dx", false, false, n, F, D, 0.f},         // da = dy W2
-      {"ff2_dW", true, false, D, F, n, 1.f},          // dW2 += dy^T a
-      {"ff1_dx", false, false, n, D, F, 0.f},         // dx = dh W1
-      {"ff1_dW", true, false, F, D, n, 1.f},          // dW1 += dh^T x
+      {"ff1", false, true, f, F, D, 1.f},             // h = x W1^T + b1 (bias preloaded, beta 1)
+      {"ff2", false, true, f, D, F, 1.f},             // y = a W2^T + b2
+      {"ff2_dx", false, false, f, F, D, 0.f},         // da = dy W2
+      {"ff2_dW", true, false, D, F, f, 1.f},          // dW2 += dy^T a
+      {"ff1_dx", false, false, f, D, F, 0.f},         // dx = dh W1
+      {"ff1_dW", true, false, F, D, f, 1.f},          // dW1 += dh^T x
       {"lm_head", false, true, kHeadRows, V, D2, 1.f},   // logits = norm W^T + b
       {"lm_head_dx", false, false, kHeadRows, D2, V, 0.f},
       {"lm_head_dW", true, false, V, D2, kHeadRows, 1.f},
