@@ -74,12 +74,14 @@ TEST(CpuIsa, EnvironmentLowersTheVariant) {
 TEST(CpuIsa, PhiloxWordsOfEveryVariantMatchTheScalarDefinition) {
   ActiveIsa restore;
   const uint64_t seed = 0x0123456789ABCDEFull, stream = rng_stream(RngPurpose::HiddenDropout, {4, 5, 6});
-  // 2^29 - 1: the next group's blocks start at 2^32, so the low counter word wraps between the two
-  // groups of one AVX-512 register.
+  // 2^29 - k: group k's blocks start at 2^32, so the low counter word wraps inside an AVX-512
+  // register (k odd) or between the two registers of a four-group step (k = 2); 1-8 groups take
+  // every path (four at a time, two, one).
   for (Isa isa : isa_supported_list()) {
     isa_set_active(isa);
-    for (uint64_t first : {uint64_t{0}, uint64_t{3}, (uint64_t{1} << 29) - 1, (uint64_t{1} << 40) + 5})
-      for (int64_t groups : {1, 2, 3, 8}) {
+    for (uint64_t first : {uint64_t{0}, uint64_t{3}, (uint64_t{1} << 29) - 1, (uint64_t{1} << 29) - 2,
+                           (uint64_t{1} << 29) - 3, (uint64_t{1} << 40) + 5})
+      for (int64_t groups = 1; groups <= 8; ++groups) {
         std::vector<uint32_t> words(static_cast<size_t>(32 * groups));
         rng_words32_groups(words.data(), seed, stream, first, groups);
         for (int64_t i = 0; i < 32 * groups; ++i)
