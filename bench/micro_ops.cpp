@@ -12,6 +12,8 @@
 //    survivors every iteration), on 16M elements (streamed from memory), 2M (one C&P FF hidden
 //    chunk of 4096 x 512) and 256K (1 MiB, inside L2: what the mask's Philox words cost). Bytes/s:
 //    read x, write y.
+//  - The dropout draws alone (rng_draws16, src/core/rng.h) on one thread, 64K draws (128 KiB, in L2)
+//    per call, as the dropout passes draw them for a piece; items/s is draws.
 //  - bf16 rounding (f32_to_bf16, kernels/cpu/bf16.h) on one thread, 512 values (in L1, the size of
 //    a dropout piece, where the ops that write GEMM operand copies round) and 1M (from L3): normal
 //    values (AVX512-BF16's instruction where the CPU has it) and subnormal ones (which that path
@@ -175,6 +177,18 @@ void bm_dropout(benchmark::State& state, int64_t n) {
   state.SetItemsProcessed(state.iterations() * n);
 }
 
+void bm_draws16(benchmark::State& state, int64_t n) {
+  std::vector<uint16_t> out(n);
+  uint64_t stream = 0;
+  for (auto _ : state) {
+    rng_draws16(out.data(), n, micro::kSeed, ++stream, 0);
+    benchmark::ClobberMemory();
+  }
+  if (out[static_cast<size_t>(n - 1)] != rng_draw16(micro::kSeed, stream, static_cast<uint64_t>(n - 1)))
+    state.SkipWithError("the last draw differs from rng_draw16");
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
 // ---- bf16 rounding -------------------------------------------------------------------------------
 
 void bm_bf16_round(benchmark::State& state, int64_t n, bool subnormal) {
@@ -224,6 +238,9 @@ void register_all() {
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
   }
+  benchmark::RegisterBenchmark("rng_draws16_1thread/n:64K", bm_draws16, int64_t{1} << 16)
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
   for (int64_t n : {int64_t{512}, int64_t{1} << 20})
     for (bool subnormal : {false, true}) {
       const std::string name = "bf16_round/n:" + std::to_string(n) + (subnormal ? "/subnormal" : "/normal");
