@@ -276,7 +276,7 @@ int64_t ModelImpl::num_parameters() const {
   return n;
 }
 
-void ModelImpl::zero_grad() { grad_arena_.zero(); }
+void ModelImpl::zero_grad() { zero_elementwise(grad_arena_.data(), grad_arena_.numel()); }
 
 void ModelImpl::set_num_hashes(int64_t n) {
   REFORMER_CHECK(n >= 0, "num_hashes = ", n, " must be positive (0 = back to the config's)");
@@ -379,7 +379,7 @@ void ModelImpl::embed(const Batch& batch, const StepOptions& opt) {
   dropout_forward(x1_.data(), x1_.data(), n, hidden_dropout(opt), opt.seed,
                   rng_stream(RngPurpose::EmbeddingDropout, {opt.step, 0}), 0);
   float* pos = x2_.data();  // free until X2 = X1 below
-  std::memset(pos, 0, static_cast<size_t>(n) * sizeof(float));
+  zero_elementwise(pos, n);
   add_positions(pos, B, L);
   position_dropout(pos, B, L, opt);
   add_into(x1_.data(), pos, n);

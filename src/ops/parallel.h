@@ -56,6 +56,8 @@ void parallel_ranges(int64_t n, Fn&& fn) {
 // y = x, n elements (no overlap), split over the threads like parallel_ranges: a copy of a (L, D)
 // stream is tens of MiB, which one thread copies while the others wait.
 void copy_elementwise(float* y, const float* x, int64_t n);
+// y = 0, n elements, split the same way (a stream or the gradient arena, zeroed once per step).
+void zero_elementwise(float* y, int64_t n);
 
 // y += x (y -= x if subtract), n elements, through the dispatched kernel (kernels/cpu/elementwise.h).
 void add_elementwise(float* y, const float* x, int64_t n, bool subtract = false);
