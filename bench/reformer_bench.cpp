@@ -74,6 +74,7 @@ struct BenchConfig {
   std::string precision = "fp32";  // fp32 | bf16 (reformer/precision.h)
   int operand_copies = 1;  // bf16, 0: the products round every operand themselves (GemmOperandSlotsOff), for A/B
   int64_t row_chunk = 0;   // > 0: the attention layers' row chunk (ReformerModel::set_attention_row_chunk)
+  int64_t head_chunk = 0;  // > 0: the LM head's rows per chunk (chunk_size_lm_head; 0 = the engine's default)
   int reps = 3;
   int warmup = 1;
 
@@ -88,6 +89,7 @@ struct BenchConfig {
     if (precision != "fp32") s << ";precision=" << precision;
     if (operand_copies != 1) s << ";operand_copies=" << operand_copies;
     if (row_chunk > 0) s << ";row_chunk=" << row_chunk;
+    if (head_chunk > 0) s << ";head_chunk=" << head_chunk;
     return s.str();
   }
   static BenchConfig decode(const std::string& text) {
@@ -112,6 +114,7 @@ struct BenchConfig {
       else if (k == "inputs") c.inputs = std::stoll(v);
       else if (k == "operand_copies") c.operand_copies = std::stoi(v);
       else if (k == "row_chunk") c.row_chunk = std::stoll(v);
+      else if (k == "head_chunk") c.head_chunk = std::stoll(v);
       else if (k == "max_memory") c.max_memory = std::stoll(v);
       else if (k == "precision") c.precision = v;
       else if (k == "reps") c.reps = std::stoi(v);
@@ -168,6 +171,7 @@ reformer::ReformerConfig model_config(const BenchConfig& b) {
   for (int64_t i = 0; i < n; ++i) c.attn_layers.push_back(b.attn == "mixed" ? pattern[i % pattern.size()] : b.attn);
   if (b.d_ff > 0) c.feed_forward_size = b.d_ff;
   if (b.ff_chunk >= 0) c.chunk_size_feed_forward = b.ff_chunk;
+  if (b.head_chunk > 0) c.chunk_size_lm_head = b.head_chunk;
   if (b.hashes > 0) c.num_hashes = b.hashes;
   c.axial_pos_shape = axial_shape(b.length);
   c.max_position_embeddings = b.length;

@@ -47,7 +47,8 @@ MemoryEstimate estimate_forward_memory(const ReformerConfig& config, int64_t bat
                                        bool logits = false);
 
 // The bytes stored layer `layer` keeps from its forward for its backward, for `batch` sequences of
-// `length` tokens. Activations: its inputs X2 and Y1 (B, L, D) and its feed-forward's hidden
+// `length` tokens, under another stored layer (planned_layer_bytes: otherwise it keeps no copy of
+// Y1, stored_layer_keeps_y1). Activations: its inputs X2 and Y1 (B, L, D) and its feed-forward's hidden
 // activation (B, L, d_ff), twice when the activation is not ReLU (whose backward needs only the
 // activation). Workspace: its attention's projections, a set of the shared projection buffers the
 // layer holds from its forward to its backward (local/full: q, k, v, o (B, L, H*d) and the
@@ -61,13 +62,18 @@ StoredLayerBytes stored_layer_bytes(const ReformerConfig& config, int64_t batch,
 // stored_layer_bytes.
 StoredLayerBytes kept_layer_bytes(const ReformerConfig& config, int64_t batch, int64_t length, int64_t layer,
                                   LayerKeep keep);
+// What layer `layer` keeps under `plan` (missing entries: nothing): kept_layer_bytes, less the copy
+// of Y1 where a stored layer keeps none.
+StoredLayerBytes planned_layer_bytes(const ReformerConfig& config, int64_t batch, int64_t length,
+                                     const std::vector<LayerKeep>& plan, int64_t layer);
 
 // The per-layer memory plan of a training step (LayerKeep, ReformerModel::set_layer_plan): the
 // lowest `stored_count` layers are stored, the next `input_count` keep their input X2, the rest are
 // plain reversible. Stored layers lowest first: every stored layer then sits below all reversible
 // ones, so none of them has to hand a reconstructed X1 down, and each skips its whole
 // reconstruction (the FF output product and the attention output projection, plus their dropout
-// and subtraction passes) and the recomputation of its forward: the feed-forward's hidden layer
+// and subtraction passes; the layer above the top stored one still reconstructs its X1, the top
+// stored layer's Y1, which that layer keeps no copy of) and the recomputation of its forward: the feed-forward's hidden layer
 // (that product, and its mask), the attention's projections and, for local/full attention, the
 // attention itself. A layer that keeps X2 (one (B, L, D) copy, a quarter of a C&P layer's stored
 // bytes or less) skips the FF output product and X2's subtraction: where no stored layer fits, as

@@ -83,10 +83,20 @@ enum class LayerKeep : uint8_t {
   // Reversible, but X2 is kept (one (B, L, D) copy): the backward skips X2's reconstruction, that
   // is the feed-forward's output product and its subtraction.
   input,
-  // Stored: X2, Y1, the feed-forward's hidden activations and the attention's projections
-  // (stored_layer_bytes); the backward recomputes nothing but LayerNorm.
+  // Stored: X2, Y1 (under another stored layer only: stored_layer_keeps_y1), the feed-forward's
+  // hidden activations and the attention's projections (stored_layer_bytes); the backward
+  // recomputes nothing but LayerNorm.
   all,
 };
+
+// Whether stored layer `layer` of `plan` (missing entries: nothing) keeps its own copy of Y1: only
+// under another stored layer. Under a layer that is not stored, that layer's backward reconstructs
+// its input X1, which is this Y1, in the stream (one output projection and a pass, instead of a
+// (B, L, D) copy); the top layer's Y1 is the stream itself.
+inline bool stored_layer_keeps_y1(const std::vector<LayerKeep>& plan, size_t layer) {
+  auto stored = [&](size_t l) { return l < plan.size() && plan[l] == LayerKeep::all; };
+  return stored(layer) && stored(layer + 1);
+}
 
 class ReformerModel {
  public:

@@ -422,7 +422,7 @@ void ModelImpl::embed_backward(const Batch& batch, const StepOptions& opt) {
 
 void ModelImpl::run_layers(const Batch& batch, const StepOptions& opt, bool keep_inputs,
                                const std::function<void(int)>& after_attention) {
-  const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size, n = B * L * D;
+  const int64_t B = batch.batch, L = batch.length, D = config_.hidden_size;
   const float eps = static_cast<float>(config_.layer_norm_eps);
   if (keep_inputs) saved_.resize(layers_.size());
   // Where the layer's input X1 is: the stream, or the stored layer below's Y1 (which its attention
@@ -443,11 +443,13 @@ void ModelImpl::run_layers(const Batch& batch, const StepOptions& opt, bool keep
     if (what != LayerKeep::nothing) saved_[l].x2.ensure({B, L, D}, MemCategory::Activations);
     // Y1 = X1 + dropout(Attn(LN_a(X2))), row chunk by row chunk: LN_a(X2) is computed as the
     // attention reads it, and its output is added to X1 as it is written (row_stream.h), into the
-    // stream or, for a stored layer, into its copy of Y1 (no copy pass).
+    // stream or, for a stored layer that keeps Y1, into its copy (no copy pass).
     float* y1 = x1_.data();
-    if (keep) {
+    if (keep && layer_keeps_y1(l)) {
       saved_[l].y1.ensure({B, L, D}, MemCategory::Activations);
       y1 = saved_[l].y1.data();
+    } else if (keep) {
+      saved_[l].y1 = Tensor();  // a copy an earlier plan kept
     }
     const uint64_t stream = hidden_dropout_stream(opt.step, li, DropoutSite::AttentionOutput);
     AttentionCall call = attention_call(batch, opt, li);
@@ -469,32 +471,30 @@ void ModelImpl::run_layers(const Batch& batch, const StepOptions& opt, bool keep
     dump("layer." + std::to_string(l) + ".y1", y1, {B, L, D});
     dump("layer." + std::to_string(l) + ".y2", x2_.data(), {B, L, D});
   }
-  if (x1_in != x1_.data()) copy(x1_.data(), x1_in, n);  // the top layer is stored: the stream gets its Y1
+  // The top layer keeps no copy of Y1 (layer_keeps_y1): its Y1 is in the stream, as the head reads it.
+  REFORMER_CHECK(x1_in == x1_.data(), "the top layer's Y1 is not in the stream");
 }
 
 void ModelImpl::backward_layers(const Batch& batch, const StepOptions& opt) {
   const int64_t D = config_.hidden_size;
   const float eps = static_cast<float>(config_.layer_norm_eps);
-  // Layers below the lowest reversible one need nothing reconstructed.
-  size_t lowest_reversible = layers_.size();
-  for (size_t l = layers_.size(); l-- > 0;)
-    if (!layer_stored(l)) lowest_reversible = l;
   for (size_t l = layers_.size(); l-- > 0;) {
     Layer& layer = *layers_[l];
     const int li = static_cast<int>(l);
-    const bool stored = layer_stored(l), kept_x2 = layer_keep(l) != LayerKeep::nothing;
-    // A layer hands the layer below its inputs only if that one is reversible: X1 = Y1 - F needs F
-    // recomputed (the output projection) and a pass over X1, which the lowest reversible layer skips
-    // (the stored layers below keep their own Y1; the embeddings' backward reads no stream).
+    const bool stored = layer_stored(l), kept_x2 = layer_keep(l) != LayerKeep::nothing, keeps_y1 = layer_keeps_y1(l);
+    // A layer hands the layer below its input X1 unless that one keeps its own Y1 (a stored layer
+    // under this stored one) or there is none (the embeddings' backward reads no stream):
+    // X1 = Y1 - F needs F recomputed (the output projection) and a pass over X1. The top stored
+    // layer under a reversible one keeps no Y1 and gets it so, in the stream.
     // A stored layer with a reversible layer below hands it X2 from the copy and X1 = Y1 - F from
-    // the copy of Y1 and the recomputed F (as a reversible layer would). The copies trade places
-    // with the streams instead of being copied into them: the streams' Y1 and Y2 are not read
-    // again, and the next forward writes every copy before it reads one.
-    const bool reconstruct_x1 = lowest_reversible < l;
-    if (stored && reconstruct_x1) std::swap(x1_, saved_[l].y1);
+    // Y1 (its copy, if it keeps one) and the recomputed F (as a reversible layer would). The copies
+    // trade places with the streams instead of being copied into them: the streams' Y1 and Y2 are
+    // not read again, and the next forward writes every copy before it reads one.
+    const bool reconstruct_x1 = l > 0 && !layer_keeps_y1(l - 1);
+    if (keeps_y1 && reconstruct_x1) std::swap(x1_, saved_[l].y1);
     // FF half: (x1_ holds Y1, x2_ holds Y2). dY1' = dY1 + dFF/dY1^T dY2; X2 = Y2 - FF(Y1), both
     // chunk by chunk in place (FeedForward::backward_add), unless the layer kept X2.
-    const float* y1 = stored && !reconstruct_x1 ? saved_[l].y1.data() : x1_.data();
+    const float* y1 = keeps_y1 && !reconstruct_x1 ? saved_[l].y1.data() : x1_.data();
     layer.ff->backward_add(dx1_.data(), kept_x2 ? nullptr : x2_.data(), dx2_.data(), y1,
                            stored_ff_call(batch, opt, l, stored));
     if (kept_x2) std::swap(x2_, saved_[l].x2);

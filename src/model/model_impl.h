@@ -61,6 +61,10 @@ class ModelImpl {
     return layer < layer_plan_.size() ? layer_plan_[layer] : LayerKeep::nothing;
   }
   bool layer_stored(size_t layer) const { return layer_keep(layer) == LayerKeep::all; }
+  // stored_layer_keeps_y1 for this model's plan (all layers stored when not reversible).
+  bool layer_keeps_y1(size_t layer) const {
+    return layer_stored(layer) && layer + 1 < layers_.size() && layer_stored(layer + 1);
+  }
   void set_num_hashes(int64_t n);
   int64_t num_hashes() const { return num_hashes_override_ ? num_hashes_override_ : config_.num_hashes; }
   void set_rotations(int layer, const float* rotations);
@@ -129,7 +133,8 @@ class ModelImpl {
   // branch is streamed in row chunks, layers/row_stream.h), and LN_a's per-row statistics.
   Tensor x1_, x2_, dx1_, dx2_, ln_mean_, ln_rstd_;
   // What a stored layer keeps from its forward for its backward (reformer/memory_estimate.h,
-  // stored_layer_bytes): X2 and Y1 (B, L, D), the feed-forward's hidden activations (B, L, d_ff):
+  // stored_layer_bytes): X2 and, under another stored layer (layer_keeps_y1), Y1 (B, L, D), the
+  // feed-forward's hidden activations (B, L, d_ff):
   // a, and h unless the activation is ReLU; and the attention's projections (AttentionKept). A layer
   // that keeps its input (LayerKeep::input) holds x2 alone.
   struct StoredLayer {

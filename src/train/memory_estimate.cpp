@@ -172,7 +172,7 @@ MemoryEstimate estimate_pass_memory(const ReformerConfig& c, int64_t B, int64_t 
   // later layer needs it, and above the top stored layer none may).
   StoredLayerBytes kept;
   for (size_t l = 0; l < plan.size(); ++l) {
-    const StoredLayerBytes b = kept_layer_bytes(c, B, L, static_cast<int64_t>(l), plan[l]);
+    const StoredLayerBytes b = planned_layer_bytes(c, B, L, plan, static_cast<int64_t>(l));
     kept.activations = sum({kept.activations, b.activations});
     kept.workspace = sum({kept.workspace, b.workspace});
   }
@@ -252,6 +252,15 @@ StoredLayerBytes kept_layer_bytes(const ReformerConfig& c, int64_t B, int64_t L,
   return b;
 }
 
+StoredLayerBytes planned_layer_bytes(const ReformerConfig& c, int64_t B, int64_t L, const std::vector<LayerKeep>& plan,
+                                     int64_t layer) {
+  const LayerKeep keep = static_cast<size_t>(layer) < plan.size() ? plan[static_cast<size_t>(layer)] : LayerKeep::nothing;
+  StoredLayerBytes b = kept_layer_bytes(c, B, L, layer, keep);
+  if (keep == LayerKeep::all && !stored_layer_keeps_y1(plan, static_cast<size_t>(layer)))
+    b.activations -= mul({B, L, c.hidden_size, kFloat});  // no copy of Y1
+  return b;
+}
+
 LayerPlan plan_stored_layers(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer, int threads,
                              int64_t max_memory) {
   LayerPlan plan;
@@ -264,7 +273,11 @@ LayerPlan plan_stored_layers(const ReformerConfig& c, int64_t B, int64_t L, cons
   double room = kPlanBudgetShare * static_cast<double>(plan.budget) - static_cast<double>(plan.estimate.total());
   for (const LayerKeep level : {LayerKeep::all, LayerKeep::input}) {
     for (int64_t l = plan.stored_count + plan.input_count; l < layers; ++l) {
-      const int64_t bytes = kept_layer_bytes(c, B, L, l, level).total();
+      // What storing layer l adds: its bytes as the new top stored layer, which keeps no Y1, and
+      // the Y1 that the stored layer below it (if any) now keeps: so every stored layer's full
+      // bytes but the lowest one's.
+      int64_t bytes = kept_layer_bytes(c, B, L, l, level).total();
+      if (level == LayerKeep::all && l == 0) bytes -= mul({B, L, c.hidden_size, kFloat});
       if (static_cast<double>(bytes) > room) break;
       room -= static_cast<double>(bytes);
       plan.kept_bytes = sum({plan.kept_bytes, bytes});
