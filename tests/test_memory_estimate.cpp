@@ -191,9 +191,12 @@ TEST(MemoryEstimate, StoredLayersMatchMeasuredPeak) {
   }
 }
 
-TEST(MemoryEstimate, PlanStoresAsManyLayersAsFitTheBudget) {
-  const ReformerConfig c = small_config({"local", "lsh", "local", "lsh"}, 256, 32);
-  const int64_t B = 2, L = 256;
+TEST(MemoryEstimate, PlanSkipsTheMostRecomputationThatFitsTheBudget) {
+  // One head of 32: the C&P model's proportions (H*d = D / 2, d_ff = 2 D), where X2 buys more per
+  // byte than a stored layer.
+  ReformerConfig c = small_config({"local", "lsh", "local", "lsh"}, 256, 32);
+  c.num_attention_heads = 1;
+  const int64_t B = 2, L = 256, n = 4;
   const int threads = omp_get_max_threads();
   const int64_t none = estimate_training_memory(c, B, L, "adam", threads, 0).total();
   const int64_t rows = B * L, D = c.hidden_size, F = c.feed_forward_size, H = c.num_attention_heads,
@@ -201,68 +204,90 @@ TEST(MemoryEstimate, PlanStoresAsManyLayersAsFitTheBudget) {
   // X2, Y1 and the feed-forward's ReLU activation of every position; local layers keep q, k, v, o
   // and the logsumexp, LSH layers qk and v. A layer that keeps its input keeps X2 alone.
   const int64_t x2 = rows * D * f;
-  std::vector<int64_t> cost, cumulative = {0};
-  for (int64_t l = 0; l < 4; ++l) {
+  std::vector<int64_t> full;
+  for (int64_t l = 0; l < n; ++l) {
     const StoredLayerBytes b = stored_layer_bytes(c, B, L, l);
     EXPECT_EQ(b.activations, (2 * D + F) * rows * f) << l;
     EXPECT_EQ(b.workspace, (l % 2 == 0 ? 4 * rows * Hd + H * rows : 2 * rows * Hd) * f) << l;
     EXPECT_EQ(kept_layer_bytes(c, B, L, l, LayerKeep::all).total(), b.total()) << l;
     EXPECT_EQ(kept_layer_bytes(c, B, L, l, LayerKeep::input).total(), x2) << l;
-    // Storing layer l adds its full bytes, but the lowest one: the top stored layer keeps no Y1,
-    // and each layer stored on top has the one below keep its Y1 again.
-    cost.push_back(b.total() - (l == 0 ? x2 : 0));
-    cumulative.push_back(cumulative.back() + cost.back());
+    full.push_back(b.total());
   }
-  const double D_ = static_cast<double>(D), F_ = static_cast<double>(F), Hd_ = static_cast<double>(Hd),
-               tokens = static_cast<double>(rows);
-  auto flops = [&](int64_t l) { return tokens * 2 * D_ * (2 * F_ + (l % 2 == 0 ? 4 : 3) * Hd_); };
-  for (int64_t fit : {0, 1, 2, 3, 4}) {
-    for (int64_t inputs = 0; fit + inputs <= 4; ++inputs) {
-      SCOPED_TRACE(testing::Message() << fit << " stored, " << inputs << " keeping X2");
-      // A budget whose usable share holds the all-reversible step plus `fit` stored layers, `inputs`
-      // kept X2 copies and, while layers are left, half an X2 more (too little for the next one).
-      const bool more = fit + inputs < 4;
-      const double room = static_cast<double>(inputs * x2) + (more ? 0.5 * static_cast<double>(x2) : 0.0);
-      if (fit < 4 && static_cast<double>(cost[static_cast<size_t>(fit)]) <= room) continue;  // it would store layer `fit`
-      const int64_t kept = cumulative[static_cast<size_t>(fit)] + inputs * x2;
-      const auto budget =
-          static_cast<int64_t>((static_cast<double>(none + cumulative[static_cast<size_t>(fit)]) + room + 1.0) / kPlanBudgetShare);
-      const LayerPlan plan = plan_stored_layers(c, B, L, "adam", threads, budget);
-      EXPECT_EQ(plan.stored_count, fit);
-      EXPECT_EQ(plan.input_count, inputs);
-      ASSERT_EQ(plan.keep.size(), 4u);
-      for (int64_t l = 0; l < 4; ++l)  // the lowest layers stored, the next ones keeping X2
-        EXPECT_EQ(plan.keep[static_cast<size_t>(l)],
-                  l < fit ? LayerKeep::all : l < fit + inputs ? LayerKeep::input : LayerKeep::nothing) << l;
-      EXPECT_EQ(plan.budget, budget);
-      EXPECT_EQ(plan.kept_bytes, kept);
-      EXPECT_EQ(plan.estimate.total(), none + kept);
-      EXPECT_LE(static_cast<double>(plan.estimate.total()), kPlanBudgetShare * static_cast<double>(budget));
-      // Every product a reversible layer's backward recomputes (the feed-forward's two, the projections
-      // and the output projection); a stored layer skips all of its own, one keeping X2 the
-      // feed-forward's output product.
-      double saved = inputs * tokens * 2 * D_ * F_;
-      for (int64_t l = 0; l < fit; ++l) saved += flops(l);
-      EXPECT_DOUBLE_EQ(plan.recompute_flops, flops(0) + flops(1) + flops(2) + flops(3));
-      EXPECT_DOUBLE_EQ(plan.recompute_flops_saved, saved);
-      if (fit == 1 && inputs == 0)
-        EXPECT_EQ(describe_plan(plan), "layer 0 of 4 stored (" + format_bytes(cost[0]) + " kept), 3 reversible");
-      if (fit == 2 && inputs == 0)
-        EXPECT_EQ(describe_plan(plan), "layers 0-1 of 4 stored (" + format_bytes(cumulative[2]) + " kept), 2 reversible");
-      if (fit == 1 && inputs == 2)
-        EXPECT_EQ(describe_plan(plan), "layer 0 of 4 stored, layers 1-2 keep X2 (" + format_bytes(kept) + " kept), 1 reversible");
-      if (fit == 3 && inputs == 1)
-        EXPECT_EQ(describe_plan(plan), "layers 0-2 of 4 stored, layer 3 keeps X2 (" + format_bytes(kept) + " kept)");
-      if (fit == 0 && inputs == 4) EXPECT_EQ(describe_plan(plan), "layers 0-3 of 4 keep X2 (" + format_bytes(kept) + " kept)");
+  // The candidates worked out here from the rules: k lowest layers stored (the top one without its
+  // Y1), then m keeping X2. FLOPs per token: a stored layer skips its FF's two products and its
+  // projections, one keeping X2 the FF's output product, and a layer under a stored one keeps its
+  // Y1, which spares the layer above the output projection that reconstructs it.
+  const double tokens = static_cast<double>(rows), ff = tokens * 2.0 * D * F, proj = tokens * 2.0 * D * Hd;
+  auto projections = [](int64_t l) { return l % 2 == 0 ? 3.0 : 2.0; };
+  auto bytes_of = [&](int64_t k, int64_t m) {
+    int64_t b = m * x2;
+    for (int64_t l = 0; l < k; ++l) b += full[static_cast<size_t>(l)];
+    return k > 0 ? b - x2 : b;
+  };
+  auto saved_of = [&](int64_t k, int64_t m) {
+    double s = static_cast<double>(m) * ff + static_cast<double>(std::max<int64_t>(k - 1, 0)) * proj;
+    for (int64_t l = 0; l < k; ++l) s += 2 * ff + projections(l) * proj;
+    return s;
+  };
+  double reversible = 0;
+  for (int64_t l = 0; l < n; ++l) reversible += 2 * ff + projections(l) * proj + (l > 0 ? proj : 0.0);
+  int checked_stored = 0, checked_inputs = 0;
+  for (int64_t budget = static_cast<int64_t>(static_cast<double>(none) / kPlanBudgetShare) - x2;
+       budget < static_cast<int64_t>(static_cast<double>(none + bytes_of(n, 0)) / kPlanBudgetShare) + x2;
+       budget += x2 / 3) {
+    SCOPED_TRACE(testing::Message() << "budget " << budget);
+    const double room = kPlanBudgetShare * static_cast<double>(budget) - static_cast<double>(none);
+    int64_t want_k = 0, want_m = 0;  // below the reversible plan's memory: nothing kept
+    double want_saved = 0;
+    for (int64_t k = 0; k <= n && static_cast<double>(bytes_of(k, 0)) <= room; ++k) {
+      int64_t m = 0;
+      while (k + m < n && static_cast<double>(bytes_of(k, m + 1)) <= room) ++m;
+      if (saved_of(k, m) >= want_saved - 1e-6 * reversible) {  // ties: more layers stored
+        want_k = k;
+        want_m = m;
+        want_saved = saved_of(k, m);
+      }
     }
+    const LayerPlan plan = plan_stored_layers(c, B, L, "adam", threads, budget);
+    EXPECT_EQ(plan.stored_count, want_k);
+    EXPECT_EQ(plan.input_count, want_m);
+    ASSERT_EQ(plan.keep.size(), static_cast<size_t>(n));
+    for (int64_t l = 0; l < n; ++l)
+      EXPECT_EQ(plan.keep[static_cast<size_t>(l)],
+                l < want_k ? LayerKeep::all : l < want_k + want_m ? LayerKeep::input : LayerKeep::nothing) << l;
+    EXPECT_EQ(plan.budget, budget);
+    EXPECT_EQ(plan.kept_bytes, bytes_of(want_k, want_m));
+    EXPECT_EQ(plan.estimate.total(), none + plan.kept_bytes);
+    if (room >= 0) EXPECT_LE(static_cast<double>(plan.estimate.total()), kPlanBudgetShare * static_cast<double>(budget));
+    EXPECT_NEAR(plan.recompute_flops, reversible, 1e-9 * reversible);
+    EXPECT_NEAR(plan.recompute_flops_saved, want_saved, 1e-9 * reversible);
+    checked_stored = std::max(checked_stored, static_cast<int>(want_k));
+    checked_inputs = std::max(checked_inputs, static_cast<int>(want_m));
+    if (want_k == 1 && want_m == 0)
+      EXPECT_EQ(describe_plan(plan), "layer 0 of 4 stored (" + format_bytes(plan.kept_bytes) + " kept), 3 reversible");
+    if (want_k == 1 && want_m == 2)
+      EXPECT_EQ(describe_plan(plan), "layer 0 of 4 stored, layers 1-2 keep X2 (" + format_bytes(plan.kept_bytes) +
+                                         " kept), 1 reversible");
+    if (want_k == 0 && want_m == 4)
+      EXPECT_EQ(describe_plan(plan), "layers 0-3 of 4 keep X2 (" + format_bytes(plan.kept_bytes) + " kept)");
   }
+  EXPECT_EQ(checked_stored, 4);  // the budgets went from nothing kept to every layer stored
+  EXPECT_EQ(checked_inputs, 4);
+  // One stored layer and three keeping X2 skip more than two stored, in less memory: the planner
+  // takes them although two stored would fit.
+  const int64_t two = static_cast<int64_t>(static_cast<double>(none + bytes_of(2, 0) + x2 / 2) / kPlanBudgetShare);
+  ASSERT_GT(saved_of(1, 3), saved_of(2, 0));
+  ASSERT_LT(bytes_of(1, 3), bytes_of(2, 0));
+  ASSERT_GT(bytes_of(2, 1), bytes_of(2, 0) + x2 / 2);  // two stored leave no room for an X2
+  EXPECT_EQ(plan_stored_layers(c, B, L, "adam", threads, two).stored_count, 1);
+  EXPECT_EQ(plan_stored_layers(c, B, L, "adam", threads, two).input_count, 3);
   // A huge budget stores every layer; one below the reversible plan keeps nothing.
   EXPECT_EQ(plan_stored_layers(c, B, L, "adam", threads, int64_t{1} << 50).stored_count, 4);
   EXPECT_EQ(plan_stored_layers(c, B, L, "adam", threads, none / 2).stored_count, 0);
   EXPECT_EQ(plan_stored_layers(c, B, L, "adam", threads, none / 2).input_count, 0);
   EXPECT_EQ(describe_plan(plan_stored_layers(c, B, L, "adam", threads, none / 2)), "all 4 layers reversible");
   EXPECT_EQ(describe_plan(plan_stored_layers(c, B, L, "adam", threads, int64_t{1} << 50)),
-            "all 4 layers stored (" + format_bytes(cumulative[4]) + " kept)");
+            "all 4 layers stored (" + format_bytes(bytes_of(4, 0)) + " kept)");
 }
 
 }  // namespace

@@ -73,27 +73,40 @@ StoredLayerBytes planned_layer_bytes(const ReformerConfig& config, int64_t batch
 // ones, so none of them has to hand a reconstructed X1 down, and each skips its whole
 // reconstruction (the FF output product and the attention output projection, plus their dropout
 // and subtraction passes; the layer above the top stored one still reconstructs its X1, the top
-// stored layer's Y1, which that layer keeps no copy of) and the recomputation of its forward: the feed-forward's hidden layer
-// (that product, and its mask), the attention's projections and, for local/full attention, the
-// attention itself. A layer that keeps X2 (one (B, L, D) copy, a quarter of a C&P layer's stored
+// stored layer's Y1, which that layer keeps no copy of) and the recomputation of its forward: the
+// feed-forward's hidden layer (that product, and its mask), the attention's projections and, for
+// local/full attention, the attention itself. A layer that keeps X2 (one (B, L, D) copy, a quarter of a C&P layer's stored
 // bytes or less) skips the FF output product and X2's subtraction: where no stored layer fits, as
 // at 65,536 tokens in a quarter of Hugging Face's memory, it is what the room still buys.
 struct LayerPlan {
   std::vector<LayerKeep> keep;       // per layer
   int64_t stored_count = 0;          // layers at LayerKeep::all (the lowest ones)
   int64_t input_count = 0;           // layers at LayerKeep::input (the next ones)
-  int64_t kept_bytes = 0;            // kept by those layers (kept_layer_bytes, summed)
+  int64_t kept_bytes = 0;            // kept by those layers (planned_layer_bytes, summed)
   int64_t budget = 0;                // the bytes the plan had to fit in
   MemoryEstimate estimate;           // the step's memory with this plan
-  double recompute_flops = 0;        // matrix-product FLOPs per step that the backward recomputes, all layers reversible
-  double recompute_flops_saved = 0;  // of which the plan skips
+  double recompute_flops = 0;        // recompute_flops(...).reversible: what the backward recomputes, all layers reversible
+  double recompute_flops_saved = 0;  // recompute_flops(...).saved: of which the plan skips
 };
+// The matrix-product FLOPs per step that the backward recomputes with every layer reversible, and
+// how many of them `plan` skips: a stored layer its feed-forward's two products and its attention's
+// projections, one that keeps X2 the feed-forward's output product; a layer reconstructs X1 = Y1 - F
+// (the output projection) for the layer below unless that one keeps its own Y1 (stored under a
+// stored layer) or there is none, so the layer above the top stored one adds that product back.
+struct RecomputeFlops {
+  double reversible = 0, saved = 0;
+};
+RecomputeFlops recompute_flops(const ReformerConfig& config, int64_t batch, int64_t length,
+                               const std::vector<LayerKeep>& plan);
+
 // The share of the budget a plan may fill with stored layers (the rest is headroom for what the
 // estimate does not see: the allocator's rounding, libraries, the program itself).
 inline constexpr double kPlanBudgetShare = 0.9;
-// Stores as many layers as fit kPlanBudgetShare of the budget (`max_memory` bytes when > 0, else the
-// memory available now, available_memory()), then has as many of the others keep X2 as the rest
-// holds. A budget below the all-reversible plan keeps nothing (check_memory_plan refuses such a plan).
+// The plan for kPlanBudgetShare of the budget (`max_memory` bytes when > 0, else the memory
+// available now, available_memory()): of the plans that store the lowest k layers and have as many
+// of the next ones keep X2 as the rest holds, the one that skips the most recomputation
+// (recompute_flops). A budget below the all-reversible plan keeps nothing (check_memory_plan
+// refuses such a plan).
 LayerPlan plan_stored_layers(const ReformerConfig& config, int64_t batch, int64_t length, const std::string& optimizer,
                              int threads, int64_t max_memory);
 // MemAvailable from /proc/meminfo (free memory the kernel can hand out without swapping); the

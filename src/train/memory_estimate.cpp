@@ -261,48 +261,79 @@ StoredLayerBytes planned_layer_bytes(const ReformerConfig& c, int64_t B, int64_t
   return b;
 }
 
-LayerPlan plan_stored_layers(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer, int threads,
-                             int64_t max_memory) {
-  LayerPlan plan;
-  const int64_t layers = c.num_layers();
-  plan.budget = max_memory > 0 ? max_memory : available_memory();
-  plan.keep.assign(static_cast<size_t>(layers), LayerKeep::nothing);
-  plan.estimate = estimate_training_memory(c, B, L, optimizer, threads, plan.keep);
-  // The lowest layers stored, as many as the room holds; then, above them, as many as the rest of
-  // the room holds keep their input X2.
-  double room = kPlanBudgetShare * static_cast<double>(plan.budget) - static_cast<double>(plan.estimate.total());
-  for (const LayerKeep level : {LayerKeep::all, LayerKeep::input}) {
-    for (int64_t l = plan.stored_count + plan.input_count; l < layers; ++l) {
-      // What storing layer l adds: its bytes as the new top stored layer, which keeps no Y1, and
-      // the Y1 that the stored layer below it (if any) now keeps: so every stored layer's full
-      // bytes but the lowest one's.
-      int64_t bytes = kept_layer_bytes(c, B, L, l, level).total();
-      if (level == LayerKeep::all && l == 0) bytes -= mul({B, L, c.hidden_size, kFloat});
-      if (static_cast<double>(bytes) > room) break;
-      room -= static_cast<double>(bytes);
-      plan.kept_bytes = sum({plan.kept_bytes, bytes});
-      plan.keep[static_cast<size_t>(l)] = level;
-      int64_t& count = level == LayerKeep::all ? plan.stored_count : plan.input_count;
-      ++count;
-    }
-  }
-  plan.estimate = estimate_training_memory(c, B, L, optimizer, threads, plan.keep);
-  // The backward of a reversible layer recomputes its forward's products: the feed-forward's two
-  // (D x d_ff each), the attention's projections (q, k, v; LSH: qk, v) and its output projection
-  // (all D x H*d). A stored layer skips them all, one that keeps its input the feed-forward's
-  // output product. 2 FLOPs per multiply-add, per token.
+RecomputeFlops recompute_flops(const ReformerConfig& c, int64_t B, int64_t L, const std::vector<LayerKeep>& plan) {
+  // 2 FLOPs per multiply-add, per token: the feed-forward's two products (D x d_ff each), the
+  // attention's projections (q, k, v; LSH: qk, v) and its output projection F (all D x H*d).
   const double tokens = static_cast<double>(B) * static_cast<double>(L), D = static_cast<double>(c.hidden_size);
   const double F = static_cast<double>(c.feed_forward_size),
                Hd = static_cast<double>(c.num_attention_heads * c.attention_head_size);
-  for (int64_t l = 0; l < layers; ++l) {
-    const double projections = attention_kind(c.attn_layers[static_cast<size_t>(l)]).hashed ? 2 : 3;
-    const double all = tokens * 2.0 * D * (2.0 * F + (projections + 1.0) * Hd);
-    plan.recompute_flops += all;
-    const LayerKeep keep = plan.keep[static_cast<size_t>(l)];
-    if (keep == LayerKeep::all) plan.recompute_flops_saved += all;
-    if (keep == LayerKeep::input) plan.recompute_flops_saved += tokens * 2.0 * D * F;
+  const double ff_product = tokens * 2.0 * D * F, projection = tokens * 2.0 * D * Hd;
+  auto of_plan = [&](const std::vector<LayerKeep>& keep) {
+    double flops = 0;
+    for (size_t l = 0; l < c.attn_layers.size(); ++l) {
+      const LayerKeep k = l < keep.size() ? keep[l] : LayerKeep::nothing;
+      const double projections = attention_kind(c.attn_layers[l]).hashed ? 2 : 3;
+      if (k != LayerKeep::all) flops += ff_product + projections * projection;  // FF's hidden layer, projections
+      if (k == LayerKeep::nothing) flops += ff_product;                          // X2 = Y2 - FF(Y1)
+      // X1 = Y1 - F for the layer below, unless that one keeps its Y1 (ModelImpl::backward_layers).
+      if (l > 0 && !stored_layer_keeps_y1(keep, l - 1)) flops += projection;
+    }
+    return flops;
+  };
+  RecomputeFlops r;
+  r.reversible = of_plan({});
+  r.saved = r.reversible - of_plan(plan);
+  return r;
+}
+
+LayerPlan plan_stored_layers(const ReformerConfig& c, int64_t B, int64_t L, const std::string& optimizer, int threads,
+                             int64_t max_memory) {
+  const int64_t layers = c.num_layers();
+  const int64_t budget = max_memory > 0 ? max_memory : available_memory();
+  const std::vector<LayerKeep> reversible(static_cast<size_t>(layers), LayerKeep::nothing);
+  const int64_t base = estimate_training_memory(c, B, L, optimizer, threads, reversible).total();
+  const double room = kPlanBudgetShare * static_cast<double>(budget) - static_cast<double>(base);
+  // The candidates: the lowest k layers stored, then as many of the next ones keeping X2 as the
+  // rest of the room holds. Of those that fit, the one that skips the most recomputation; of equal
+  // ones, the one storing more layers (a stored layer also skips its forward's masks and, for
+  // local attention, the attention). Storing the layers that fit, then X2 with what is left, is
+  // not always it: at 16,384 tokens in a quarter of Hugging Face's memory, three stored C&P layers
+  // skip less than two stored and four keeping X2 (and ran 0.9% slower, docs/PERFORMANCE.md).
+  LayerPlan best;
+  best.keep = reversible;
+  double best_saved = 0;
+  int64_t best_bytes = 0;
+  const double tie = 1e-9 * recompute_flops(c, B, L, reversible).reversible;  // sums in another order
+  for (int64_t k = 0; k <= layers; ++k) {
+    std::vector<LayerKeep> keep(static_cast<size_t>(layers), LayerKeep::nothing);
+    std::fill(keep.begin(), keep.begin() + k, LayerKeep::all);
+    int64_t stored_bytes = 0;  // the k lowest layers', as planned (the top one keeps no Y1)
+    for (int64_t l = 0; l < k; ++l) stored_bytes = sum({stored_bytes, planned_layer_bytes(c, B, L, keep, l).total()});
+    if (static_cast<double>(stored_bytes) > room) break;
+    int64_t bytes = stored_bytes, inputs = 0;
+    for (int64_t l = k; l < layers; ++l) {
+      const int64_t x2 = kept_layer_bytes(c, B, L, l, LayerKeep::input).total();
+      if (static_cast<double>(sum({bytes, x2})) > room) break;
+      bytes = sum({bytes, x2});
+      keep[static_cast<size_t>(l)] = LayerKeep::input;
+      ++inputs;
+    }
+    const double saved = recompute_flops(c, B, L, keep).saved;
+    if (k == 0 || saved >= best_saved - tie) {
+      best.keep = keep;
+      best.stored_count = k;
+      best.input_count = inputs;
+      best_saved = saved;
+      best_bytes = bytes;
+    }
   }
-  return plan;
+  best.kept_bytes = best_bytes;
+  best.budget = budget;
+  best.estimate = estimate_training_memory(c, B, L, optimizer, threads, best.keep);
+  const RecomputeFlops flops = recompute_flops(c, B, L, best.keep);
+  best.recompute_flops = flops.reversible;
+  best.recompute_flops_saved = flops.saved;
+  return best;
 }
 
 namespace {
