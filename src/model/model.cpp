@@ -23,7 +23,6 @@
 namespace reformer {
 namespace {
 
-constexpr int64_t kDefaultHeadChunk = 2048;  // LM-head rows per chunk when chunk_size_lm_head = 0
 
 uint64_t name_hash(const std::string& s) {
   uint64_t h = 1469598103934665603ull;  // FNV-1a

@@ -11,6 +11,7 @@
 #include "reformer/limits.h"
 #include "layers/feed_forward.h"
 #include "layers/row_stream.h"
+#include "model/heads.h"
 #include "ops/activation.h"
 #include "reformer/error.h"
 #include "reformer/model.h"
@@ -21,7 +22,6 @@ namespace reformer {
 namespace {
 
 constexpr int64_t kFloat = sizeof(float);
-constexpr int64_t kDefaultHeadChunk = 2048;  // the model's LM-head rows per chunk when chunk_size_lm_head = 0
 
 // Every product and sum of sizes below is checked (core/checked_math.h): a plan too large for 64 bits
 // is an Error, not a wrapped (small or negative) estimate.
