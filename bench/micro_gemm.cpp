@@ -25,6 +25,7 @@
 #include "kernels/cpu/gemm.h"
 #include "layers/feed_forward.h"
 #include "layers/row_stream.h"
+#include "model/heads.h"
 #include "reformer/precision.h"
 #include "reformer/rng.h"
 
@@ -128,7 +129,7 @@ struct Model {
 
 constexpr int64_t kRows = reformer::kRowChunk;                     // row chunk of the attention projections
 constexpr int64_t kFeedForwardRows = reformer::kFeedForwardBlockRows;  // the feed-forward's row block
-constexpr int64_t kHeadRows = 2048;                                  // row chunk of the LM head
+constexpr int64_t kHeadRows = reformer::kDefaultHeadChunk;           // row chunk of the LM head
 
 // The GEMMs of one model, as src/layers/row_stream.cpp, src/ops/linear.cpp (feed-forward, LM head)
 // call them. Weights are torch (out, in); y = x W^T, dx = dy W, dW += dy^T x.

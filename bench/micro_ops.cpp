@@ -2,7 +2,7 @@
 //  - LayerNorm forward and backward (src/ops/layernorm.h), 4096 rows x 256 (C&P) and x 512 (E8).
 //    Bytes/s counts the minimum traffic: forward reads x and writes y (2 floats per element),
 //    backward reads dy and x and writes dx (3 floats per element).
-//  - The LM head on one row chunk of 2048 rows (model.cpp ReformerModel::head): linear forward,
+//  - The LM head on one row chunk (kDefaultHeadChunk rows, model/heads.h): linear forward,
 //    cross-entropy loss and gradient in one pass (dlogits over the logits, as the model does),
 //    linear backward. FLOP/s counts its three GEMMs (6 * rows * in * vocab); items/s is rows. The
 //    cross_entropy rows time the cross-entropy call alone, to show its share.
@@ -34,6 +34,7 @@
 
 #include "kernels/cpu/bf16.h"
 #include "kernels/cpu/elementwise.h"
+#include "model/heads.h"
 #include "ops/cross_entropy.h"
 #include "ops/dropout.h"
 #include "ops/layernorm.h"
@@ -103,7 +104,7 @@ void bm_layernorm_param_grads(benchmark::State& state, int64_t C, int64_t block)
 
 // ---- LM head ------------------------------------------------------------------------------------
 
-constexpr int64_t kHeadRows = 2048;
+constexpr int64_t kHeadRows = kDefaultHeadChunk;  // the model's LM-head rows per chunk
 
 struct Head {
   int64_t in, V;
