@@ -75,9 +75,10 @@ StoredLayerBytes planned_layer_bytes(const ReformerConfig& config, int64_t batch
 // and subtraction passes; the layer above the top stored one still reconstructs its X1, the top
 // stored layer's Y1, which that layer keeps no copy of) and the recomputation of its forward: the
 // feed-forward's hidden layer (that product, and its mask), the attention's projections and, for
-// local/full attention, the attention itself. A layer that keeps X2 (one (B, L, D) copy, a quarter of a C&P layer's stored
-// bytes or less) skips the FF output product and X2's subtraction: where no stored layer fits, as
-// at 65,536 tokens in a quarter of Hugging Face's memory, it is what the room still buys.
+// local/full attention, the attention itself. A layer that keeps X2 (one (B, L, D) copy, a
+// quarter of a C&P layer's stored bytes or less) skips the FF output product and X2's
+// subtraction: where no stored layer fits, as at 65,536 tokens in a quarter of Hugging Face's
+// memory, it is what the room still buys.
 struct LayerPlan {
   std::vector<LayerKeep> keep;       // per layer
   int64_t stored_count = 0;          // layers at LayerKeep::all (the lowest ones)
@@ -85,8 +86,8 @@ struct LayerPlan {
   int64_t kept_bytes = 0;            // kept by those layers (planned_layer_bytes, summed)
   int64_t budget = 0;                // the bytes the plan had to fit in
   MemoryEstimate estimate;           // the step's memory with this plan
-  double recompute_flops = 0;        // recompute_flops(...).reversible: what the backward recomputes, all layers reversible
-  double recompute_flops_saved = 0;  // recompute_flops(...).saved: of which the plan skips
+  double recompute_flops = 0;        // recompute_flops(...).reversible: all layers reversible
+  double recompute_flops_saved = 0;  // recompute_flops(...).saved: what the plan skips of it
 };
 // The matrix-product FLOPs per step that the backward recomputes with every layer reversible, and
 // how many of them `plan` skips: a stored layer its feed-forward's two products and its attention's

@@ -23,7 +23,6 @@
 namespace reformer {
 namespace {
 
-
 uint64_t name_hash(const std::string& s) {
   uint64_t h = 1469598103934665603ull;  // FNV-1a
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;

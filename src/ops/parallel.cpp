@@ -13,7 +13,9 @@ void copy_elementwise(float* y, const float* x, int64_t n) {
 }
 
 void zero_elementwise(float* y, int64_t n) {
-  parallel_ranges(n, [&](int64_t i0, int64_t i1) { std::memset(y + i0, 0, static_cast<size_t>(i1 - i0) * sizeof(float)); });
+  parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+    std::memset(y + i0, 0, static_cast<size_t>(i1 - i0) * sizeof(float));
+  });
 }
 
 void add_elementwise(float* y, const float* x, int64_t n, bool subtract) {

@@ -254,9 +254,10 @@ StoredLayerBytes kept_layer_bytes(const ReformerConfig& c, int64_t B, int64_t L,
 
 StoredLayerBytes planned_layer_bytes(const ReformerConfig& c, int64_t B, int64_t L, const std::vector<LayerKeep>& plan,
                                      int64_t layer) {
-  const LayerKeep keep = static_cast<size_t>(layer) < plan.size() ? plan[static_cast<size_t>(layer)] : LayerKeep::nothing;
+  const size_t l = static_cast<size_t>(layer);
+  const LayerKeep keep = l < plan.size() ? plan[l] : LayerKeep::nothing;
   StoredLayerBytes b = kept_layer_bytes(c, B, L, layer, keep);
-  if (keep == LayerKeep::all && !stored_layer_keeps_y1(plan, static_cast<size_t>(layer)))
+  if (keep == LayerKeep::all && !stored_layer_keeps_y1(plan, l))
     b.activations -= mul({B, L, c.hidden_size, kFloat});  // no copy of Y1
   return b;
 }
@@ -301,9 +302,8 @@ LayerPlan plan_stored_layers(const ReformerConfig& c, int64_t B, int64_t L, cons
   // skip less than two stored and four keeping X2 (and ran 0.9% slower, docs/PERFORMANCE.md).
   LayerPlan best;
   best.keep = reversible;
-  double best_saved = 0;
-  int64_t best_bytes = 0;
-  const double tie = 1e-9 * recompute_flops(c, B, L, reversible).reversible;  // sums in another order
+  best.recompute_flops = recompute_flops(c, B, L, reversible).reversible;
+  const double tie = 1e-9 * best.recompute_flops;  // the same FLOPs summed in another order
   for (int64_t k = 0; k <= layers; ++k) {
     std::vector<LayerKeep> keep(static_cast<size_t>(layers), LayerKeep::nothing);
     std::fill(keep.begin(), keep.begin() + k, LayerKeep::all);
@@ -319,20 +319,16 @@ LayerPlan plan_stored_layers(const ReformerConfig& c, int64_t B, int64_t L, cons
       ++inputs;
     }
     const double saved = recompute_flops(c, B, L, keep).saved;
-    if (k == 0 || saved >= best_saved - tie) {
+    if (saved >= best.recompute_flops_saved - tie) {  // later candidates store more
       best.keep = keep;
       best.stored_count = k;
       best.input_count = inputs;
-      best_saved = saved;
-      best_bytes = bytes;
+      best.kept_bytes = bytes;
+      best.recompute_flops_saved = saved;
     }
   }
-  best.kept_bytes = best_bytes;
   best.budget = budget;
   best.estimate = estimate_training_memory(c, B, L, optimizer, threads, best.keep);
-  const RecomputeFlops flops = recompute_flops(c, B, L, best.keep);
-  best.recompute_flops = flops.reversible;
-  best.recompute_flops_saved = flops.saved;
   return best;
 }
 
